@@ -1,0 +1,121 @@
+"""One typed configuration object for the service.
+
+Order of precedence: dataclass defaults, then ``SERVICE_<FIELD>`` environment
+variables, then the dict passed to ``create_app(config=...)``. Unknown keys are
+an error, not silently ignored. This module is light (no TensorFlow) because
+``gunicorn.conf.py`` imports it in the master process.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+
+ENV_PREFIX = "SERVICE_"
+BACKENDS = ("auto", "tf", "tflite")
+DEVICES = ("auto", "cpu", "gpu")
+POLICIES = ("latest", "all", "specific")
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    # TF costs hundreds of MB per process (PITFALLS, Serving): few workers,
+    # more threads, server-side batching. 1 worker per 4 cores, at most 4.
+    return max(1, min(4, cpu_count() // 4))
+
+
+@dataclass
+class ServiceConfig:
+    # model repository: <model_root>/<name>/<integer version>/
+    model_root: str = "models"
+    default_model: str = ""          # for POST /predict; "" = first model by name
+    version_policy: str = "latest"   # latest | all | specific
+    versions: list[int] = field(default_factory=list)  # for policy "specific"
+    poll_interval_s: float = 5.0     # hot-reload watcher period; 0 disables it
+    # runtime
+    backend: str = "auto"            # auto | tf | tflite
+    device: str = "auto"             # auto | cpu | gpu (tf backend only)
+    model_threads: int = 0           # TF intra-op / LiteRT threads; 0 = cores // workers
+    warmup: bool = True
+    # gunicorn (read by gunicorn.conf.py; model_threads uses workers)
+    bind: str = "0.0.0.0:8080"
+    workers: int = field(default_factory=default_workers)
+    threads: int = 8                 # request threads per worker (gthread)
+    # dynamic batching
+    max_batch_size: int = 16         # images per model call
+    max_batch_delay_ms: float = 5.0  # how long the first request waits for company
+    max_queue: int = 64              # queued requests per model version, then 429
+    request_timeout_ms: float = 10000.0  # deadline per request, then 504
+    # input limits
+    max_content_length: int = 8 * 1024 * 1024   # bytes, then 413
+    max_items: int = 32                          # images per request, then 400
+    max_image_pixels: int = 4096 * 4096          # decoded w*h, then 400 (bomb guard)
+    # operations
+    admin_token: str = ""            # empty: admin routes answer 404
+    retry_after_s: int = 5           # Retry-After header on 503
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.version_policy not in POLICIES:
+            raise ValueError(f"version_policy must be one of {POLICIES}, got {self.version_policy!r}")
+        if self.version_policy == "specific" and not self.versions:
+            raise ValueError("version_policy 'specific' needs versions, e.g. SERVICE_VERSIONS=1,3")
+        for name in ("workers", "threads", "max_batch_size", "max_items", "max_content_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.max_queue < 0:
+            raise ValueError("max_queue must be >= 0")
+
+    @property
+    def resolved_model_threads(self) -> int:
+        """Threads for one model call, so that workers x threads ~ cores."""
+        if self.model_threads > 0:
+            return self.model_threads
+        return max(1, cpu_count() // self.workers)
+
+    @classmethod
+    def load(cls, overrides: dict | None = None, environ=None) -> "ServiceConfig":
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        for name in names:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = _parse(name, raw, hints[name])
+        for key, value in (overrides or {}).items():
+            name = key.lower().removeprefix(ENV_PREFIX.lower())
+            if name not in names:
+                raise KeyError(f"unknown service config key: {key!r}")
+            values[name] = _parse(name, value, hints[name]) if isinstance(value, str) else value
+        return cls(**values)
+
+
+def _parse(name: str, raw: str, hint) -> object:
+    try:
+        if hint is bool:
+            if raw.strip().lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.strip().lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if typing.get_origin(hint) is list:
+            return [int(v) for v in raw.replace(" ", "").split(",") if v]
+        return raw
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}: cannot parse {raw!r} as {hint}") from None

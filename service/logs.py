@@ -1,0 +1,82 @@
+"""Structured JSON logs, one object per line, with the request id.
+
+An incoming ``X-Request-ID`` is honoured (when it is short and printable),
+otherwise one is made; either way it is echoed in the response header, put in
+error bodies and in every log line written while the request runs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import uuid
+
+from flask import Flask, g, has_request_context, request
+
+from .metrics import Metrics
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if has_request_context() and "request_id" not in record.__dict__:
+            request_id = g.get("request_id")
+            if request_id:
+                entry["request_id"] = request_id
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    logger = logging.getLogger("service")
+    logger.setLevel(level.upper())
+    if not any(getattr(h, "_service_json", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler._service_json = True
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def _incoming_id() -> str:
+    value = request.headers.get("X-Request-ID", "")
+    if 0 < len(value) <= 128 and value.isprintable() and value.isascii():
+        return value
+    return uuid.uuid4().hex
+
+
+def init_request_logging(app: Flask, metrics: Metrics) -> None:
+    log = logging.getLogger("service.access")
+
+    @app.before_request
+    def _start():
+        g.request_id = _incoming_id()
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        metrics.request(route, request.method, response.status_code, seconds)
+        fields = {"event": "request", "method": request.method, "path": request.path,
+                  "route": route, "status": response.status_code,
+                  "duration_ms": round(seconds * 1000, 2)}
+        if "X-Model-Version" in response.headers:
+            fields["model"] = response.headers.get("X-Model-Name")
+            fields["version"] = response.headers.get("X-Model-Version")
+        log.info("request", extra=fields)
+        return response

@@ -1,0 +1,256 @@
+"""Served model versions: load, warm up, swap, retire - and hot reload.
+
+Lives in ``app.extensions["model_registry"]``; nothing loads until
+``start()`` runs in a worker (gunicorn ``post_worker_init`` or the first
+request), so the gunicorn master never touches TensorFlow. A background
+thread re-scans the repository every ``poll_interval_s``: a new version is
+loaded and warmed up before it takes traffic, then versions the policy no
+longer wants are retired (their batcher drains first). A version that failed
+to load is not retried until its directory changes or an admin reload.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import repository
+from .backends import choose_backend, load_backend
+from .batching import Batcher
+from .config import ServiceConfig
+from .errors import NotFound, Unavailable
+from .metrics import Metrics
+
+log = logging.getLogger("service")
+
+
+@dataclass
+class LoadedVersion:
+    info: repository.VersionInfo
+    backend_name: str
+    device: str
+    batcher: Batcher
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def version(self) -> int:
+        return self.info.version
+
+    def predict(self, pixels: np.ndarray, deadline: float) -> np.ndarray:
+        return self.batcher.submit(pixels, deadline)
+
+
+@dataclass
+class VersionState:
+    state: str = "START"        # START, LOADING, AVAILABLE, UNLOADING, END (TF Serving)
+    error: str = ""
+    mtime: float = 0.0
+    backend: str = ""
+    device: str = ""
+
+
+@dataclass
+class _Model:
+    serving: dict[int, LoadedVersion] = field(default_factory=dict)
+    states: dict[int, VersionState] = field(default_factory=dict)
+    wanted: list[int] = field(default_factory=list)
+
+
+class ModelRegistry:
+    def __init__(self, config: ServiceConfig, metrics: Metrics):
+        self.config = config
+        self.metrics = metrics
+        self._models: dict[str, _Model] = {}
+        self._lock = threading.Lock()        # guards _models
+        self._sync_lock = threading.Lock()   # one scan/load at a time
+        self._scanned = threading.Event()
+        self._stop = threading.Event()
+        self._started = False
+        self.draining = False
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._watch, name="model-watcher", daemon=True).start()
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                self.sync()
+            except Exception:
+                log.exception("repository scan failed", extra={"event": "scan_error"})
+            self._scanned.set()
+            if self.config.poll_interval_s <= 0 or self._stop.wait(self.config.poll_interval_s):
+                return
+
+    def wait_ready(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.ready():
+                return True
+            time.sleep(0.05)
+        return self.ready()
+
+    def drain(self) -> None:
+        """SIGTERM: readiness false; requests already admitted still finish."""
+        self.draining = True
+        self._stop.set()
+
+    # -- loading -----------------------------------------------------------
+    def sync(self, force: bool = False) -> dict[str, list[int]]:
+        cfg = self.config
+        with self._sync_lock:
+            found = repository.scan(cfg.model_root)
+            for name, versions in found.items():
+                with self._lock:
+                    model = self._models.setdefault(name, _Model())
+                wanted = repository.wanted_versions(versions, cfg.version_policy, cfg.versions)
+                with self._lock:
+                    model.wanted = wanted
+                for version in wanted:
+                    self._ensure_loaded(name, model, version, force)
+                if any(v in model.serving for v in wanted):
+                    for version in [v for v in model.serving if v not in wanted]:
+                        self._retire(name, model, version)
+            for name in [n for n in self._models if n not in found]:
+                model = self._models[name]
+                for version in list(model.serving):
+                    self._retire(name, model, version)
+                with self._lock:
+                    del self._models[name]
+            return {name: sorted(m.serving) for name, m in self._models.items()}
+
+    def _ensure_loaded(self, name: str, model: _Model, version: int, force: bool) -> None:
+        path = Path(self.config.model_root) / name / str(version)
+        mtime = path.stat().st_mtime
+        state = model.states.get(version)
+        if version in model.serving:
+            return
+        if state and state.state == "END" and state.error and state.mtime == mtime and not force:
+            return  # failed before and unchanged: do not retry every poll
+        with self._lock:
+            model.states[version] = VersionState("LOADING", mtime=mtime)
+        started = time.monotonic()
+        try:
+            loaded = self._load(name, version)
+        except Exception as exc:
+            log.exception("model load failed", extra={"event": "model_load", "model": name,
+                                                      "version": version, "result": "error"})
+            self.metrics.model_load(name, "error")
+            with self._lock:
+                model.states[version] = VersionState("END", f"{type(exc).__name__}: {exc}", mtime)
+            return
+        with self._lock:  # the swap: from here on new requests may use it
+            model.serving[version] = loaded
+            model.states[version] = VersionState("AVAILABLE", mtime=mtime,
+                                                 backend=loaded.backend_name, device=loaded.device)
+        self.metrics.model_load(name, "ok")
+        self.metrics.set_backend(name, version, loaded.backend_name, loaded.device, True)
+        log.info("model version available", extra={
+            "event": "model_load", "model": name, "version": version, "result": "ok",
+            "backend": loaded.backend_name, "device": loaded.device,
+            "seconds": round(time.monotonic() - started, 3)})
+
+    def _load(self, name: str, version: int) -> LoadedVersion:
+        cfg = self.config
+        info = repository.read_version(Path(cfg.model_root) / name, version)
+        kind = choose_backend(cfg.backend, info, cfg.device)
+        backend = load_backend(kind, info, cfg.resolved_model_threads, cfg.device)
+        warm = threading.Event()  # warm-up calls stay out of the batch-size metric
+        batcher = Batcher(backend.predict, cfg.max_batch_size, cfg.max_batch_delay_ms / 1000.0,
+                          cfg.max_queue,
+                          on_batch=lambda size: warm.is_set() and self.metrics.batch(name, version, size),
+                          name=f"batcher-{name}-{version}")
+        loaded = LoadedVersion(info, kind, backend.device, batcher)
+        if cfg.warmup:
+            # Through the batcher thread, so that thread's interpreter is the warm one.
+            for n in sorted({1, cfg.max_batch_size}):
+                zeros = np.zeros((n, *info.input.shape), np.uint8)
+                out = batcher.submit(zeros, time.monotonic() + 120, admit=True)
+                if out.shape != (n, len(info.labels)):
+                    batcher.close()
+                    raise ValueError(f"model output shape {out.shape} does not match "
+                                     f"{len(info.labels)} labels")
+        warm.set()
+        return loaded
+
+    def _retire(self, name: str, model: _Model, version: int) -> None:
+        with self._lock:
+            loaded = model.serving.pop(version)
+            model.states[version].state = "UNLOADING"
+        loaded.batcher.close()  # finishes queued jobs; late ones run inline
+        with self._lock:
+            model.states[version].state = "END"
+        self.metrics.set_backend(name, version, loaded.backend_name, loaded.device, False)
+        log.info("model version retired", extra={"event": "model_unload", "model": name, "version": version})
+
+    # -- lookups -----------------------------------------------------------
+    def get(self, name: str, version: int | None = None) -> LoadedVersion:
+        retry = self.config.retry_after_s
+        if self.draining:
+            raise Unavailable("server is shutting down", retry)
+        if not self._scanned.is_set():
+            raise Unavailable("models are loading", retry)
+        with self._lock:
+            model = self._models.get(name)
+            if model is None:
+                raise NotFound(f"model {name!r} not found")
+            if version is None:
+                if model.serving:
+                    return model.serving[max(model.serving)]
+                raise Unavailable(f"model {name!r} has no version available yet", retry)
+            if version in model.serving:
+                return model.serving[version]
+            state = model.states.get(version)
+            if state and state.state in ("START", "LOADING"):
+                raise Unavailable(f"model {name!r} version {version} is loading", retry)
+        raise NotFound(f"model {name!r} version {version} is not served")
+
+    @property
+    def scanned(self) -> bool:
+        return self._scanned.is_set()
+
+    def names(self) -> list[str]:
+        return sorted(self._models)
+
+    def default_model(self) -> str:
+        if self.config.default_model:
+            return self.config.default_model
+        names = self.names()
+        if not names:
+            if self._scanned.is_set():
+                raise NotFound("no model in the repository")
+            raise Unavailable("models are loading", self.config.retry_after_s)
+        return names[0]
+
+    def states(self, name: str) -> dict[int, VersionState]:
+        with self._lock:
+            model = self._models.get(name)
+            if model is None:
+                raise NotFound(f"model {name!r} not found")
+            return {v: VersionState(**vars(s)) for v, s in model.states.items()}
+
+    def serving(self) -> list[LoadedVersion]:
+        with self._lock:
+            return [lv for m in self._models.values() for lv in m.serving.values()]
+
+    def queue_depth(self) -> int:
+        return sum(lv.batcher.depth for lv in self.serving())
+
+    def ready(self) -> bool:
+        """Every model with a version the policy wants serves at least one."""
+        if self.draining or not self._scanned.is_set():
+            return False
+        with self._lock:
+            models = [m for m in self._models.values() if m.wanted]
+            return bool(models) and all(m.serving for m in models)

@@ -1,0 +1,76 @@
+"""The convenience API for people: ``POST /predict`` and the upload page.
+
+``POST /predict`` takes a raw image body (``Content-Type: image/*``) or a
+multipart upload with one or more files; ``?top_k=`` (default 5),
+``?model=`` and ``?version=`` are optional. It answers the top-k labels with
+probabilities per file, and the model name and version that produced them.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from . import inference
+from .errors import ApiError, BadRequest, UnsupportedMediaType
+from .imaging import decode_image
+
+bp = Blueprint("predict", __name__)
+
+
+@bp.get("/")
+def index():
+    return current_app.send_static_file("index.html")
+
+
+def _int_arg(name: str, default: int | None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"query parameter {name} must be an integer") from None
+    if value < 1:
+        raise BadRequest(f"query parameter {name} must be >= 1")
+    return value
+
+
+def _uploads() -> list[tuple[str, bytes]]:
+    mimetype = request.mimetype
+    if mimetype.startswith("image/"):
+        return [("", request.get_data(cache=False))]
+    if mimetype == "multipart/form-data":
+        files = [(f.filename or key, f.read()) for key in request.files for f in request.files.getlist(key)]
+        if not files:
+            raise BadRequest("the multipart upload holds no files")
+        return files
+    raise UnsupportedMediaType(f"Content-Type {mimetype or 'none'!r} is not supported; "
+                               "send image/* or multipart/form-data")
+
+
+@bp.post("/predict")
+def predict():
+    top_k = _int_arg("top_k", 5)
+    version = _int_arg("version", None)
+    uploads = _uploads()
+    reg = inference.registry()
+    lv = reg.get(request.args.get("model") or reg.default_model(), version)
+    inference.check_count(len(uploads))
+    max_pixels = inference.config().max_image_pixels
+    items = inference.decode_each([data for _, data in uploads],
+                                  lambda data: decode_image(data, lv.info.input, max_pixels))
+    results = inference.run(lv, items, inference.deadline())
+    labels = lv.info.labels
+    k = min(top_k, len(labels))
+    answers = []
+    for (filename, _), result in zip(uploads, results):
+        entry = {"filename": filename} if filename else {}
+        if isinstance(result, ApiError):
+            entry["error"] = result.message
+        else:
+            order = result.argsort()[::-1][:k]
+            entry["top_k"] = [{"label": labels[i], "index": int(i), "probability": round(float(result[i]), 6)}
+                              for i in order]
+        answers.append(entry)
+    body = {"model": {"name": lv.name, "version": lv.version, "backend": lv.backend_name},
+            "predictions": answers}
+    return inference.model_headers(jsonify(body), lv)

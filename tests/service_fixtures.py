@@ -1,0 +1,264 @@
+"""Shared fixtures for the service tests: a tiny real model and real servers.
+
+The model is a nearest-centroid classifier fitted on the committed
+Fashion-MNIST fixture (class means as weights), written in plain TensorFlow
+(tf.Module, no tf_keras) to the artifact layout the training side publishes:
+``<root>/<name>/<version>/{saved_model/, model.tflite, metadata.json}``.
+Everything is built once per test session and memoised here, so test modules
+that import these fixtures share one copy.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "data" / "fashion_fixture.npz"
+LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+TEMPERATURE = 8.0  # keeps softmax probabilities away from exact 0/1
+_MEMO: dict = {}
+
+
+def fashion_data():
+    if "data" not in _MEMO:
+        with np.load(FIXTURE) as d:
+            _MEMO["data"] = {k: d[k] for k in d.files}
+    return _MEMO["data"]
+
+
+def png_bytes(pixels: np.ndarray, mode: str = "L", **save_args) -> bytes:
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(pixels, mode=mode).save(buf, format=save_args.pop("format", "PNG"), **save_args)
+    return buf.getvalue()
+
+
+def centroid_weights():
+    data = fashion_data()
+    x = data["x_train"].reshape(len(data["x_train"]), -1).astype(np.float32) / 255.0
+    means = np.stack([x[data["y_train"] == k].mean(axis=0) for k in range(10)])
+    # argmin ||x - m_k||^2 == argmax (2 x.m_k - ||m_k||^2)
+    return (2 * means.T / TEMPERATURE).astype(np.float32), (-(means ** 2).sum(1) / TEMPERATURE).astype(np.float32)
+
+
+def reference_top1(pixels: np.ndarray) -> np.ndarray:
+    w, b = centroid_weights()
+    x = pixels.reshape(len(pixels), -1).astype(np.float32) / 255.0
+    return np.argmax(x @ w + b, axis=1)
+
+
+def _module(tf, faulty: bool = False):
+    w, b = centroid_weights()
+
+    class Centroids(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(w, trainable=False)
+            self.b = tf.Variable(b, trainable=False)
+
+        def logits(self, x):
+            return tf.matmul(tf.reshape(x / 255.0, [-1, 784]), self.w) + self.b
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.uint8, name="pixels")])
+        def serve(self, pixels):
+            if faulty:  # a model that fails at run time on all-white pixels: the 500 path
+                tf.debugging.assert_less(tf.reduce_min(pixels), tf.constant(255, tf.uint8),
+                                         message="internal model assertion")
+            return {"probabilities": tf.nn.softmax(self.logits(tf.cast(pixels, tf.float32)))}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="pixels")])
+        def serve_float(self, pixels):
+            return {"probabilities": tf.nn.softmax(self.logits(pixels))}
+
+    return Centroids()
+
+
+def _convert(tf, saved_dir: Path, module, variant: str) -> bytes:
+    data = fashion_data()
+
+    def representative(dtype):
+        for img in data["x_train"][:200:4]:
+            yield [img[None, :, :, None].astype(dtype)]
+
+    if variant == "int8io":  # float-input graph, int8 input and output tensors
+        conv = tf.lite.TFLiteConverter.from_concrete_functions(
+            [module.serve_float.get_concrete_function()], module)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: representative(np.float32)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+        return conv.convert()
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir))
+    if variant == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif variant == "uint8out":  # fully integer inside, uint8 pixels in, uint8 out
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: representative(np.uint8)
+        conv.inference_output_type = tf.uint8
+    elif variant != "none":
+        raise ValueError(variant)
+    return conv.convert()
+
+
+def build_artifact(version_dir: Path, variant: str = "none", faulty: bool = False,
+                   name: str = "fashion") -> Path:
+    """Write one version directory the way training publishes it (atomic rename)."""
+    import tensorflow as tf
+    module = _module(tf, faulty)
+    tmp = version_dir.parent / f".tmp-{version_dir.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tf.saved_model.save(module, str(tmp / "saved_model"), signatures={"serving_default": module.serve})
+    formats = {"saved_model": {"path": "saved_model", "signature": "serving_default",
+                               "input": "pixels", "output": "probabilities"}}
+    if not faulty:
+        (tmp / "model.tflite").write_bytes(_convert(tf, tmp / "saved_model", module, variant))
+        formats["tflite"] = {"path": "model.tflite", "quantization": variant}
+    meta = {"name": name, "version": int(version_dir.name), "created": "2026-01-01T00:00:00Z",
+            "labels": LABELS,
+            "input": {"height": 28, "width": 28, "channels": 1, "dtype": "uint8",
+                      "color_mode": "L", "invert": False, "resize": "bilinear"},
+            "formats": formats, "techniques": {"test": "nearest centroid"}, "parent": None}
+    (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
+    os.rename(tmp, version_dir)
+    return version_dir
+
+
+def publish_copy(src_version: Path, model_dir: Path, version: int) -> Path:
+    """Copy a version to a new number the atomic way: hidden temp dir, then rename."""
+    tmp = model_dir / f".tmp-{version}"
+    shutil.copytree(src_version, tmp)
+    meta = json.loads((tmp / "metadata.json").read_text())
+    meta["version"] = version
+    (tmp / "metadata.json").write_text(json.dumps(meta))
+    os.rename(tmp, model_dir / str(version))
+    return model_dir / str(version)
+
+
+@pytest.fixture(scope="session")
+def artifact(tmp_path_factory) -> Path:
+    """The source version directory (float tflite), built once."""
+    if "artifact" not in _MEMO:
+        base = tmp_path_factory.mktemp("artifacts") / "fashion"
+        base.mkdir()
+        _MEMO["artifact"] = build_artifact(base / "1")
+        _MEMO["faulty"] = build_artifact(tmp_path_factory.mktemp("faulty-src") / "1", faulty=True,
+                                         name="faulty")
+    return _MEMO["artifact"]
+
+
+def model_root(tmp_path_factory, artifact: Path, label: str, faulty: bool = False) -> Path:
+    root = tmp_path_factory.mktemp(label)
+    shutil.copytree(artifact, root / "fashion" / "1")
+    if faulty:
+        shutil.copytree(_MEMO["faulty"], root / "faulty" / "1")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A real gunicorn process on a loopback port."""
+
+    def __init__(self, root: Path, log_path: Path, **settings):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.root = root
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
+        env.update({"SERVICE_BIND": f"127.0.0.1:{self.port}", "SERVICE_MODEL_ROOT": str(root),
+                    "SERVICE_WORKERS": "1", "SERVICE_THREADS": "8", "SERVICE_MODEL_THREADS": "1",
+                    "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"})
+        env.update({f"SERVICE_{k.upper()}": str(v) for k, v in settings.items()})
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service:create_app()"],
+            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait(self, path: str = "/v2/health/ready", timeout: float = 240.0) -> "Server":
+        """Until ``path`` answers 200; on failure the process is stopped, never leaked.
+
+        Generous: TensorFlow's import alone takes 20 s on 2 busy cores."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if requests.get(self.url + path, timeout=5).status_code == 200:
+                    return self
+            except requests.RequestException:  # not listening yet, or too busy to answer
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"{path} not 200 after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+def shared_server(request, tmp_path_factory, key: str, build) -> Server:
+    """A session-wide server, started once however many modules ask for it."""
+    if key not in _MEMO:
+        try:
+            _MEMO[key] = build()
+        except Exception as exc:  # remembered: later modules fail fast instead of retrying
+            _MEMO[key] = exc
+    server = _MEMO[key]
+    if isinstance(server, Exception):
+        raise server
+    request.addfinalizer(server.stop)
+    return server
+
+
+@pytest.fixture(scope="session")
+def tf_server(request, tmp_path_factory, artifact) -> Server:
+    """backend tf, models fashion (v1) and faulty (v1)."""
+    def build():
+        root = model_root(tmp_path_factory, artifact, "root-tf", faulty=True)
+        logs = tmp_path_factory.mktemp("logs")
+        return Server(root, logs / "tf.log", backend="tf", max_batch_delay_ms=20,
+                      poll_interval_s=0).wait()
+    return shared_server(request, tmp_path_factory, "tf_server", build)
+
+
+@pytest.fixture(scope="session")
+def tflite_server(request, tmp_path_factory, artifact) -> Server:
+    """backend tflite, model fashion (v1)."""
+    def build():
+        root = model_root(tmp_path_factory, artifact, "root-tflite")
+        logs = tmp_path_factory.mktemp("logs")
+        return Server(root, logs / "tflite.log", backend="tflite", poll_interval_s=0).wait()
+    return shared_server(request, tmp_path_factory, "tflite_server", build)

@@ -1,0 +1,53 @@
+"""service.config: defaults < SERVICE_* environment < the dict given to create_app."""
+import pytest
+
+from service import create_app
+from service.config import ServiceConfig
+
+
+def test_environment_overrides_defaults_and_dict_overrides_environment():
+    env = {"SERVICE_MAX_BATCH_SIZE": "4", "SERVICE_WARMUP": "false", "SERVICE_VERSIONS": "1, 3",
+           "SERVICE_MAX_BATCH_DELAY_MS": "2.5", "SERVICE_BACKEND": "tflite"}
+    cfg = ServiceConfig.load({"backend": "tf"}, environ=env)
+    assert cfg.max_batch_size == 4 and cfg.warmup is False and cfg.versions == [1, 3]
+    assert cfg.max_batch_delay_ms == 2.5
+    assert cfg.backend == "tf"
+    assert ServiceConfig.load(environ={}).max_batch_size == ServiceConfig().max_batch_size
+
+
+@pytest.mark.parametrize("overrides, error", [
+    ({"no_such_key": 1}, KeyError),
+    ({"backend": "onnx"}, ValueError),
+    ({"version_policy": "specific"}, ValueError),   # needs versions
+    ({"max_batch_size": 0}, ValueError),
+])
+def test_bad_settings_are_errors(overrides, error):
+    with pytest.raises(error):
+        ServiceConfig.load(overrides, environ={})
+
+
+def test_unparsable_environment_value_names_the_variable():
+    with pytest.raises(ValueError, match="SERVICE_MAX_ITEMS"):
+        ServiceConfig.load(environ={"SERVICE_MAX_ITEMS": "many"})
+
+
+def test_model_threads_share_the_cores_between_workers(monkeypatch):
+    monkeypatch.setattr("service.config.cpu_count", lambda: 16)
+    assert ServiceConfig(workers=4).resolved_model_threads == 4
+    assert ServiceConfig(workers=32).resolved_model_threads == 1
+    assert ServiceConfig(workers=4, model_threads=3).resolved_model_threads == 3
+
+
+def test_create_app_is_light_and_configures_flask(monkeypatch, tmp_path):
+    import subprocess
+    import sys
+    # In a fresh interpreter: building the app imports neither TensorFlow nor LiteRT.
+    code = ("import sys, service; app = service.create_app({'model_root': '/nonexistent'});"
+            "print(app.config['MAX_CONTENT_LENGTH'], 'tensorflow' in sys.modules, 'ai_edge_litert' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"SERVICE_MAX_CONTENT_LENGTH": "1234", "PATH": "/usr/bin"},
+                         cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert out.stdout.split() == ["1234", "False", "False"]
+    monkeypatch.setenv("SERVICE_ADMIN_TOKEN", "from-env")
+    app = create_app({"model_root": str(tmp_path), "poll_interval_s": 0})
+    assert app.extensions["service_config"].admin_token == "from-env"

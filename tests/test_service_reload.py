@@ -1,0 +1,108 @@
+"""Hot reload, readiness and graceful shutdown of a real server (tflite backend)."""
+import shutil
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+from service_fixtures import Server, artifact, fashion_data, publish_copy  # noqa: F401
+
+PIXELS = fashion_data()["x_test"][0].tolist()
+
+
+def predict(server, **kw):
+    return requests.post(server.url + "/v1/models/fashion:predict", json={"instances": [PIXELS]}, **kw)
+
+
+def wait_for(check, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture()
+def empty_root_server(tmp_path):
+    (tmp_path / "models").mkdir()
+    server = Server(tmp_path / "models", tmp_path / "server.log", backend="tflite", poll_interval_s=0.2,
+                    admin_token="s3cret").wait("/v2/health/live")
+    yield server
+    server.stop()
+
+
+def test_503_until_a_version_is_published_then_new_versions_without_restart(empty_root_server, artifact):
+    server = empty_root_server
+    r = requests.get(server.url + "/v2/health/ready")
+    assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0 and "error" in r.json()
+    r = requests.post(server.url + "/predict", data=b"x", headers={"Content-Type": "image/png"})
+    assert r.status_code in (404, 503) and r.json()["error"]
+
+    model_dir = server.root / "fashion"
+    model_dir.mkdir()
+    publish_copy(artifact, model_dir, 1)
+    assert wait_for(lambda: requests.get(server.url + "/v2/health/ready").status_code == 200), server.log()
+    r = predict(server)
+    assert r.status_code == 200 and r.json()["model_version"] == "1"
+
+    pid = requests.get(server.url + "/metrics").text.split('service_info{pid="')[1].split('"')[0]
+    publish_copy(artifact, model_dir, 2)                           # atomic rename while serving
+    assert wait_for(lambda: predict(server).json()["model_version"] == "2"), server.log()
+    status = requests.get(server.url + "/v1/models/fashion").json()["model_version_status"]
+    assert [(s["version"], s["state"]) for s in status] == [("2", "AVAILABLE"), ("1", "END")]
+    assert requests.get(server.url + "/v1/models/fashion/versions/1:predict").status_code == 405
+    assert requests.post(server.url + "/v1/models/fashion/versions/1:predict",
+                         json={"instances": [PIXELS]}).status_code == 404
+    metrics = requests.get(server.url + "/metrics").text
+    assert f'service_info{{pid="{pid}"}}' in metrics                 # same worker, no restart
+    assert 'service_model_backend{model="fashion",version="2",backend="tflite",device="CPU:0"} 1' in metrics
+    assert 'version="1",backend' not in metrics
+    assert 'service_model_loads_total{model="fashion",result="ok"} 2' in metrics
+
+
+def test_admin_reload_needs_the_bearer_token(empty_root_server, artifact):
+    server = empty_root_server
+    url = server.url + "/admin/reload"
+    assert requests.post(url).status_code == 401
+    assert requests.post(url, headers={"Authorization": "Bearer wrong"}).json()["error"]
+    shutil.copytree(artifact, server.root / "fashion" / "3")
+    r = requests.post(url, headers={"Authorization": "Bearer s3cret"})
+    assert r.status_code == 200 and r.json() == {"models": {"fashion": ["3"]}}
+    assert predict(server).json()["model_version"] == "3"
+
+
+def test_version_policy_all_serves_every_version(tmp_path, artifact):
+    (tmp_path / "models" / "fashion").mkdir(parents=True)
+    for v in (1, 2):
+        publish_copy(artifact, tmp_path / "models" / "fashion", v)
+    server = Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0,
+                    version_policy="all").wait()
+    try:
+        assert requests.get(server.url + "/v2/models/fashion").json()["versions"] == ["1", "2"]
+        one = requests.post(server.url + "/v1/models/fashion/versions/1:predict", json={"instances": [PIXELS]})
+        assert one.json()["model_version"] == "1"
+        assert predict(server).json()["model_version"] == "2"   # no version: the latest
+    finally:
+        server.stop()
+
+
+def test_sigterm_drains_in_flight_requests_then_exits(tmp_path, artifact):
+    (tmp_path / "models" / "fashion").mkdir(parents=True)
+    publish_copy(artifact, tmp_path / "models" / "fashion", 1)
+    # A batch waits up to 3 s for company, so a lone request is in flight that long.
+    server = Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0,
+                    max_batch_delay_ms=3000, max_batch_size=64, request_timeout_ms=20000).wait()
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", predict(server, timeout=30)))
+    t.start()
+    assert wait_for(lambda: "service_queue_depth 1" in requests.get(server.url + "/metrics").text, 10)
+    server.proc.send_signal(signal.SIGTERM)
+    t.join(30)
+    assert result["r"].status_code == 200 and result["r"].json()["model_version"] == "1"
+    assert server.proc.wait(30) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "/v2/health/live", timeout=2)
+    server.stop()

@@ -1,0 +1,60 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import tf_keras as keras
+
+from training.train import train
+
+from conftest import ROOT
+
+
+class CrashAtEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_interrupted_training_resumes_from_last_epoch(tiny_config, fixture_data):
+    cfg = tiny_config("train.epochs=3", "data.limit=400")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, data=fixture_data, callbacks=[CrashAtEpoch(2)])
+    resumed = train(cfg, data=fixture_data)
+    assert len(resumed.history["loss"]) == 1                 # only epoch 3 ran again
+    rows = (resumed.run_dir / "history.csv").read_text().strip().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]
+    assert not (resumed.run_dir / "backup").exists() or not any((resumed.run_dir / "backup").iterdir())
+
+
+def test_fixed_seed_reproduces_the_first_epoch(tiny_config, fixture_data):
+    losses = []
+    for run in range(2):
+        cfg = tiny_config("train.epochs=1", f"output_dir=runs-{run}")
+        cfg.output_dir = str(ROOT / "runs" / f"pytest-seed-{run}")
+        losses.append(train(cfg, data=fixture_data).history["loss"][0])
+    assert losses[0] == pytest.approx(losses[1], rel=1e-3)
+
+
+def test_train_command_end_to_end_publishes(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "training", "train", "--preset", "tiny", "--publish",
+                          "--set", f"models_dir={tmp_path / 'models'}", "--set", f"output_dir={tmp_path / 'runs'}",
+                          "--set", "train.epochs=1", "--set", "train.verbose=0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["published"].endswith("tiny/1")
+    assert (tmp_path / "models" / "tiny" / "1" / "model.tflite").exists()
+
+
+def test_preview_augment_writes_png(tmp_path):
+    out = tmp_path / "grid.png"
+    run = subprocess.run([sys.executable, "-m", "training", "preview-augment", "--preset", "tiny",
+                          "--out", str(out), "--samples", "3", "--variants", "4"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

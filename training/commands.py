@@ -1,0 +1,95 @@
+"""train, evaluate, publish and preview-augment."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .cli import add_config_args
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a preset/config; --publish to publish the result")
+    add_config_args(p)
+    p.add_argument("--publish", action="store_true", help="publish to the model repository when done")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("publish", help="export a training checkpoint and publish it as a new version")
+    add_config_args(p)
+    p.add_argument("--checkpoint", help="weights file (default: <output_dir>/<name>/checkpoints/best.h5)")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1 and confusion matrix")
+    add_config_args(p)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--model-dir", help="a published version directory, e.g. models/fashion/1")
+    group.add_argument("--checkpoint", help="a training weights file (model rebuilt from the config)")
+    p.add_argument("--out", default="reports/evaluate", help="where reports and PNGs go")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("preview-augment", help="write a PNG grid of augmented training samples")
+    add_config_args(p)
+    p.add_argument("--out", default="reports/augment_preview.png")
+    p.add_argument("--samples", type=int, default=8, help="distinct images (rows)")
+    p.add_argument("--variants", type=int, default=8, help="augmented copies per image (columns)")
+    p.set_defaults(func=cmd_preview)
+
+
+def _config(args):
+    from .config import load_config
+    return load_config(args.preset, args.overrides)
+
+
+def cmd_train(args) -> None:
+    cfg = _config(args)           # config errors surface before TensorFlow loads
+    from .cli_train import publish_result
+    from .train import train
+    result = train(cfg)
+    summary = {"test_accuracy": result.test_accuracy, "fit_seconds": round(result.wall_seconds, 1),
+               "run_dir": str(result.run_dir)}
+    if args.publish:
+        summary["published"] = str(publish_result(cfg, result, preset=args.preset))
+    print(json.dumps(summary))
+
+
+def _load_checkpoint(cfg, checkpoint, data):
+    from .models import build_model
+    from .train import run_dir_for
+    model = build_model(cfg.model, data.input_shape, len(data.class_names))
+    path = Path(checkpoint) if checkpoint else run_dir_for(cfg) / "checkpoints" / "best.h5"
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint '{path}' not found; train first or pass --checkpoint")
+    model.load_weights(str(path))
+    return model
+
+
+def cmd_publish(args) -> None:
+    from .cli_train import publish_model, techniques
+    from .data import load_data
+    cfg = _config(args)
+    train, val, test = load_data(cfg.data)
+    model = _load_checkpoint(cfg, args.checkpoint, train)
+    extra = {"techniques": techniques(cfg), "preset": args.preset,
+             "dataset": {"train": train.fingerprint(), "test": test.fingerprint(), "source": cfg.data.source}}
+    print(json.dumps({"published": str(publish_model(cfg, model, test, extra=extra))}))
+
+
+def cmd_evaluate(args) -> None:
+    from .cli_train import evaluate_keras, evaluate_published
+    from .data import load_data
+    cfg = _config(args)
+    train, _, test = load_data(cfg.data)
+    if args.model_dir:
+        reports = evaluate_published(Path(args.model_dir), test, Path(args.out))
+    else:
+        model = _load_checkpoint(cfg, args.checkpoint, train)
+        reports = {"keras": evaluate_keras(model, test, Path(args.out), cfg.name)}
+    print(json.dumps({fmt: r["accuracy"] for fmt, r in reports.items()} | {"out": args.out}))
+
+
+def cmd_preview(args) -> None:
+    from .preview import preview_augment
+    from .data import load_data
+    cfg = _config(args)
+    train, _, _ = load_data(cfg.data)
+    preview_augment(train, cfg.augment, Path(args.out), args.samples, args.variants, cfg.train.seed)
+    print(json.dumps({"out": args.out}))

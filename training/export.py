@@ -1,0 +1,138 @@
+"""Export a Keras model as the serving artifact: SavedModel, TFLite and metadata.json.
+
+The serving contract (see DESIGN.md): uint8 pixels [N,H,W,C] in, probabilities
+[N,K] out, with the scaling done inside the graph so no client repeats it.
+"""
+from __future__ import annotations
+
+import datetime
+import gzip
+import json
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from .pipeline import to_float
+
+SIGNATURE = "serving_default"
+INPUT_KEY = "pixels"
+OUTPUT_KEY = "probabilities"
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+KERAS_WEIGHTS = "keras_weights.h5"
+
+
+class ServingModule(tf.Module):
+    """Wraps a Keras model with the uint8-in, probabilities-out serving signature."""
+
+    def __init__(self, model, input_shape: tuple):
+        super().__init__()
+        self.model = model
+        spec = tf.TensorSpec([None, *input_shape], tf.uint8, name=INPUT_KEY)
+        self.serve = tf.function(self._serve, input_signature=[spec])
+
+    def _serve(self, pixels):
+        return {OUTPUT_KEY: self.model(to_float(pixels), training=False)}
+
+
+def save_saved_model(model, input_shape: tuple, path: Path) -> None:
+    module = ServingModule(model, input_shape)
+    tf.saved_model.save(module, str(path), signatures={SIGNATURE: module.serve})
+
+
+def convert_tflite(saved_model_dir: Path, quantization: str = "none",
+                   representative: Optional[Callable[[], Iterable]] = None) -> bytes:
+    """TFLite bytes from the exported SavedModel (so both share one graph).
+
+    ``representative`` yields uint8 pixel batches preprocessed exactly like the
+    serving input; int8 needs it for activation ranges.
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization '{quantization}' ({', '.join(QUANTIZATIONS)})")
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), [SIGNATURE])
+    if quantization != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantization == "int8":
+        if representative is None:
+            raise ValueError("int8 quantization needs a representative data set")
+        converter.representative_dataset = lambda: ([batch] for batch in representative())
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+    return converter.convert()
+
+
+def gzip_size(path: Path) -> int:
+    """Bytes after gzip: the size that shows what pruning's zeros save."""
+    if path.is_dir():
+        return sum(gzip_size(p) for p in path.rglob("*") if p.is_file())
+    return len(gzip.compress(path.read_bytes(), compresslevel=9))
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def input_spec(input_shape: tuple, color_mode: str, invert: bool = False) -> dict:
+    height, width, channels = input_shape
+    return {"height": height, "width": width, "channels": channels, "dtype": "uint8",
+            "color_mode": color_mode, "invert": invert, "resize": "bilinear"}
+
+
+def write_artifact(directory: Path, model, *, name: str, class_names: list, color_mode: str,
+                   quantization: str = "none", representative=None, extra: Optional[dict] = None,
+                   invert: bool = False, weights_model=None) -> dict:
+    """Write saved_model/, model.tflite and metadata.json into ``directory``; return metadata.
+
+    ``weights_model``: the float model whose weights are stored for retraining when
+    ``model`` itself is not a plain builder model (a QAT model's float twin).
+    """
+    input_shape = tuple(int(d) for d in model.input_shape[1:])
+    saved_dir = directory / "saved_model"
+    save_saved_model(model, input_shape, saved_dir)
+    tflite_path = directory / "model.tflite"
+    tflite_path.write_bytes(convert_tflite(saved_dir, quantization, representative))
+    # Keras weights let training rebuild the model (builder config + weights) for
+    # fine-tuning, distillation or compression; the service never reads them.
+    (weights_model or model).save_weights(str(directory / KERAS_WEIGHTS))
+    metadata = {
+        "name": name,
+        "version": None,   # set by publish()
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "labels": list(class_names),
+        "input": input_spec(input_shape, color_mode, invert),
+        "formats": {
+            "saved_model": {"path": "saved_model", "signature": SIGNATURE,
+                            "input": INPUT_KEY, "output": OUTPUT_KEY},
+            "tflite": {"path": "model.tflite", "quantization": quantization},
+            "keras": {"path": KERAS_WEIGHTS, "builder": "config.model"},
+        },
+        "parent": None,
+        "sizes": {"saved_model": {"bytes": dir_size(saved_dir), "gzip_bytes": gzip_size(saved_dir)},
+                  "tflite": {"bytes": dir_size(tflite_path), "gzip_bytes": gzip_size(tflite_path)}},
+    }
+    metadata.update(extra or {})
+    write_metadata(directory, metadata)
+    return metadata
+
+
+def write_metadata(directory: Path, metadata: dict) -> None:
+    (directory / "metadata.json").write_text(json.dumps(metadata, indent=2, default=_jsonable))
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (Path, tuple)):
+        return str(value) if isinstance(value, Path) else list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def staging_dir(models_dir: Path, name: str) -> Path:
+    """A hidden directory beside the versions; readers skip names starting with '.'."""
+    parent = Path(models_dir) / name
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))

@@ -1,0 +1,135 @@
+"""compile() + fit() with every callback built in one place."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from .config import ExperimentConfig
+from .data import Dataset, load_data
+from .models import build_model
+from .pipeline import make_dataset, to_float
+
+
+@keras.utils.register_keras_serializable("training")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak`` then cosine decay to ``peak * floor`` (one-cycle style)."""
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int, floor: float = 0.01):
+        self.peak, self.total_steps, self.warmup_steps, self.floor = peak, total_steps, warmup_steps, floor
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.peak * (step + 1) / max(self.warmup_steps, 1)
+        progress = tf.clip_by_value((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
+        cosine = self.peak * (self.floor + (1 - self.floor) * 0.5 * (1 + tf.cos(math.pi * progress)))
+        return tf.where(step < self.warmup_steps, warm, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps, "floor": self.floor}
+
+
+def learning_rate(cfg, steps_per_epoch: int):
+    total = steps_per_epoch * cfg.epochs
+    if cfg.schedule == "constant":
+        return cfg.learning_rate
+    if cfg.schedule == "cosine":
+        return WarmupCosine(cfg.learning_rate, total, 0)
+    if cfg.schedule == "onecycle":
+        return WarmupCosine(cfg.learning_rate, total, int(cfg.warmup_epochs * steps_per_epoch))
+    raise ValueError(f"unknown train.schedule '{cfg.schedule}' (constant, cosine, onecycle)")
+
+
+def make_optimizer(cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    lr = learning_rate(cfg, steps_per_epoch)
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=1e-4)
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True)
+    raise ValueError(f"unknown train.optimizer '{cfg.optimizer}' (adam, adamw, sgd)")
+
+
+def compile_model(model: keras.Model, cfg, steps_per_epoch: int) -> None:
+    model.compile(optimizer=make_optimizer(cfg, steps_per_epoch),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                  metrics=["accuracy"])
+
+
+def make_callbacks(cfg: ExperimentConfig, run_dir: Path, has_validation: bool) -> list:
+    monitor = "val_accuracy" if has_validation else "accuracy"
+    callbacks = [
+        # Resume: an interrupted fit() restarts from the last finished epoch.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "best.h5"), monitor=monitor,
+                                        mode="max", save_best_only=True, save_weights_only=True),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), profile_batch=0),
+    ]
+    if cfg.train.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode="max", patience=cfg.train.early_stopping_patience,
+            restore_best_weights=True))
+    return callbacks
+
+
+@dataclass
+class TrainResult:
+    model: keras.Model
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+    run_dir: Path
+    history: dict
+    wall_seconds: float
+    test_accuracy: float
+
+
+def run_dir_for(cfg: ExperimentConfig) -> Path:
+    path = Path(cfg.output_dir) / cfg.name
+    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = ()) -> TrainResult:
+    """Train the configured model; ``data`` = (train, val, test) skips loading;
+    ``callbacks`` are added to the standard ones."""
+    keras.utils.set_random_seed(cfg.train.seed)
+    train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
+    num_classes = len(train_set.class_names)
+    model = build_model(cfg.model, train_set.input_shape, num_classes)
+    steps = math.ceil(len(train_set) / cfg.train.batch_size)
+    compile_model(model, cfg.train, steps)
+
+    run_dir = run_dir_for(cfg)
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    fit_args = dict(batch_size=cfg.train.batch_size, num_classes=num_classes, cache=cfg.data.cache)
+    train_ds = make_dataset(train_set, training=True, augment=cfg.augment, seed=cfg.train.seed, **fit_args)
+    val_ds = make_dataset(val_set, training=False, **fit_args) if len(val_set) else None
+
+    start = time.perf_counter()
+    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs,
+                        callbacks=make_callbacks(cfg, run_dir, val_ds is not None) + list(callbacks),
+                        verbose=cfg.train.verbose)
+    wall = time.perf_counter() - start
+    test_accuracy = accuracy(model, test_set, cfg.train.batch_size)
+    return TrainResult(model, train_set, val_set, test_set, run_dir,
+                       {k: [float(v) for v in vs] for k, vs in history.history.items()},
+                       wall, test_accuracy)
+
+
+def predict_probabilities(model: keras.Model, data: Dataset, batch_size: int = 256) -> np.ndarray:
+    ds = tf.data.Dataset.from_tensor_slices(data.x).batch(batch_size)
+    return np.concatenate([model(to_float(b), training=False).numpy() for b in ds])
+
+
+def accuracy(model: keras.Model, data: Dataset, batch_size: int = 256) -> float:
+    return float(np.mean(predict_probabilities(model, data, batch_size).argmax(1) == data.y))
