@@ -54,6 +54,7 @@ class ModelConfig:
     initializer: str = "auto"          # auto: He for ReLU family, Glorot for tanh/sigmoid
     dropout: Any = field(default_factory=lambda: [0.1, 0.2, 0.3])  # a rate, or one per stage
     head_dropout: float = 0.3
+    head_pool: str = "avg"             # avg (global average) | flatten (max-pool, then flatten)
     dense_units: int = 0               # 0: global pooling straight into the classifier
     weight_decay: float = 5e-4         # L2 on conv/dense kernels
 

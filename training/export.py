@@ -25,16 +25,23 @@ KERAS_WEIGHTS = "keras_weights.h5"
 
 
 class ServingModule(tf.Module):
-    """Wraps a Keras model with the uint8-in, probabilities-out serving signature."""
+    """Wraps a Keras model with the uint8-in, probabilities-out serving signature.
+
+    Only the variables are tracked: tracking the Keras model itself would also
+    serialise every layer's own functions and Keras metadata (several MB the
+    service never reads).
+    """
 
     def __init__(self, model, input_shape: tuple):
         super().__init__()
-        self.model = model
+        self.model_variables = list(model.variables)
         spec = tf.TensorSpec([None, *input_shape], tf.uint8, name=INPUT_KEY)
-        self.serve = tf.function(self._serve, input_signature=[spec])
 
-    def _serve(self, pixels):
-        return {OUTPUT_KEY: self.model(to_float(pixels), training=False)}
+        @tf.function(input_signature=[spec])
+        def serve(pixels):
+            return {OUTPUT_KEY: model(to_float(pixels), training=False)}
+
+        self.serve = serve
 
 
 def save_saved_model(model, input_shape: tuple, path: Path) -> None:

@@ -92,8 +92,19 @@ def _stage_dropout(cfg, stage: int) -> float:
 
 
 def classifier_head(x, cfg, num_classes: int):
-    """Global pooling -> [dense block] -> dropout -> logits -> softmax."""
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    """Pooling -> [dense block] -> dropout -> logits -> softmax.
+
+    ``avg`` (global average pooling) is position-free and tiny; ``flatten`` keeps
+    where things are (sleeve vs collar matters on Fashion-MNIST) after one more
+    2x2 max-pool that bounds the dense layer's size.
+    """
+    if cfg.head_pool == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    elif cfg.head_pool == "flatten":
+        x = keras.layers.MaxPooling2D(name="head_maxpool")(x)
+        x = keras.layers.Flatten(name="pool")(x)
+    else:
+        raise ValueError(f"unknown model.head_pool '{cfg.head_pool}' (avg, flatten)")
     if cfg.dense_units:
         x = keras.layers.Dense(cfg.dense_units, use_bias=not cfg.batch_norm,
                                kernel_initializer=initializer_for(cfg.activation, cfg.initializer),
