@@ -14,7 +14,7 @@ def test_defaults_then_preset_then_overrides():
     assert cfg.model.widths == [8, 16]
     assert cfg.augment.flip is False
     assert cfg.model.convs_per_stage == [1, 2, 2]          # from the preset
-    assert cfg.train.optimizer == "adam"                    # dataclass default
+    assert cfg.train.momentum == 0.9                        # dataclass default
 
 
 @pytest.mark.parametrize("override", ["train.epoch=3", "modle.name=cnn", "augment.flip.x=1"])

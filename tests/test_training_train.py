@@ -31,11 +31,10 @@ def test_interrupted_training_resumes_from_last_epoch(tiny_config, fixture_data)
     assert not (resumed.run_dir / "backup").exists() or not any((resumed.run_dir / "backup").iterdir())
 
 
-def test_fixed_seed_reproduces_the_first_epoch(tiny_config, fixture_data):
+def test_fixed_seed_reproduces_the_first_epoch(tiny_config, fixture_data, tmp_path):
     losses = []
     for run in range(2):
-        cfg = tiny_config("train.epochs=1", f"output_dir=runs-{run}")
-        cfg.output_dir = str(ROOT / "runs" / f"pytest-seed-{run}")
+        cfg = tiny_config("train.epochs=1", f"output_dir={tmp_path / f'seed-run-{run}'}")
         losses.append(train(cfg, data=fixture_data).history["loss"][0])
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)
 

@@ -20,7 +20,10 @@ from .pipeline import to_float
 SIGNATURE = "serving_default"
 INPUT_KEY = "pixels"
 OUTPUT_KEY = "probabilities"
-QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+# "qat": a quantization-aware-trained model, converted from its own fake-quant
+# ranges as the TF-MOT guide does (no representative data: re-calibrating a QAT
+# graph mis-scales a BN folded into a Dense layer and wrecks accuracy).
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8", "qat")
 KERAS_WEIGHTS = "keras_weights.h5"
 
 
@@ -54,7 +57,8 @@ def convert_tflite(saved_model_dir: Path, quantization: str = "none",
     """TFLite bytes from the exported SavedModel (so both share one graph).
 
     ``representative`` yields uint8 pixel batches preprocessed exactly like the
-    serving input; int8 needs it for activation ranges.
+    serving input; int8 needs it for activation ranges. "qat" takes the ranges
+    the model learned and ignores ``representative``.
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization '{quantization}' ({', '.join(QUANTIZATIONS)})")

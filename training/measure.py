@@ -1,0 +1,83 @@
+"""What a compression stage bought: accuracy, parameters, file sizes and latency.
+
+Every model is measured in its exported forms, not only in Keras (a QAT model
+can look fine in Keras and collapse in TFLite, model-optimization#368). Files
+go through the same ServingModule + converter as a published artifact.
+"""
+from __future__ import annotations
+
+import gzip
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset
+from .evaluate import TFLiteModel, predict_tflite
+from .export import INPUT_KEY, OUTPUT_KEY, SIGNATURE, convert_tflite, save_saved_model
+from .train import accuracy
+from .wrapped import nonzero_params
+
+
+def export_tflite(model, quantization: str, representative, workdir: Path) -> tuple:
+    """(SavedModel dir, TFLite bytes) for ``model``. The SavedModel under ``workdir`` is
+    reused if already there, so one model converts to several variants at one export's cost."""
+    workdir = Path(workdir)
+    saved = workdir / "saved_model"
+    if not saved.exists():
+        save_saved_model(model, tuple(int(d) for d in model.input_shape[1:]), saved)
+    return saved, convert_tflite(saved, quantization, representative)
+
+
+def gzip_bytes(data: bytes) -> int:
+    return len(gzip.compress(data, compresslevel=9))
+
+
+def measure(model, test: Dataset, quantization: str, representative, workdir: Path) -> dict:
+    """Keras and TFLite test accuracy, parameters, non-zero parameters, TFLite and gzip bytes;
+    the files stay under ``workdir`` (``tflite_path`` names the TFLite one)."""
+    workdir = Path(workdir)
+    _, tflite = export_tflite(model, quantization, representative, workdir)
+    path = workdir / f"model_{quantization}.tflite"
+    path.write_bytes(tflite)
+    probs = predict_tflite(path, test.x)
+    return {"keras_accuracy": round(accuracy(model, test), 4),
+            "tflite_accuracy": round(float(np.mean(probs.argmax(1) == test.y)), 4),
+            **nonzero_params(model), "quantization": quantization,
+            "tflite_bytes": len(tflite), "tflite_gzip_bytes": gzip_bytes(tflite),
+            "tflite_path": str(path)}
+
+
+def _median_ms(fn, repeats: int, warmup: int = 20) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times), 4)
+
+
+def litert_latency_ms(tflite_path: Path, image: np.ndarray, repeats: int = 300, threads: int = 1) -> float:
+    """Median single-image latency of the LiteRT interpreter (uint8 pixels in)."""
+    model = TFLiteModel(tflite_path, num_threads=threads)
+    batch = image[None]
+    return _median_ms(lambda: model(batch), repeats)
+
+
+class SavedModelRunner:
+    """The exported SavedModel's serving signature, called as the TF service does."""
+
+    def __init__(self, saved_dir: Path):
+        import tensorflow as tf
+        self._tf = tf
+        self.fn = tf.saved_model.load(str(saved_dir)).signatures[SIGNATURE]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.fn(**{INPUT_KEY: self._tf.constant(x)})[OUTPUT_KEY].numpy()
+
+    def latency_ms(self, image: np.ndarray, repeats: int = 300) -> float:
+        batch = image[None]
+        return _median_ms(lambda: self(batch), repeats)

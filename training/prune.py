@@ -1,0 +1,100 @@
+"""Magnitude pruning with tfmot.sparsity.keras: wrap, fine-tune, strip, report sparsity.
+
+Only Conv2D and Dense kernels are pruned (wrapped one by one through
+clone_model, so BatchNormalization and the rest stay as they are). The zeros
+save nothing until ``strip_pruning`` removes the wrappers and the file is
+compressed: report gzip sizes, not raw ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+
+from .compat import PRUNABLE, check_prunable, translate
+from .data import Dataset
+from .finetune import fine_tune, steps_per_epoch
+from .wrapped import base_layers, copy_weights, kernel, nonzero_params
+
+sparsity = tfmot.sparsity.keras
+
+
+@dataclass
+class PruneSettings:
+    target: float = 0.75               # fraction of each Conv2D/Dense kernel set to zero
+    schedule: str = "polynomial"       # polynomial: ramp 0 -> target; constant: target from the start
+    initial: float = 0.0               # polynomial start sparsity
+    m_by_n: Optional[tuple] = None     # e.g. (2, 4): 2 zeros in every 4 weights (50%, hardware friendly)
+    epochs: int = 2                    # fine-tune epochs while pruning
+    learning_rate: float = 5e-4        # fine-tune peak rate; the model is already trained
+
+
+def make_schedule(settings: PruneSettings, end_step: int):
+    """The mask must be updated at ``end_step`` itself to reach the target, so the
+    first update is offset to make end_step - begin_step a multiple of the frequency."""
+    if not 0.0 < settings.target < 1.0:
+        raise ValueError(f"target sparsity must be in (0, 1), got {settings.target}")
+    end_step = max(int(end_step), 1)
+    frequency = min(100, max(1, end_step // 8))    # at least ~8 mask updates in the run
+    begin_step = end_step % frequency
+    if settings.schedule == "polynomial":
+        return sparsity.PolynomialDecay(settings.initial, settings.target, begin_step, end_step,
+                                        frequency=frequency)
+    if settings.schedule == "constant":
+        return sparsity.ConstantSparsity(settings.target, begin_step, end_step, frequency=frequency)
+    raise ValueError(f"unknown pruning schedule '{settings.schedule}' (polynomial, constant)")
+
+
+def wrap_for_pruning(model: keras.Model, settings: PruneSettings, end_step: int) -> keras.Model:
+    """A copy of ``model`` (same weights) whose Conv2D/Dense layers are pruning wrappers."""
+    check_prunable(model)
+    schedule = make_schedule(settings, end_step)
+    extra = {"sparsity_m_by_n": tuple(settings.m_by_n)} if settings.m_by_n else {}
+
+    def clone(layer):
+        # A fresh copy of every layer: wrapping the original would prune the source model too.
+        copy = layer.__class__.from_config(layer.get_config())
+        if isinstance(layer, PRUNABLE):
+            return sparsity.prune_low_magnitude(copy, pruning_schedule=schedule, **extra)
+        return copy
+
+    try:
+        wrapped = keras.models.clone_model(model, clone_function=clone)
+    except (ValueError, RuntimeError) as exc:
+        raise translate(exc, f"prune '{model.name}'") from exc
+    copy_weights(model, wrapped)
+    return wrapped
+
+
+def prune(model: keras.Model, train: Dataset, cfg, settings: PruneSettings,
+          validation: Dataset = None) -> tuple:
+    """Fine-tune ``model`` while pruning it; returns (stripped float model, history)."""
+    wrapped = wrap_for_pruning(model, settings, steps_per_epoch(train, cfg) * settings.epochs)
+    # UpdatePruningStep advances the step counter that drives the schedule and
+    # re-applies the masks at each epoch end, so the saved weights are sparse.
+    history = fine_tune(wrapped, train, cfg, settings.epochs, settings.learning_rate, validation,
+                        callbacks=[sparsity.UpdatePruningStep()])
+    return strip(wrapped), history
+
+
+def strip(model: keras.Model) -> keras.Model:
+    """Remove the wrappers: the same architecture as the original, with sparse kernels."""
+    return sparsity.strip_pruning(model)
+
+
+def sparsity_report(model: keras.Model) -> dict:
+    """Zero fraction per Conv2D/Dense kernel, over all of them, and over every parameter."""
+    layers, zeros, total = {}, 0, 0
+    for name, layer in base_layers(model):
+        if isinstance(getattr(layer, "layer", layer), PRUNABLE):
+            values = kernel(layer).numpy()
+            n_zero = int(np.sum(values == 0))
+            layers[name] = round(n_zero / values.size, 4)
+            zeros, total = zeros + n_zero, total + values.size
+    params = nonzero_params(model)
+    return {"layers": layers, "kernels": round(zeros / max(total, 1), 4),
+            "params": params["params"], "nonzero_params": params["nonzero_params"],
+            "overall": round(1 - params["nonzero_params"] / max(params["params"], 1), 4)}
