@@ -96,3 +96,11 @@ def test_stage_order_is_checked(stages, message):
     with pytest.raises(ValueError, match=message):
         parse_stages(stages)
     assert parse_stages("distill, prune,PQAT,int8") == ["distill", "prune", "pqat", "int8"]
+
+
+def test_dense_block_option_is_parsed_or_refused_clearly():
+    from training.cli_optimize import parse_block
+    from training.config import ConfigError
+    assert parse_block("4,1") == (4, 1)
+    with pytest.raises(ConfigError, match="ROWS,COLS"):
+        parse_block("4x1")

@@ -39,7 +39,8 @@ def test_optimize_publishes_a_version_with_lineage(source, capsys):
     distilled = meta["stages"][1]
     assert distilled["settings"]["alpha"] == 0.2
     assert distilled["metrics"]["params"] < meta["stages"][0]["metrics"]["params"]
-    assert meta["stages"][3]["sparsity"]["kernels"] == pytest.approx(0.5, abs=0.01)
+    assert meta["stages"][3]["sparsity"]["layers"]["s1b0_conv"] == pytest.approx(0.5, abs=0.01)
+    assert meta["stages"][3]["sparsity"]["layers"]["logits"] == 0.0      # first and last stay dense
     assert meta["formats"]["tflite"]["quantization"] == "qat"       # int8 from learned ranges
     assert meta["config"]["model"]["widths"] == [4, 8]             # the student's config
     assert meta["techniques"]["compression"] == ["distill", "prune", "pqat", "int8"]
@@ -47,5 +48,5 @@ def test_optimize_publishes_a_version_with_lineage(source, capsys):
 
     # The stored Keras weights are the float twin: the builder rebuilds it, sparse.
     model, _ = load_keras_model(published)
-    assert sparsity_report(model)["kernels"] == pytest.approx(0.5, abs=0.01)
+    assert sparsity_report(model)["layers"]["s1b0_conv"] == pytest.approx(0.5, abs=0.01)
     assert np.isfinite(model(np.zeros((1, 28, 28, 1), np.float32)).numpy()).all()

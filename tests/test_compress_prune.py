@@ -5,7 +5,7 @@ import tf_keras as keras
 
 from compress_helpers import fixture_data, tiny_config
 from training.models import build_model
-from training.prune import PruneSettings, make_schedule, prune, sparsity_report
+from training.prune import PruneSettings, make_schedule, prune, sparsity_report, wrap_for_pruning
 from training.quantize import QATSettings, qat
 
 
@@ -21,7 +21,7 @@ def setup():
 @pytest.fixture(scope="module")
 def pruned(setup):
     cfg, train, model = setup
-    stripped, history = prune(model, train, cfg, PruneSettings(target=0.75, epochs=2))
+    stripped, history = prune(model, train, cfg, PruneSettings(target=0.75, epochs=2, keep_ends=False))
     return stripped, history
 
 
@@ -41,10 +41,29 @@ def test_pruning_reaches_the_target_and_strip_keeps_it(setup, pruned):
 def test_constant_schedule_and_two_four_structure(setup):
     cfg, train, model = setup
     stripped, _ = prune(model, train.take(128), cfg,
-                        PruneSettings(target=0.5, schedule="constant", m_by_n=(2, 4), epochs=1))
+                        PruneSettings(target=0.5, schedule="constant", m_by_n=(2, 4), epochs=1, keep_ends=False))
     kernel = stripped.get_layer("s1b0_conv").kernel.numpy()          # [h, w, in=8, out]
     groups = np.moveaxis(kernel, 2, -1).reshape(-1, 4)               # 4 consecutive input channels
     assert np.all((groups == 0).sum(axis=1) >= 2)
+
+
+def test_first_and_last_layers_stay_dense_by_default(setup):
+    _, _, model = setup
+    wrapped = wrap_for_pruning(model, PruneSettings(), 10)
+    kinds = {layer.name: type(layer).__name__ for layer in wrapped.layers}
+    assert kinds["prune_low_magnitude_s1b0_conv"] == "PruneLowMagnitude"
+    assert kinds["s0b0_conv"] == "Conv2D" and kinds["logits"] == "Dense"
+
+
+def test_dense_block_sparsity_zeros_whole_blocks(setup):
+    cfg, train, model = setup
+    stripped, _ = prune(model, train.take(128), cfg,
+                        PruneSettings(target=0.5, epochs=1, keep_ends=False, dense_block=(4, 1)))
+    kernel = stripped.get_layer("logits").kernel.numpy()              # [in=16, out=10]
+    blocks = np.abs(kernel).reshape(4, 4, -1).sum(axis=1)             # 4 consecutive inputs per output
+    zeros = kernel == 0
+    assert zeros.mean() == pytest.approx(0.5, abs=0.05)
+    assert np.array_equal(np.repeat(blocks == 0, 4, axis=0), zeros)   # zeros come in whole blocks
 
 
 def test_schedule_updates_the_mask_at_end_step():
@@ -63,3 +82,26 @@ def test_pqat_keeps_sparsity_and_plain_qat_does_not(setup, pruned):
     assert sparsity_report(kept)["kernels"] == pytest.approx(0.75, abs=0.01)
     lost, _ = qat(stripped, train.take(256), cfg, QATSettings(epochs=1, learning_rate=1e-3))
     assert sparsity_report(lost)["kernels"] < 0.5
+
+
+def test_a_ramp_outside_zero_to_one_is_refused(setup):
+    cfg, train, model = setup
+    with pytest.raises(ValueError, match="ramp"):
+        prune(model, train, cfg, PruneSettings(ramp=0.0))
+
+
+def test_batch_norm_recalibration_uses_the_data_mean(setup):
+    from training.finetune import recalibrate_batch_norm
+    from training.pipeline import to_float
+    cfg, train, model = setup
+    model = keras.models.clone_model(model)
+    bn = model.get_layer("s0b0_bn")
+    n = bn.gamma.shape[0]
+    bn.set_weights([np.ones(n), np.zeros(n), np.full(n, 5.0), np.full(n, 100.0)])   # stale
+    data = train.take(256)
+    recalibrate_batch_norm(model, data, batch_size=64, batches=4)
+    conv = keras.Model(model.input, model.get_layer("s0b0_conv").output)
+    features = conv(to_float(data.x)).numpy().reshape(-1, n)
+    # Data order differs (shuffled batches), the mean of batch means does not.
+    np.testing.assert_allclose(bn.moving_mean.numpy(), features.mean(0), rtol=1e-3, atol=1e-4)
+    assert bn.momentum == pytest.approx(0.99)

@@ -5,6 +5,7 @@ import sys
 import pytest
 import tf_keras as keras
 
+from training.config import ConfigError
 from training.train import train
 
 from conftest import ROOT
@@ -29,6 +30,17 @@ def test_interrupted_training_resumes_from_last_epoch(tiny_config, fixture_data)
     rows = (resumed.run_dir / "history.csv").read_text().strip().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]
     assert not (resumed.run_dir / "backup").exists() or not any((resumed.run_dir / "backup").iterdir())
+
+
+def test_a_backup_of_a_different_config_is_refused_not_resumed(tiny_config, fixture_data, tmp_path):
+    first = tiny_config("train.epochs=2", "data.limit=200", f"output_dir={tmp_path}")
+    with pytest.raises(KeyboardInterrupt):
+        train(first, data=fixture_data, callbacks=[CrashAtEpoch(1)])
+    changed = tiny_config("train.epochs=2", "data.limit=200", f"output_dir={tmp_path}", "model.head_dropout=0.3")
+    with pytest.raises(ConfigError, match="interrupted run of a different config"):
+        train(changed, data=fixture_data)
+    assert len(train(first, data=fixture_data).history["loss"]) == 1     # the same config still resumes
+    assert len(train(changed, data=fixture_data).history["loss"]) == 2   # a finished run blocks nothing
 
 
 def test_fixed_seed_reproduces_the_first_epoch(tiny_config, fixture_data, tmp_path):

@@ -35,6 +35,13 @@ def add_parser(sub) -> None:
     g.add_argument("--two-four", action="store_true", help="2:4 structured sparsity (50%%) instead")
     g.add_argument("--prune-epochs", type=int, default=2)
     g.add_argument("--prune-lr", type=float, default=5e-4)
+    g.add_argument("--prune-ends", action="store_true",
+                   help="also prune the first and last Conv2D/Dense (left dense by default)")
+    g.add_argument("--dense-block", default="1,1", metavar="ROWS,COLS",
+                   help="block sparsity for Dense kernels, e.g. 4,1 (default: %(default)s = element-wise)")
+    g.add_argument("--prune-ramp", type=float, default=0.7,
+                   help="share of the pruning epochs spent raising sparsity; the rest retrains at the "
+                        "target (default: %(default)s)")
     g = p.add_argument_group("quantization")
     g.add_argument("--qat-epochs", type=int, default=1)
     g.add_argument("--qat-lr", type=float, default=1e-4)
@@ -53,7 +60,8 @@ def options_from_args(args):
         labelled=not args.unlabelled, distill_epochs=args.distill_epochs,
         prune=PruneSettings(target=0.5 if args.two_four else args.sparsity, schedule=args.schedule,
                             m_by_n=(2, 4) if args.two_four else None, epochs=args.prune_epochs,
-                            learning_rate=args.prune_lr),
+                            learning_rate=args.prune_lr, ramp=args.prune_ramp, keep_ends=not args.prune_ends,
+                            dense_block=parse_block(args.dense_block)),
         qat=QATSettings(epochs=args.qat_epochs, learning_rate=args.qat_lr),
         calibration_samples=args.calibration_samples, name=args.name)
 
@@ -73,3 +81,12 @@ def cmd_optimize(args) -> None:
                       "stages": [{"stage": r["stage"], **{k: r.get("metrics", {}).get(k) for k in
                                   ("keras_accuracy", "tflite_accuracy", "nonzero_params", "tflite_gzip_bytes")}}
                                  for r in meta["stages"]]}))
+
+
+def parse_block(text: str) -> tuple:
+    from .config import ConfigError
+    try:
+        rows, cols = (int(n) for n in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--dense-block takes ROWS,COLS such as 4,1, got '{text}'") from None
+    return rows, cols

@@ -16,7 +16,7 @@ import tf_keras as keras
 
 from .compat import PRUNABLE, check_prunable, translate
 from .data import Dataset
-from .finetune import fine_tune, steps_per_epoch
+from .finetune import fine_tune, recalibrate_batch_norm, steps_per_epoch
 from .wrapped import base_layers, copy_weights, kernel, nonzero_params
 
 sparsity = tfmot.sparsity.keras
@@ -28,7 +28,17 @@ class PruneSettings:
     schedule: str = "polynomial"       # polynomial: ramp 0 -> target; constant: target from the start
     initial: float = 0.0               # polynomial start sparsity
     m_by_n: Optional[tuple] = None     # e.g. (2, 4): 2 zeros in every 4 weights (50%, hardware friendly)
+    # Leave the first and last Conv2D/Dense dense. They hold ~0.4% of the default model's
+    # weights, but 75% of a 3x3 one-channel filter leaves 2 of 9 weights: one-shot
+    # 75% pruning scored 0.62 with them pruned, 0.88 without (after BN re-estimation).
+    keep_ends: bool = True
+    # Block sparsity for Dense kernels, (input rows, output columns); TF-MOT does
+    # blocks only for rank-2 kernels, so convolutions stay element-wise. (4, 1) makes
+    # runs of zeros in TFLite's [out, in] weight layout, which gzip compresses better.
+    dense_block: tuple = (1, 1)
     epochs: int = 2                    # fine-tune epochs while pruning
+    ramp: float = 0.7                  # share of the fine-tune spent raising sparsity; the rest
+                                       # retrains at the target (recovery, as TF-MOT's guide does)
     learning_rate: float = 5e-4        # fine-tune peak rate; the model is already trained
 
 
@@ -53,13 +63,15 @@ def wrap_for_pruning(model: keras.Model, settings: PruneSettings, end_step: int)
     check_prunable(model)
     schedule = make_schedule(settings, end_step)
     extra = {"sparsity_m_by_n": tuple(settings.m_by_n)} if settings.m_by_n else {}
+    targets = pruned_layer_names(model, settings)
 
     def clone(layer):
         # A fresh copy of every layer: wrapping the original would prune the source model too.
         copy = layer.__class__.from_config(layer.get_config())
-        if isinstance(layer, PRUNABLE):
-            return sparsity.prune_low_magnitude(copy, pruning_schedule=schedule, **extra)
-        return copy
+        if layer.name not in targets:
+            return copy
+        block = tuple(settings.dense_block) if isinstance(layer, keras.layers.Dense) and not settings.m_by_n else (1, 1)
+        return sparsity.prune_low_magnitude(copy, pruning_schedule=schedule, block_size=block, **extra)
 
     try:
         wrapped = keras.models.clone_model(model, clone_function=clone)
@@ -69,15 +81,27 @@ def wrap_for_pruning(model: keras.Model, settings: PruneSettings, end_step: int)
     return wrapped
 
 
+def pruned_layer_names(model: keras.Model, settings: PruneSettings) -> set:
+    names = [layer.name for layer in model.layers if isinstance(layer, PRUNABLE)]
+    if settings.keep_ends and len(names) > 2:
+        names = names[1:-1]
+    return set(names)
+
+
 def prune(model: keras.Model, train: Dataset, cfg, settings: PruneSettings,
           validation: Dataset = None) -> tuple:
     """Fine-tune ``model`` while pruning it; returns (stripped float model, history)."""
-    wrapped = wrap_for_pruning(model, settings, steps_per_epoch(train, cfg) * settings.epochs)
+    if not 0.0 < settings.ramp <= 1.0:
+        raise ValueError(f"pruning ramp must be in (0, 1], got {settings.ramp}")
+    total_steps = steps_per_epoch(train, cfg) * settings.epochs
+    wrapped = wrap_for_pruning(model, settings, max(1, int(total_steps * settings.ramp)))
     # UpdatePruningStep advances the step counter that drives the schedule and
     # re-applies the masks at each epoch end, so the saved weights are sparse.
     history = fine_tune(wrapped, train, cfg, settings.epochs, settings.learning_rate, validation,
                         callbacks=[sparsity.UpdatePruningStep()])
-    return strip(wrapped), history
+    stripped = strip(wrapped)
+    recalibrate_batch_norm(stripped, train)
+    return stripped, history
 
 
 def strip(model: keras.Model) -> keras.Model:

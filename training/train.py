@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from .config import ExperimentConfig
+from .config import ConfigError, ExperimentConfig
 from .data import Dataset, load_data
 from .models import build_model
 from .pipeline import make_dataset, to_float
@@ -99,6 +99,25 @@ def run_dir_for(cfg: ExperimentConfig) -> Path:
     return path
 
 
+def start_run(cfg: ExperimentConfig) -> Path:
+    """The run's directory, with this config recorded in it.
+
+    BackupAndRestore resumes whatever interrupted run it finds there, so a
+    backup left by a different config is refused rather than silently resumed
+    into this one (or failing later on mismatched weights).
+    """
+    path = run_dir_for(cfg)
+    recorded, config = path / "config.json", json.loads(json.dumps(cfg.to_dict()))
+    # A finished fit() empties its backup; transfer keeps one per stage.
+    backup = next((b for b in path.rglob("backup") if b.is_dir() and any(b.iterdir())), None)
+    if backup and recorded.exists() and json.loads(recorded.read_text()) != config:
+        raise ConfigError(f"{path} holds an interrupted run of a different config ({recorded}); rerun with "
+                          f"that config to resume it, or delete {backup} (or set name / output_dir) to "
+                          "start afresh")
+    recorded.write_text(json.dumps(config, indent=2))
+    return path
+
+
 def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = ()) -> TrainResult:
     """Train the configured model; ``data`` = (train, val, test) skips loading;
     ``callbacks`` are added to the standard ones."""
@@ -109,8 +128,7 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = ()) -> Tr
     steps = math.ceil(len(train_set) / cfg.train.batch_size)
     compile_model(model, cfg.train, steps)
 
-    run_dir = run_dir_for(cfg)
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    run_dir = start_run(cfg)
     fit_args = dict(batch_size=cfg.train.batch_size, num_classes=num_classes, cache=cfg.data.cache)
     train_ds = make_dataset(train_set, training=True, augment=cfg.augment, seed=cfg.train.seed, **fit_args)
     val_ds = make_dataset(val_set, training=False, **fit_args) if len(val_set) else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import re
 import time
@@ -26,7 +25,7 @@ from .config import ConfigError, ExperimentConfig
 from .data import Dataset, load_data
 from .models import classifier_head
 from .pipeline import make_dataset
-from .train import accuracy, compile_model, make_callbacks, run_dir_for
+from .train import accuracy, compile_model, make_callbacks, start_run
 
 
 @dataclass
@@ -134,8 +133,7 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
     num_classes = len(train_set.class_names)
     tm = build_transfer_model(cfg, train_set.input_shape, num_classes)
     cfg.transfer.backbone_spec = tm.backbone.spec
-    run_dir = run_dir_for(cfg)
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    run_dir = start_run(cfg)
 
     args = dict(batch_size=cfg.train.batch_size, num_classes=num_classes, cache=cfg.data.cache)
     train_ds = make_dataset(train_set, training=True, augment=cfg.augment, seed=cfg.train.seed, **args)
