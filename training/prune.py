@@ -31,6 +31,7 @@ class PruneSettings:
     # Leave the first and last Conv2D/Dense dense. They hold ~0.4% of the default model's
     # weights, but 75% of a 3x3 one-channel filter leaves 2 of 9 weights: one-shot
     # 75% pruning scored 0.62 with them pruned, 0.88 without (after BN re-estimation).
+    # A model with fewer than three such layers is pruned whole.
     keep_ends: bool = True
     # Block sparsity for Dense kernels, (input rows, output columns); TF-MOT does
     # blocks only for rank-2 kernels, so convolutions stay element-wise. (4, 1) makes
@@ -38,7 +39,7 @@ class PruneSettings:
     dense_block: tuple = (1, 1)
     epochs: int = 2                    # fine-tune epochs while pruning
     ramp: float = 0.7                  # share of the fine-tune spent raising sparsity; the rest
-                                       # retrains at the target (recovery, as TF-MOT's guide does)
+                                       # retrains with the final masks (recovery)
     learning_rate: float = 5e-4        # fine-tune peak rate; the model is already trained
 
 
@@ -70,7 +71,8 @@ def wrap_for_pruning(model: keras.Model, settings: PruneSettings, end_step: int)
         copy = layer.__class__.from_config(layer.get_config())
         if layer.name not in targets:
             return copy
-        block = tuple(settings.dense_block) if isinstance(layer, keras.layers.Dense) and not settings.m_by_n else (1, 1)
+        dense = isinstance(layer, keras.layers.Dense) and not settings.m_by_n
+        block = tuple(settings.dense_block) if dense else (1, 1)
         return sparsity.prune_low_magnitude(copy, pruning_schedule=schedule, block_size=block, **extra)
 
     try:
