@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import training  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS first)
+from training.cli_optimize import parse_block  # noqa: E402
 from training.config import config_from_dict, load_config  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def parse_args():
     p.add_argument("--epochs", type=int, default=3, help="student epochs (scratch and distilled)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--prune-epochs", type=int, default=3)
-    p.add_argument("--prune-block", type=lambda v: tuple(int(n) for n in v.split(",")), default=(1, 1),
+    p.add_argument("--prune-block", type=parse_block, default=(1, 1),
                    help="Dense block sparsity as ROWS,COLS (default: 1,1 = element-wise)")
     p.add_argument("--groups", type=lambda v: v.split(","), default=list(GROUPS),
                    help="comma list of quantize, prune, students (default: all)")

@@ -22,7 +22,7 @@ from .config import load_config
 from .data import Dataset
 from .models import build_model
 from .pipeline import make_dataset, to_float
-from .train import make_optimizer
+from .train import make_optimizer, predict_probabilities
 
 
 def logits_model(model: keras.Model) -> keras.Model:
@@ -111,9 +111,7 @@ class Distiller(keras.Model):
 
 def teacher_logits(teacher: keras.Model, data: Dataset, batch_size: int = 256) -> np.ndarray:
     """Step (2) of the pipeline: the teacher's logits (soft labels) for the transfer set."""
-    view = logits_model(teacher)
-    ds = tf.data.Dataset.from_tensor_slices(data.x).batch(batch_size)
-    return np.concatenate([view(to_float(b), training=False).numpy() for b in ds])
+    return predict_probabilities(logits_model(teacher), data, batch_size)   # any output: here logits
 
 
 def transfer_dataset(data: Dataset, cfg, num_classes: int, teacher: keras.Model = None,

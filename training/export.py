@@ -77,11 +77,16 @@ def convert_tflite(saved_model_dir: Path, quantization: str = "none",
     return converter.convert()
 
 
-def gzip_size(path: Path) -> int:
+def gzip_bytes(data: bytes) -> int:
     """Bytes after gzip: the size that shows what pruning's zeros save."""
+    return len(gzip.compress(data, compresslevel=9))
+
+
+def gzip_size(path: Path) -> int:
+    """gzip_bytes of a file, or summed over a directory's files."""
     if path.is_dir():
         return sum(gzip_size(p) for p in path.rglob("*") if p.is_file())
-    return len(gzip.compress(path.read_bytes(), compresslevel=9))
+    return gzip_bytes(path.read_bytes())
 
 
 def dir_size(path: Path) -> int:

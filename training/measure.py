@@ -6,7 +6,6 @@ go through the same ServingModule + converter as a published artifact.
 """
 from __future__ import annotations
 
-import gzip
 import statistics
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 
 from .data import Dataset
 from .evaluate import TFLiteModel, predict_tflite
-from .export import INPUT_KEY, OUTPUT_KEY, SIGNATURE, convert_tflite, save_saved_model
+from .export import INPUT_KEY, OUTPUT_KEY, SIGNATURE, convert_tflite, gzip_bytes, save_saved_model
 from .train import accuracy
 from .wrapped import nonzero_params
 
@@ -28,10 +27,6 @@ def export_tflite(model, quantization: str, representative, workdir: Path) -> tu
     if not saved.exists():
         save_saved_model(model, tuple(int(d) for d in model.input_shape[1:]), saved)
     return saved, convert_tflite(saved, quantization, representative)
-
-
-def gzip_bytes(data: bytes) -> int:
-    return len(gzip.compress(data, compresslevel=9))
 
 
 def measure(model, test: Dataset, quantization: str, representative, workdir: Path) -> dict:

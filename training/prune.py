@@ -61,10 +61,9 @@ def make_schedule(settings: PruneSettings, end_step: int):
 
 def wrap_for_pruning(model: keras.Model, settings: PruneSettings, end_step: int) -> keras.Model:
     """A copy of ``model`` (same weights) whose Conv2D/Dense layers are pruning wrappers."""
-    check_prunable(model)
+    targets = pruned_layer_names(check_prunable(model), settings)
     schedule = make_schedule(settings, end_step)
     extra = {"sparsity_m_by_n": tuple(settings.m_by_n)} if settings.m_by_n else {}
-    targets = pruned_layer_names(model, settings)
 
     def clone(layer):
         # A fresh copy of every layer: wrapping the original would prune the source model too.
@@ -83,8 +82,8 @@ def wrap_for_pruning(model: keras.Model, settings: PruneSettings, end_step: int)
     return wrapped
 
 
-def pruned_layer_names(model: keras.Model, settings: PruneSettings) -> set:
-    names = [layer.name for layer in model.layers if isinstance(layer, PRUNABLE)]
+def pruned_layer_names(names: list, settings: PruneSettings) -> set:
+    """Of the prunable layers ``names`` (in model order), those pruning wraps."""
     if settings.keep_ends and len(names) > 2:
         names = names[1:-1]
     return set(names)
