@@ -79,7 +79,7 @@ class InputSpec:
         for name in ("height", "width"):
             value = getattr(self, name)
             _check(_is_int(value) and value > 0, f"input.{name}", "a positive integer", value)
-        _check(self.color_mode in CHANNELS, "input.color_mode", f"one of {', '.join(CHANNELS)}", self.color_mode)
+        _check(isinstance(self.color_mode, str) and self.color_mode in CHANNELS, "input.color_mode", f"one of {', '.join(CHANNELS)}", self.color_mode)
         _check(self.channels == CHANNELS[self.color_mode], "input.channels",
                f"{CHANNELS[self.color_mode]} for color_mode {self.color_mode}", self.channels)
         _check(isinstance(self.invert, bool), "input.invert", "true or false", self.invert)
@@ -257,9 +257,12 @@ class Metadata:
 
 
 def _upgrade_from_0(data: dict, directory) -> dict:
-    """Schema 0 (before schema_version): name and version may be missing; the
-    directory ``<name>/<version>`` they were published under supplies them."""
+    """Schema 0 (before schema_version): name and version may be missing (the
+    directory ``<name>/<version>`` they were published under supplies them), and
+    readers took any label as its string."""
     data = {**data, "schema_version": SCHEMA_VERSION}
+    if isinstance(data.get("labels"), list):
+        data["labels"] = [str(label) for label in data["labels"]]
     if directory is not None:
         directory = Path(directory)
         data.setdefault("name", directory.parent.name)

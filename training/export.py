@@ -96,7 +96,7 @@ def write_artifact(directory: Path, model, *, name: str, class_names: list, colo
     ``weights_model``: the float model whose weights are stored for retraining when
     ``model`` itself is not a plain builder model (a QAT model's float twin).
     """
-    height, width, _ = input_shape = tuple(int(d) for d in model.input_shape[1:])
+    input_shape = tuple(int(d) for d in model.input_shape[1:])
     formats = Formats.all(quantization)
     saved_dir = directory / formats.saved_model.path
     save_saved_model(model, input_shape, saved_dir)
@@ -107,7 +107,7 @@ def write_artifact(directory: Path, model, *, name: str, class_names: list, colo
     (weights_model or model).save_weights(str(directory / formats.keras.path))
     metadata = Metadata(
         name=name, labels=list(class_names), formats=formats,
-        input=InputSpec.of(height, width, color_mode, invert=invert, resize="bilinear"),
+        input=InputSpec(*input_shape, color_mode, invert=invert),   # a channels/mode mismatch is an error
         sizes={"saved_model": {"bytes": dir_size(saved_dir), "gzip_bytes": gzip_size(saved_dir)},
                "tflite": {"bytes": dir_size(tflite_path), "gzip_bytes": gzip_size(tflite_path)}},
     ).updated(extra or {})
