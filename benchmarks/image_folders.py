@@ -88,7 +88,7 @@ def draw_shape(shape: str, rng: np.random.Generator, transparent: bool) -> Image
     image = Image.new("RGBA", (width, height), background)
     draw = ImageDraw.Draw(image)
     colour = tuple(int(v) for v in rng.integers(0, 256, 3)) + (255,)
-    r = side * rng.uniform(0.18, 0.4)
+    r = side * rng.uniform(0.25, 0.45)
     cx = rng.uniform(r, width - r)
     cy = rng.uniform(r, height - r)
     if shape == "circle":
@@ -102,7 +102,7 @@ def draw_shape(shape: str, rng: np.random.Generator, transparent: bool) -> Image
     return image
 
 
-def shapes(root: Path, per_class: int = 150, seed: int = 0) -> Path:
+def shapes(root: Path, per_class: int = 250, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     for shape in SHAPES:
         out = _class_dir(root, shape)

@@ -17,7 +17,7 @@ def test_image_folder_colour_and_grey_resized(tmp_path):
     write_image(tmp_path / "cats" / "a.png")
     write_image(tmp_path / "cats" / "b.jpg", mode="L")
     write_image(tmp_path / "dogs" / "c.jpeg", color=(10, 200, 10))
-    write_image(tmp_path / "dogs" / "sub" / "d.bmp")
+    write_image(tmp_path / "dogs" / "d.bmp")
     data = load_image_folder(str(tmp_path), size=16, color_mode="RGB")
     assert data.x.shape == (4, 16, 16, 3) and data.x.dtype == np.uint8
     assert data.class_names == ["cats", "dogs"]

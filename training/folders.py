@@ -139,11 +139,12 @@ def describe(index: FolderIndex, sample: int = 200) -> dict:
     """What was found: classes, counts per split and class, sizes and modes seen, warnings."""
     counts = index.counts()
     per_class = Counter(f.label for f in index.files)
-    sizes, modes = Counter(), Counter()
+    sizes, modes, short_sides = Counter(), Counter(), []
     for f in index.files[:: max(1, len(index.files) // sample)]:
         try:
             with Image.open(f.path) as image:      # reads the header only
                 sizes[f"{image.width}x{image.height}"] += 1
+                short_sides.append(min(image.size))
                 modes[image.mode] += 1
         except OSError:
             modes["unreadable"] += 1
@@ -163,4 +164,5 @@ def describe(index: FolderIndex, sample: int = 200) -> dict:
             "classes": index.class_names, "images": len(index.files),
             "split_sizes": {s: sum(c.values()) for s, c in counts.items()}, "per_class": counts,
             "sizes_seen": dict(sizes.most_common(5)), "modes_seen": dict(modes.most_common()),
+            "median_short_side": sorted(short_sides)[len(short_sides) // 2] if short_sides else None,
             "warnings": warnings}
