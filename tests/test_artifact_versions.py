@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from artifact import metadata as md
-from artifact.versions import latest_version, publish, scan, versions
+from artifact.versions import (RETIRED, RepositoryError, history, latest_version, publish, restore, retire,
+                               retired, scan, versions)
 
 from conftest import ROOT
 
@@ -127,3 +128,33 @@ def test_concurrent_publishers_get_distinct_versions(tmp_path):
         dirs = list(pool.map(lambda _: publish(tmp_path, "m", slow_write), range(6)))
     assert sorted(int(d.name) for d in dirs) == [1, 2, 3, 4, 5, 6]
     assert versions(tmp_path, "m") == [1, 2, 3, 4, 5, 6]
+
+
+def test_retire_moves_the_newest_out_of_service_and_restore_brings_it_back(tmp_path):
+    for _ in range(3):
+        publish(tmp_path, "m", lambda staging: meta())
+    moved = retire(tmp_path, "m", reason="bad answers")
+    assert moved == tmp_path / "m" / RETIRED / "3" and md.read(moved).version == 3
+    assert versions(tmp_path, "m") == [1, 2] and retired(tmp_path, "m") == [3]
+    assert latest_version(tmp_path, "m").name == "2" and scan(tmp_path) == {"m": [1, 2]}
+    # A retired number is never given out again: version 3 keeps meaning one model.
+    assert publish(tmp_path, "m", lambda staging: meta()).name == "4"
+    retire(tmp_path, "m", 4)
+    assert restore(tmp_path, "m", 3).name == "3"
+    assert versions(tmp_path, "m") == [1, 2, 3] and retired(tmp_path, "m") == [4]
+    assert [(h["action"], h["version"]) for h in history(tmp_path, "m")] == [
+        ("retire", 3), ("retire", 4), ("restore", 3)]
+    assert history(tmp_path, "m")[0]["reason"] == "bad answers"
+
+
+def test_retire_and_restore_refuse_what_they_cannot_do(tmp_path):
+    publish(tmp_path, "m", lambda staging: meta())
+    with pytest.raises(RepositoryError, match="only published version"):
+        retire(tmp_path, "m")
+    with pytest.raises(RepositoryError, match="no published version 7"):
+        retire(tmp_path, "m", 7)
+    with pytest.raises(RepositoryError, match="no published version"):
+        retire(tmp_path, "other")
+    with pytest.raises(RepositoryError, match="no retired version 1"):
+        restore(tmp_path, "m", 1)
+    assert versions(tmp_path, "m") == [1] and retired(tmp_path, "m") == []

@@ -10,7 +10,8 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES = ["training.commands", "training.cli_optimize", "training.cli_transfer"]
+COMMAND_MODULES = ["training.commands", "training.cli_optimize", "training.cli_transfer",
+                   "training.cli_rollback"]
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -34,12 +35,18 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     from artifact.imaging import ImageError
+    from artifact.locks import LockBusy
     from artifact.metadata import MetadataError
+    from artifact.versions import RepositoryError
 
     from .config import ConfigError
     from .data import DataError
+    from .promotion import EXIT_BUSY, EXIT_USAGE
     try:
         args.func(args)
-    except (ConfigError, DataError, FileNotFoundError, ImageError, MetadataError) as exc:
+    except LockBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_BUSY)
+    except (ConfigError, DataError, FileNotFoundError, ImageError, MetadataError, RepositoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)

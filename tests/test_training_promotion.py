@@ -1,0 +1,94 @@
+"""training.promotion: scoring, candidate-vs-current comparison and the verdict (no TensorFlow)."""
+import json
+
+import numpy as np
+import pytest
+
+from training.promotion import (EXIT_CHECK, EXIT_PUBLISHED, EXIT_WORSE, Decision, compare, decide,
+                                map_labels, score)
+
+LABELS = ["a", "b", "c"]
+Y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
+
+
+def predictions(wrong: dict) -> np.ndarray:
+    """The true labels with ``wrong`` = {index: predicted label} changed."""
+    y = Y.copy()
+    for i, label in wrong.items():
+        y[i] = label
+    return y
+
+
+def test_score_gives_accuracy_and_recall_per_class():
+    s = score(Y, predictions({0: 1, 4: 2, 5: 0}), LABELS)
+    assert s.accuracy == pytest.approx(9 / 12, abs=1e-4) and s.examples == 12
+    assert s.per_class == {"a": 0.75, "b": 0.5, "c": 1.0}
+
+
+def test_map_labels_by_name_counts_unknown_classes_wrong():
+    # The current model knew classes in another order and lacked "c".
+    current_labels = ["b", "a"]
+    mapped = map_labels(np.array([0, 1, 1]), current_labels, LABELS)
+    assert mapped.tolist() == [1, 0, 0]
+    s = score(np.array([2, 2]), map_labels(np.array([0, 1]), current_labels, LABELS), LABELS)
+    assert s.accuracy == 0.0
+
+
+def test_accuracy_metric_allows_the_tolerance_and_no_more():
+    current = score(Y, predictions({0: 1}), LABELS)                  # 11/12
+    same = score(Y, predictions({4: 0}), LABELS)                     # 11/12, another error
+    worse = score(Y, predictions({4: 0, 8: 0}), LABELS)              # 10/12
+    assert compare("tflite", same, current, "accuracy", 0.0).passed
+    assert not compare("tflite", worse, current, "accuracy", 0.05).passed
+    assert compare("tflite", worse, current, "accuracy", 0.09).passed
+    c = compare("tflite", worse, current, "accuracy", 0.05)
+    assert c.accuracy_delta == pytest.approx(-1 / 12, abs=1e-4)
+    assert c.per_class_delta == {"a": 0.25, "b": -0.25, "c": -0.25}
+    assert "tflite accuracy" in c.reason
+
+
+def test_class_floor_refuses_a_better_average_that_gives_up_a_class():
+    current = score(Y, predictions({0: 1, 4: 0, 8: 0}), LABELS)      # 9/12, every class 0.75
+    candidate = score(Y, predictions({8: 0, 9: 0}), LABELS)          # 10/12, but c drops to 0.5
+    assert compare("saved_model", candidate, current, "accuracy", 0.0).passed
+    floor = compare("saved_model", candidate, current, "class_floor", 0.1)
+    assert not floor.passed and "worst class change c -0.25" in floor.reason
+    assert compare("saved_model", candidate, current, "class_floor", 0.3).passed
+    with pytest.raises(ValueError, match="unknown metric"):
+        compare("tflite", candidate, current, "f1", 0.0)
+
+
+def decision(candidate_wrong, current_wrong=None, **kw) -> Decision:
+    scores = lambda wrong: {fmt: score(Y, predictions(wrong), LABELS) for fmt in ("saved_model", "tflite")}
+    return Decision(model="m", metric=kw.pop("metric", "accuracy"), tolerance=kw.pop("tolerance", 0.0),
+                    start={"from": "version", "version": 1}, candidate=scores(candidate_wrong),
+                    current=scores(current_wrong) if current_wrong is not None else None,
+                    current_version=1 if current_wrong is not None else None, **kw)
+
+
+def test_decide_checks_first_then_compares_every_format():
+    better = decide(decision({}, {0: 1}), check_passed=True)
+    assert (better.exit_code, better.decision) == (EXIT_PUBLISHED, "publish")
+    assert [c.format for c in better.comparisons] == ["saved_model", "tflite"]
+    worse = decide(decision({0: 1, 4: 0}, {}), check_passed=True)
+    assert (worse.exit_code, worse.decision) == (EXIT_WORSE, "refused: worse than current")
+    unlearned = decide(decision({}, {0: 1}), check_passed=False)
+    assert unlearned.exit_code == EXIT_CHECK and unlearned.decision == "refused: publish check"
+    first = decide(decision({}), check_passed=True)       # nothing served yet: the check alone decides
+    assert first.exit_code == EXIT_PUBLISHED and first.comparisons == []
+
+
+def test_one_format_worse_refuses_the_candidate():
+    d = decision({}, {0: 1})
+    d.candidate["tflite"] = score(Y, predictions({0: 1, 4: 0}), LABELS)    # int8 lost accuracy
+    assert decide(d, check_passed=True).exit_code == EXIT_WORSE
+    assert [c.passed for c in d.comparisons] == [True, False]
+
+
+def test_the_report_is_plain_json():
+    report = decide(decision({}, {0: 1}, data={"test": {"examples": 12}}), check_passed=True).to_dict()
+    again = json.loads(json.dumps(report))
+    assert again["candidate"]["tflite"]["accuracy"] == 1.0
+    assert again["current"]["tflite"]["per_class"]["a"] == 0.75
+    assert again["comparisons"][0]["per_class_delta"]["a"] == 0.25
+    assert again["exit_code"] == 0 and again["start"] == {"from": "version", "version": 1}
