@@ -22,6 +22,13 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
                         help="override one config value, e.g. --set train.epochs=3 (repeatable)")
 
 
+def add_strategy_arg(parser: argparse.ArgumentParser) -> None:
+    from .config import STRATEGIES
+    parser.add_argument("--strategy", choices=STRATEGIES, default="default",
+                        help="tf.distribute strategy: mirrored = every local GPU, multi_worker = the "
+                             "machines in TF_CONFIG; train.batch_size is per replica (default: %(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training",
                                      description="Train, evaluate, optimise and publish CNN classifiers.")

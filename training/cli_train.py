@@ -58,7 +58,7 @@ def publish_result(cfg: ExperimentConfig, result: TrainResult, preset: str = Non
         "dataset": {"train": result.train.fingerprint(), "validation": result.validation.fingerprint(),
                     "test": result.test.fingerprint(), "source": cfg.data.source, "path": cfg.data.path},
         "training": {"params": int(result.model.count_params()), "fit_seconds": round(result.wall_seconds, 1),
-                     "history": result.history},
+                     "history": result.history, "distribution": result.distribution},
     }
     return publish_model(cfg, result.model, result.test, extra=extra)
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli import add_config_args
+from .cli import add_config_args, add_strategy_arg
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a preset/config; --publish to publish the result")
     add_config_args(p)
     p.add_argument("--publish", action="store_true", help="publish to the model repository when done")
+    add_strategy_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("publish", help="export a training checkpoint and publish it as a new version")
@@ -44,13 +45,15 @@ def _config(args):
 
 def cmd_train(args) -> None:
     cfg = _config(args)           # config errors surface before TensorFlow loads
+    from . import distribute
+    dist = distribute.make(args.strategy)   # first: a multi-worker strategy sets up the runtime
     from .cli_train import publish_result
     from .train import train
-    result = train(cfg)
+    result = train(cfg, dist=dist)
     summary = {"test_accuracy": result.test_accuracy, "fit_seconds": round(result.wall_seconds, 1),
-               "run_dir": str(result.run_dir)}
-    if args.publish:
-        summary["published"] = str(publish_result(cfg, result, preset=args.preset))
+               "run_dir": str(result.run_dir), "distribution": result.distribution}
+    if args.publish:   # the chief alone publishes
+        summary["published"] = str(publish_result(cfg, result, preset=args.preset)) if dist.chief else None
     print(json.dumps(summary))
 
 

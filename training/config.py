@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 import yaml
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+STRATEGIES = ("default", "mirrored", "multi_worker")   # tf.distribute set-ups, see training.distribute
 
 
 class ConfigError(ValueError):

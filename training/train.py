@@ -6,11 +6,13 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from . import distribute
 from .config import ConfigError, ExperimentConfig
 from .data import Dataset, load_data
 from .models import build_model
@@ -83,14 +85,15 @@ def make_callbacks(cfg: ExperimentConfig, run_dir: Path, has_validation: bool) -
 
 @dataclass
 class TrainResult:
-    model: keras.Model
+    model: Optional[keras.Model]   # None on a worker that is not the chief
     train: Dataset
     validation: Dataset
     test: Dataset
     run_dir: Path
     history: dict
     wall_seconds: float
-    test_accuracy: float
+    test_accuracy: Optional[float]
+    distribution: dict             # strategy, task, chief, replicas, batch sizes, weights digest
 
 
 def run_dir_for(cfg: ExperimentConfig) -> Path:
@@ -99,14 +102,15 @@ def run_dir_for(cfg: ExperimentConfig) -> Path:
     return path
 
 
-def start_run(cfg: ExperimentConfig) -> Path:
+def start_run(cfg: ExperimentConfig, path: Optional[Path] = None) -> Path:
     """The run's directory, with this config recorded in it.
 
     BackupAndRestore resumes whatever interrupted run it finds there, so a
     backup left by a different config is refused rather than silently resumed
     into this one (or failing later on mismatched weights).
     """
-    path = run_dir_for(cfg)
+    path = path or run_dir_for(cfg)
+    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
     recorded, config = path / "config.json", json.loads(json.dumps(cfg.to_dict()))
     # A finished fit() empties its backup; transfer keeps one per stage.
     backup = next((b for b in path.rglob("backup") if b.is_dir() and any(b.iterdir())), None)
@@ -118,30 +122,47 @@ def start_run(cfg: ExperimentConfig) -> Path:
     return path
 
 
-def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = ()) -> TrainResult:
+def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
+          dist: Optional[distribute.Distribution] = None, init_weights: Optional[Path] = None,
+          run_dir: Optional[Path] = None) -> TrainResult:
     """Train the configured model; ``data`` = (train, val, test) skips loading;
-    ``callbacks`` are added to the standard ones."""
+    ``callbacks`` are added to the standard ones; ``dist`` a tf.distribute set-up
+    (``training.distribute``; none: one device); ``init_weights`` a weights file to
+    start from instead of a fresh initialisation; ``run_dir`` instead of
+    ``<output_dir>/<name>``."""
     keras.utils.set_random_seed(cfg.train.seed)
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
     num_classes = len(train_set.class_names)
-    model = build_model(cfg.model, train_set.input_shape, num_classes)
-    steps = math.ceil(len(train_set) / cfg.train.batch_size)
-    compile_model(model, cfg.train, steps)
+    dist = dist or distribute.make("default")
+    record = dist.record(cfg.train.batch_size)
+    with dist.strategy.scope():
+        model = build_model(cfg.model, train_set.input_shape, num_classes)
+        if init_weights is not None:
+            model.load_weights(str(init_weights))
+        steps = math.ceil(len(train_set) / record["global_batch"])
+        compile_model(model, cfg.train, steps)
 
-    run_dir = start_run(cfg)
-    fit_args = dict(batch_size=cfg.train.batch_size, num_classes=num_classes, cache=cfg.data.cache)
+    fit_args = dict(batch_size=record["global_batch"], num_classes=num_classes, cache=cfg.data.cache)
     train_ds = make_dataset(train_set, training=True, augment=cfg.augment, seed=cfg.train.seed, **fit_args)
     val_ds = make_dataset(val_set, training=False, **fit_args) if len(val_set) else None
 
-    start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs,
-                        callbacks=make_callbacks(cfg, run_dir, val_ds is not None) + list(callbacks),
-                        verbose=cfg.train.verbose)
-    wall = time.perf_counter() - start
-    test_accuracy = accuracy(model, test_set, cfg.train.batch_size)
-    return TrainResult(model, train_set, val_set, test_set, run_dir,
-                       {k: [float(v) for v in vs] for k, vs in history.history.items()},
-                       wall, test_accuracy)
+    with distribute.run_dir(run_dir or run_dir_for(cfg), dist) as writing_dir:
+        start_run(cfg, writing_dir)
+        start = time.perf_counter()
+        history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs,
+                            callbacks=make_callbacks(cfg, writing_dir, val_ds is not None) + list(callbacks),
+                            verbose=cfg.train.verbose)
+        wall = time.perf_counter() - start
+        weights = model.get_weights()   # every worker: a collective read of batch-norm statistics
+    record["weights_sha256"] = distribute.weights_digest(weights)
+    history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    if not dist.chief:
+        return TrainResult(None, train_set, val_set, test_set, writing_dir, history, wall, None, record)
+    if dist.kind != "default":   # evaluate, export and publish a plain copy, outside the strategy
+        model = build_model(cfg.model, train_set.input_shape, num_classes)
+        model.set_weights(weights)
+    return TrainResult(model, train_set, val_set, test_set, writing_dir, history, wall,
+                       accuracy(model, test_set, cfg.train.batch_size), record)
 
 
 def predict_probabilities(model: keras.Model, data: Dataset, batch_size: int = 256) -> np.ndarray:
