@@ -78,13 +78,13 @@ def staging_dir(models_dir, name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent))
 
 
-def clean_staging(models_dir, name: str, min_age_s: float = 60.0) -> list:
+def clean_staging(models_dir, name: str, min_age_s: float = 2.0) -> list:
     """Remove staging dirs left by killed publishers; returns what was removed.
 
     A publisher holds an flock on its staging dir while it writes, and the
     kernel drops it when the process dies, so a dir whose lock can be taken
     has no live writer. ``min_age_s`` spares a dir created a moment ago whose
-    writer has not locked it yet.
+    writer has not locked it yet (two system calls later).
     """
     model_dir = Path(models_dir) / name
     removed = []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 from artifact.metadata import Metadata
 from artifact.versions import publish
@@ -31,8 +32,11 @@ def techniques(cfg: ExperimentConfig) -> dict:
 
 def publish_model(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
                   quantization: str = "none", representative=None, parent=None,
-                  weights_model=None) -> Path:
-    """Export ``model`` and publish it with metrics measured on ``test`` for every format."""
+                  weights_model=None, check: Callable[[Path], dict] = None) -> Path:
+    """Export ``model`` and publish it with metrics measured on ``test`` for every format.
+
+    ``check(staging)`` runs on the complete staged version before it is renamed into
+    place: it returns further metadata blocks, or raises to publish nothing."""
     keras_report = classification_report(test.y, predict_probabilities(model, test).argmax(1), test.class_names)
 
     def write(staging: Path) -> Metadata:
@@ -46,7 +50,7 @@ def publish_model(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
         for fmt, report in reports.items():
             metadata.metrics[fmt] = {"accuracy": report["accuracy"], **metadata.sizes[fmt]}
         metadata.metrics["per_class"] = keras_report["per_class"]
-        return metadata
+        return metadata.updated(check(staging)) if check else metadata
 
     return publish(cfg.models_dir, cfg.name, write)
 

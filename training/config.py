@@ -97,6 +97,15 @@ class TransferConfig:
 
 
 @dataclass
+class RetrainConfig:
+    """Batch retraining (training.retrain): how a candidate starts and when it may replace the served version."""
+    metric: str = "accuracy"           # accuracy | class_floor (no class's recall may drop), see training.promotion
+    tolerance: float = 0.005           # how far below the served version the candidate may score and still publish
+    learning_rate_scale: float = 0.1   # fine-tuning from the served version: train.learning_rate x this
+    epochs: Optional[int] = None       # fine-tuning epochs; None: train.epochs
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "fashion"              # model name in the repository
     output_dir: str = "runs"           # checkpoints, logs, history
@@ -106,6 +115,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -31,7 +31,6 @@ EXIT_WORSE = 4       # refused: worse than the current version beyond the tolera
 EXIT_BUSY = 5        # another job holds the model's lock, or the served version changed meanwhile
 
 METRICS = ("accuracy", "class_floor")
-DEFAULT_TOLERANCE = 0.005
 
 
 @dataclass
