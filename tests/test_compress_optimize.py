@@ -6,8 +6,9 @@ import pytest
 
 from compress_helpers import trained_tiny
 from training.cli import main
-from training.cli_train import publish_model
-from training.publish import load_keras_model, versions
+from training.release import publish_model
+from training.publish import versions
+from training.published import load_keras_model
 from training.prune import sparsity_report
 
 

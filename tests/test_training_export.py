@@ -9,9 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from training.cli_train import publish_result
+from training.release import publish_result
 from training.evaluate import predict_saved_model, predict_tflite
-from training.publish import latest_version, load_keras_model, publish, versions
+from training.publish import latest_version, publish, versions
+from training.published import load_keras_model
 from training.train import predict_probabilities, train
 
 from conftest import ROOT

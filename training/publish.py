@@ -29,24 +29,6 @@ def latest_version(models_dir, name: str) -> Path:
     return Path(models_dir) / name / str(found[-1])
 
 
-def load_keras_model(version_dir):
-    """Rebuild a published version's Keras model from its stored builder config and weights."""
-    import json
-    from .config import config_from_dict
-    from .models import build_for_experiment
-    version_dir = Path(version_dir)
-    meta = json.loads((version_dir / "metadata.json").read_text())
-    weights = version_dir / meta.get("formats", {}).get("keras", {}).get("path", "keras_weights.h5")
-    if not weights.exists():
-        raise FileNotFoundError(f"{version_dir} has no Keras weights ({weights.name}); "
-                                "it can be served but not retrained")
-    spec = meta["input"]
-    model = build_for_experiment(config_from_dict(meta["config"]),
-                                 (spec["height"], spec["width"], spec["channels"]), len(meta["labels"]))
-    model.load_weights(str(weights))
-    return model, meta
-
-
 def publish(models_dir, name: str, write: Callable[[Path], dict], attempts: int = 20) -> Path:
     """Call ``write(staging)`` to fill a staging dir (it returns the metadata), then
     rename it to the next free version. Returns the published directory."""

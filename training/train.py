@@ -1,9 +1,6 @@
-"""compile() + fit() with every callback built in one place."""
+"""Plain training: build the configured model, fit it through the shared trainer, test it."""
 from __future__ import annotations
 
-import json
-import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,71 +11,8 @@ import tf_keras as keras
 from .config import ConfigError, ExperimentConfig
 from .data import Dataset, load_data
 from .models import build_model
-from .pipeline import make_dataset, to_float
-
-
-@keras.utils.register_keras_serializable("training")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to ``peak`` then cosine decay to ``peak * floor`` (one-cycle style)."""
-
-    def __init__(self, peak: float, total_steps: int, warmup_steps: int, floor: float = 0.01):
-        self.peak, self.total_steps, self.warmup_steps, self.floor = peak, total_steps, warmup_steps, floor
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        warm = self.peak * (step + 1) / max(self.warmup_steps, 1)
-        progress = tf.clip_by_value((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
-        cosine = self.peak * (self.floor + (1 - self.floor) * 0.5 * (1 + tf.cos(math.pi * progress)))
-        return tf.where(step < self.warmup_steps, warm, cosine)
-
-    def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps, "floor": self.floor}
-
-
-def learning_rate(cfg, steps_per_epoch: int):
-    total = steps_per_epoch * cfg.epochs
-    if cfg.schedule == "constant":
-        return cfg.learning_rate
-    if cfg.schedule == "cosine":
-        return WarmupCosine(cfg.learning_rate, total, 0)
-    if cfg.schedule == "onecycle":
-        return WarmupCosine(cfg.learning_rate, total, int(cfg.warmup_epochs * steps_per_epoch))
-    raise ValueError(f"unknown train.schedule '{cfg.schedule}' (constant, cosine, onecycle)")
-
-
-def make_optimizer(cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    lr = learning_rate(cfg, steps_per_epoch)
-    if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
-    if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=1e-4)
-    if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True)
-    raise ValueError(f"unknown train.optimizer '{cfg.optimizer}' (adam, adamw, sgd)")
-
-
-def compile_model(model: keras.Model, cfg, steps_per_epoch: int) -> None:
-    model.compile(optimizer=make_optimizer(cfg, steps_per_epoch),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-                  metrics=["accuracy"])
-
-
-def make_callbacks(cfg: ExperimentConfig, run_dir: Path, has_validation: bool) -> list:
-    monitor = "val_accuracy" if has_validation else "accuracy"
-    callbacks = [
-        # Resume: an interrupted fit() restarts from the last finished epoch.
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoints" / "best.h5"), monitor=monitor,
-                                        mode="max", save_best_only=True, save_weights_only=True),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), profile_batch=0),
-    ]
-    if cfg.train.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, mode="max", patience=cfg.train.early_stopping_patience,
-            restore_best_weights=True))
-    return callbacks
+from .pipeline import steps_per_epoch, to_float, training_batches, validation_batches
+from .trainer import fit, run_dir_for
 
 
 @dataclass
@@ -93,55 +27,22 @@ class TrainResult:
     test_accuracy: float
 
 
-def run_dir_for(cfg: ExperimentConfig) -> Path:
-    path = Path(cfg.output_dir) / cfg.name
-    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def start_run(cfg: ExperimentConfig) -> Path:
-    """The run's directory, with this config recorded in it.
-
-    BackupAndRestore resumes whatever interrupted run it finds there, so a
-    backup left by a different config is refused rather than silently resumed
-    into this one (or failing later on mismatched weights).
-    """
-    path = run_dir_for(cfg)
-    recorded, config = path / "config.json", json.loads(json.dumps(cfg.to_dict()))
-    # A finished fit() empties its backup; transfer keeps one per stage.
-    backup = next((b for b in path.rglob("backup") if b.is_dir() and any(b.iterdir())), None)
-    if backup and recorded.exists() and json.loads(recorded.read_text()) != config:
-        raise ConfigError(f"{path} holds an interrupted run of a different config ({recorded}); rerun with "
-                          f"that config to resume it, or delete {backup} (or set name / output_dir) to "
-                          "start afresh")
-    recorded.write_text(json.dumps(config, indent=2))
-    return path
-
-
 def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = ()) -> TrainResult:
     """Train the configured model; ``data`` = (train, val, test) skips loading;
     ``callbacks`` are added to the standard ones."""
+    if cfg.model.name == "transfer":
+        raise ConfigError("model.name=transfer trains in two stages (frozen backbone, then fine-tuning): "
+                          "use python -m training transfer")
     keras.utils.set_random_seed(cfg.train.seed)
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
-    num_classes = len(train_set.class_names)
-    model = build_model(cfg.model, train_set.input_shape, num_classes)
-    steps = math.ceil(len(train_set) / cfg.train.batch_size)
-    compile_model(model, cfg.train, steps)
-
-    run_dir = start_run(cfg)
-    fit_args = dict(batch_size=cfg.train.batch_size, num_classes=num_classes, cache=cfg.data.cache)
-    train_ds = make_dataset(train_set, training=True, augment=cfg.augment, seed=cfg.train.seed, **fit_args)
-    val_ds = make_dataset(val_set, training=False, **fit_args) if len(val_set) else None
-
-    start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs,
-                        callbacks=make_callbacks(cfg, run_dir, val_ds is not None) + list(callbacks),
-                        verbose=cfg.train.verbose)
-    wall = time.perf_counter() - start
-    test_accuracy = accuracy(model, test_set, cfg.train.batch_size)
-    return TrainResult(model, train_set, val_set, test_set, run_dir,
-                       {k: [float(v) for v in vs] for k, vs in history.history.items()},
-                       wall, test_accuracy)
+    model = build_model(cfg.model, train_set.input_shape, len(train_set.class_names))
+    run_dir = run_dir_for(cfg)
+    run = fit(model, training_batches(train_set, cfg), cfg.train,
+              steps_per_epoch=steps_per_epoch(train_set, cfg.train.batch_size),
+              validation=validation_batches(val_set, cfg), run_dir=run_dir, record=cfg.to_dict(),
+              callbacks=callbacks)
+    return TrainResult(model, train_set, val_set, test_set, run_dir, run.history, run.seconds,
+                       accuracy(model, test_set, cfg.train.batch_size))
 
 
 def predict_probabilities(model: keras.Model, data: Dataset, batch_size: int = 256) -> np.ndarray:
