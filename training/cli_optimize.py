@@ -84,16 +84,19 @@ def flags_from_args(args) -> dict:
     return flags
 
 
-def cmd_optimize(args) -> None:
+def config_from_args(args):
+    """The --from version's config (or the --preset), then the flags, then --set."""
     from .config import config_from_dict, load_config
-    from .optimize import optimize
     flags = flags_from_args(args)
     if args.source:
         meta = json.loads((Path(args.source) / "metadata.json").read_text())
-        cfg = load_config(None, args.overrides, base=config_from_dict(meta["config"]).to_dict(), flags=flags)
-    else:
-        cfg = load_config(args.preset, args.overrides, flags=flags)
-    published = optimize(cfg, source_dir=Path(args.source) if args.source else None)
+        return load_config(None, args.overrides, base=config_from_dict(meta["config"]).to_dict(), flags=flags)
+    return load_config(args.preset, args.overrides, flags=flags)
+
+
+def cmd_optimize(args) -> None:
+    from .optimize import optimize
+    published = optimize(config_from_args(args), source_dir=Path(args.source) if args.source else None)
     meta = json.loads((published / "metadata.json").read_text())
     print(json.dumps({"published": str(published), "parent": meta.get("parent"),
                       "stages": [{"stage": r["stage"], **{k: r.get("metrics", {}).get(k) for k in

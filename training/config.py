@@ -114,7 +114,7 @@ class OptimizeConfig:
     initial_sparsity: float = 0.0      # polynomial start
     two_four: bool = False             # 2:4 structured sparsity (50%) instead of ``sparsity``
     keep_ends: bool = True             # first and last Conv2D/Dense stay dense
-    dense_block: List[int] = field(default_factory=lambda: [1, 1])   # Dense block (rows, cols); 1,1 element-wise
+    dense_block: List[int] = field(default_factory=lambda: [1, 1])   # Dense kernel blocks (rows, cols)
     prune_epochs: int = 2              # fine-tune epochs while pruning
     ramp: float = 0.7                  # share of the pruning epochs spent raising sparsity
     prune_learning_rate: float = 5e-4  # fine-tune peak rate; the model is already trained

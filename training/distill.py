@@ -140,10 +140,11 @@ def transfer_dataset(data: Dataset, cfg, num_classes: int, teacher: keras.Model 
 
 def distill(teacher: keras.Model, student_cfg, train: Dataset, validation: Dataset = None, *,
             alpha: float = 0.5, temperature: float = 4.0, labelled: bool = True,
-            student: keras.Model = None, run_dir=None) -> tuple:
+            student: keras.Model = None, run_dir=None, callbacks=()) -> tuple:
     """Steps (2)-(3): train a student (built from ``student_cfg`` unless given) toward the
     teacher. Returns (student, history dict, fit seconds). The fit keeps the student's
-    checkpoint, history and resume backup in ``run_dir`` (default ``<output_dir>/<name>/distill``)."""
+    checkpoint, history and resume backup in ``run_dir`` (default ``<output_dir>/<name>/distill``);
+    ``callbacks`` are added to the standard ones."""
     keras.utils.set_random_seed(student_cfg.train.seed)
     num_classes = len(train.class_names)
     if student is None:
@@ -157,7 +158,7 @@ def distill(teacher: keras.Model, student_cfg, train: Dataset, validation: Datas
               record={**student_cfg.to_dict(),
                       "distill": {"alpha": alpha, "temperature": temperature, "labelled": labelled}},
               # Unlabelled and unvalidated, no epoch has an accuracy to be chosen by: keep the last.
-              keep_best=labelled or val is not None, own_loss=True)
+              keep_best=labelled or val is not None, own_loss=True, callbacks=callbacks)
     return student, run.history, run.seconds
 
 
