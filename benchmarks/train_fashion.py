@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("--publish", action="store_true", help="publish the trained model")
     args = parser.parse_args()
 
-    from training.cli_train import publish_result
+    from training.release import publish_result
     from training.train import train
 
     started = time.perf_counter()

@@ -21,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,7 +49,7 @@ def k_shot(pool, k, seed):
 
 
 def pretrain(args, train, test, work):
-    from training.cli_train import publish_result
+    from training.release import publish_result
     from training.data import split
     from training.train import train as fit
     cfg = load_config("default", ["name=fashion-source", f"output_dir={work / 'runs'}",
@@ -85,30 +86,34 @@ def run_seed(args, base_cfg, pool, test, k, seed):
     from training.models import build_model
     from training.pipeline import make_dataset
     from training.train import accuracy
-    from training.transfer import build_transfer_model, fit_stage, freeze_backbone, resolved_config, unfreeze_top
+    from training.trainer import fit
+    from training.transfer import build_transfer_model, freeze_backbone, resolved_config, unfreeze_top
     cfg = copy.deepcopy(base_cfg)
     data = k_shot(pool, k, seed)
     ds = make_dataset(data, args.batch_size, 5, training=True, augment=cfg.augment, seed=seed).repeat()
-    fit = dict(epochs=1, steps_per_epoch=args.steps)
+
+    def fit_one_epoch(model, learning_rate):     # one "epoch" of args.steps steps; no run files
+        fit(model, ds, replace(cfg.train, epochs=1, learning_rate=learning_rate), steps_per_epoch=args.steps)
+
     out = {}
 
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     model = build_model(cfg.model, data.input_shape, 5)
-    fit_stage(model, cfg.train, ds, learning_rate=cfg.train.learning_rate, **fit)
+    fit_one_epoch(model, cfg.train.learning_rate)
     out["scratch"] = (accuracy(model, test), time.perf_counter() - start)
 
     start = time.perf_counter()
     keras.utils.set_random_seed(seed)
     tm = build_transfer_model(resolved_config(cfg), data.input_shape, 5)
     freeze_backbone(tm)
-    fit_stage(tm.model, cfg.train, ds, learning_rate=args.head_lr, **fit)
+    fit_one_epoch(tm.model, args.head_lr)
     frozen_seconds = time.perf_counter() - start
     out["frozen"] = (accuracy(tm.model, test), frozen_seconds)
 
     start = time.perf_counter()
     unfreeze_top(tm, "all")
-    fit_stage(tm.model, cfg.train, ds, learning_rate=args.fine_tune_lr, **fit)
+    fit_one_epoch(tm.model, args.fine_tune_lr)
     out["finetune"] = (accuracy(tm.model, test), frozen_seconds + time.perf_counter() - start)
     keras.backend.clear_session()       # 27 models in one process: drop the old graphs
     print(json.dumps({"k": k, "seed": seed, **{m: round(a, 4) for m, (a, _) in out.items()}}),

@@ -33,8 +33,8 @@ def test_distillation_loss_matches_hand_computation():
     assert abs(float(zero)) < 1e-6
 
 
-def _models():
-    cfg = tiny_config()
+def _models(tmp_path=None):
+    cfg = tiny_config(tmp_path)
     keras.utils.set_random_seed(0)
     teacher = build_model(cfg.model, (28, 28, 1), 10)
     student = build_model(ModelConfig(widths=[4, 8], convs_per_stage=1), (28, 28, 1), 10)
@@ -49,8 +49,8 @@ def test_logits_model_shares_weights_and_is_flat():
     assert not any(isinstance(l, keras.Model) for l in view.layers)
 
 
-def test_distiller_trains_only_the_student_and_saves_it_alone():
-    cfg, teacher, student = _models()
+def test_distiller_trains_only_the_student_and_saves_it_alone(tmp_path):
+    cfg, teacher, student = _models(tmp_path)
     train, _, _ = fixture_data(cfg)
     train = train.take(256)
     before_teacher = [w.copy() for w in teacher.get_weights()]

@@ -7,8 +7,8 @@ import pytest
 from artifact.versions import versions
 from compress_helpers import trained_tiny
 from training.cli import main
-from training.cli_train import publish_model
 from training.publish import load_keras_model
+from training.release import publish_model
 from training.prune import sparsity_report
 
 
@@ -51,3 +51,51 @@ def test_optimize_publishes_a_version_with_lineage(source, capsys):
     model, _ = load_keras_model(published)
     assert sparsity_report(model)["layers"]["s1b0_conv"] == pytest.approx(0.5, abs=0.01)
     assert np.isfinite(model(np.zeros((1, 28, 28, 1), np.float32)).numpy()).all()
+
+
+def optimize_config(*argv):
+    from training.cli import build_parser
+    from training.cli_optimize import config_from_args
+    return config_from_args(build_parser().parse_args(["optimize", *argv]))
+
+
+def test_set_and_yaml_reach_the_pruning_and_distillation_settings(tmp_path):
+    from training.optimize import prune_settings
+    settings = prune_settings(optimize_config("--set", "optimize.sparsity=0.6",
+                                              "--set", "optimize.dense_block=[4, 1]"))
+    assert (settings.target, settings.dense_block, settings.keep_ends) == (0.6, (4, 1), True)
+
+    preset = tmp_path / "compress.yaml"
+    preset.write_text("optimize:\n  stages: [distill, prune, int8]\n  sparsity: 0.5\n  keep_ends: false\n"
+                      "  ramp: 0.5\n  prune_epochs: 3\ndistill:\n  alpha: 0.2\n  temperature: 2\n")
+    cfg = optimize_config("--preset", str(preset))
+    settings = prune_settings(cfg)
+    assert (settings.target, settings.keep_ends, settings.ramp, settings.epochs) == (0.5, False, 0.5, 3)
+    assert cfg.optimize.stages == ["distill", "prune", "int8"]
+    assert (cfg.distill.alpha, cfg.distill.temperature) == (0.2, 2.0)
+
+
+def test_flags_are_shorthands_and_an_explicit_set_wins():
+    from training.optimize import prune_settings
+    cfg = optimize_config("--sparsity", "0.6", "--set", "optimize.sparsity=0.7", "--dense-block", "4,1",
+                          "--prune-ends", "--unlabelled", "--stages", "prune, int8", "--qat-lr", "0.001")
+    assert cfg.optimize.sparsity == 0.7 and cfg.optimize.dense_block == [4, 1]
+    assert cfg.optimize.keep_ends is False and cfg.distill.labelled is False
+    assert cfg.optimize.stages == ["prune", "int8"] and cfg.optimize.qat_learning_rate == 0.001
+    two_four = prune_settings(optimize_config("--two-four"))
+    assert (two_four.target, two_four.m_by_n) == (0.5, (2, 4))
+    unset = optimize_config()                        # no flag given: the config's own defaults
+    assert unset.optimize.sparsity == 0.75 and unset.optimize.stages == ["prune", "pqat", "int8"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optimize.sparsty=0.5", "unknown config key 'optimize.sparsty'"),
+    ("optimize.ramp=0", "optimize: pruning ramp must be in"),
+    ("optimize.stages=[int8, prune]", "out of order"),
+])
+def test_bad_compression_settings_stop_the_cli_before_any_training(override, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["optimize", "--preset", "tiny", "--set", override, "--set", f"output_dir={tmp_path}"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())               # nothing trained

@@ -10,8 +10,8 @@ from training.quantize import QATSettings, qat
 
 
 @pytest.fixture(scope="module")
-def setup():
-    cfg = tiny_config()
+def setup(tmp_path_factory):
+    cfg = tiny_config(tmp_path_factory.mktemp("prune"))
     cfg.train.batch_size = 64
     train, val, test = fixture_data(cfg)
     keras.utils.set_random_seed(0)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from artifact.litert import LiteRTRunner
-from training.cli_train import publish_result
 from training.evaluate import predict_saved_model
 from training.publish import load_keras_model
+from training.release import publish_result
 from training.train import predict_probabilities, train
 
 from conftest import ROOT

@@ -5,6 +5,7 @@ keras.applications backbones are built with weights=None and MobileNetV2 alpha=0
 32x32 (the fixture's 28x28 padded), so nothing is downloaded and each build takes seconds.
 """
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from PIL import Image
 from training.backbones import WeightsUnavailable
 from training.config import load_config
 from training.pipeline import make_dataset
-from training.transfer import build_transfer_model, fit_stage, freeze_backbone, unfreeze_top
+from training.trainer import fit
+from training.transfer import build_transfer_model, freeze_backbone, unfreeze_top
 
 
 def transfer_config(tmp_path, *overrides):
@@ -28,7 +30,7 @@ def transfer_config(tmp_path, *overrides):
 def published_backbone(tmp_path_factory, fixture_data):
     """The project's own tiny CNN, trained one epoch on the fixture and published for real;
     its flatten head (head_maxpool -> pool -> dense) is cut off whole."""
-    from training.cli_train import publish_result
+    from training.release import publish_result
     from training.train import train
     tmp = tmp_path_factory.mktemp("backbone")
     cfg = load_config("tiny", [f"output_dir={tmp / 'runs'}", f"models_dir={tmp / 'models'}",
@@ -48,7 +50,7 @@ def changed(before: dict, after: dict) -> set:
 
 def fit_two_steps(tm, cfg, data, lr):
     ds = make_dataset(data, 32, len(data.class_names), training=True, augment=cfg.augment).repeat()
-    fit_stage(tm.model, cfg.train, ds, epochs=1, steps_per_epoch=2, learning_rate=lr)
+    fit(tm.model, ds, replace(cfg.train, epochs=1, learning_rate=lr), steps_per_epoch=2)
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 A backbone is a tf_keras functional model (image -> feature map) with its weights
 loaded: a keras.applications network (MobileNetV2, EfficientNetB0, ResNet50) or
 a version of the project's own published models cut before its classifier head.
-``training.transfer`` re-runs the backbone's layers on the adapted input so the
-final model stays flat (TF-MOT cannot quantize a model nested inside a model).
+``training.transfer`` rebuilds the backbone's graph from its own layers on the
+adapted input, so the final model stays flat (TF-MOT cannot quantize a model
+nested inside a model).
 
 Models here take float images in [0, 1] (the export wrapper scales uint8). The
 adapter converts them to what the backbone was trained on, with quantizable
@@ -23,7 +24,11 @@ from typing import Callable, Optional
 import numpy as np
 import tf_keras as keras
 
-from .config import ConfigError
+from artifact.versions import latest_version
+
+from .config import ConfigError, config_from_dict
+from .models import build_for_experiment
+from .publish import load_keras_model
 
 # ImageNet channel means in BGR order: keras.applications.resnet.preprocess_input ("caffe" mode).
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
@@ -118,7 +123,6 @@ def _offline_message(name: str, exc: Exception) -> str:
 
 def resolve_version_dir(path: str) -> Path:
     """A version directory, or a model directory meaning its latest version."""
-    from artifact.versions import latest_version
     directory = Path(path)
     if (directory / "metadata.json").is_file():
         return directory
@@ -130,9 +134,6 @@ def resolve_version_dir(path: str) -> Path:
 
 def _published(tcfg, weights: Optional[str]) -> Backbone:
     """A published model cut where its classifier head begins (the feature map before pooling)."""
-    from .config import config_from_dict
-    from .models import build_for_experiment
-    from .publish import load_keras_model
     if weights == "imagenet":
         raise WeightsUnavailable("a published backbone has no ImageNet weights; use "
                                  "--weights default (its own), none or a weights file")

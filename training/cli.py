@@ -14,10 +14,10 @@ COMMAND_MODULES = ["training.commands", "training.cli_optimize", "training.cli_t
                    "training.cli_retrain", "training.cli_rollback"]
 
 
-def add_config_args(parser: argparse.ArgumentParser) -> None:
+def add_config_args(parser: argparse.ArgumentParser, default_preset: str = "default") -> None:
     """--preset/--config and --set, shared by every command that builds a config."""
-    parser.add_argument("--preset", "--config", dest="preset", default="default",
-                        help="preset name under configs/ or a YAML file (default: default)")
+    parser.add_argument("--preset", "--config", dest="preset", default=default_preset,
+                        help="preset name under configs/ or a YAML file (default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. --set train.epochs=3 (repeatable)")
 

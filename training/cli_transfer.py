@@ -29,11 +29,8 @@ def _unfreeze(text: str):
 def add_parser(sub) -> None:
     p = sub.add_parser("transfer", help="fine-tune a pretrained backbone (keras.applications or a "
                                         "published version) with a new head; --publish to publish")
-    add_config_args(p)
-    p.set_defaults(preset="transfer", func=cmd_transfer)
-    for action in p._actions:              # the shared help names the other commands' default
-        if action.dest == "preset":
-            action.help = "preset name under configs/ or a YAML file (default: transfer)"
+    add_config_args(p, default_preset="transfer")
+    p.set_defaults(func=cmd_transfer)
     p.add_argument("--backbone", help="mobilenetv2 | efficientnetb0 | resnet50 | a published version "
                                       "directory such as models/fashion/1 (default: the preset's)")
     p.add_argument("--weights", help="default | imagenet | none | PATH to a weights file")
@@ -55,9 +52,8 @@ FLAGS = {"backbone": "backbone", "weights": "weights", "alpha": "alpha", "unfree
 
 def config_from_args(args):
     from .config import load_config
-    # Passed as a mapping rather than --set text, so paths are never parsed as YAML.
     flags = {key: getattr(args, attr) for attr, key in FLAGS.items() if getattr(args, attr) is not None}
-    return load_config(args.preset, args.overrides, base={"transfer": flags} if flags else None)
+    return load_config(args.preset, args.overrides, flags={"transfer": flags})
 
 
 def cmd_transfer(args) -> None:

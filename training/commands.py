@@ -47,7 +47,7 @@ def cmd_train(args) -> None:
     cfg = _config(args)           # config errors surface before TensorFlow loads
     from . import distribute
     dist = distribute.make(args.strategy)   # first: a multi-worker strategy sets up the runtime
-    from .cli_train import publish_result
+    from .release import publish_result
     from .train import train
     result = train(cfg, dist=dist)
     summary = {"test_accuracy": result.test_accuracy, "fit_seconds": round(result.wall_seconds, 1),
@@ -58,9 +58,10 @@ def cmd_train(args) -> None:
 
 
 def _load_checkpoint(cfg, checkpoint, data):
-    from .models import build_model
-    from .train import run_dir_for
-    model = build_model(cfg.model, data.input_shape, len(data.class_names))
+    from . import transfer  # noqa: F401  (registers the transfer builder a config may name)
+    from .models import build_for_experiment
+    from .trainer import run_dir_for
+    model = build_for_experiment(cfg, data.input_shape, len(data.class_names))
     path = Path(checkpoint) if checkpoint else run_dir_for(cfg) / "checkpoints" / "best.h5"
     if not path.exists():
         raise FileNotFoundError(f"checkpoint '{path}' not found; train first or pass --checkpoint")
@@ -69,13 +70,13 @@ def _load_checkpoint(cfg, checkpoint, data):
 
 
 def cmd_publish(args) -> None:
-    from .cli_train import publish_model, techniques
-    from .data import load_data
+    from .data import dataset_record, load_data
+    from .release import publish_model, techniques
     cfg = _config(args)
     train, val, test = load_data(cfg.data)
     model = _load_checkpoint(cfg, args.checkpoint, train)
     extra = {"techniques": techniques(cfg), "preset": args.preset,
-             "dataset": {"train": train.fingerprint(), "test": test.fingerprint(), "source": cfg.data.source}}
+             "dataset": dataset_record(cfg.data, train, val, test)}
     print(json.dumps({"published": str(publish_model(cfg, model, test, extra=extra))}))
 
 

@@ -30,7 +30,8 @@ def check_graph_model(model, purpose: str) -> None:
             f"cannot {purpose} a {type(model).__module__}.{type(model).__name__}: TF-MOT needs a "
             "tf_keras model; import tf_keras as keras (or import training first, which sets "
             "TF_USE_LEGACY_KERAS=1) before building it")
-    if not (model._is_graph_network or isinstance(model, keras.Sequential)):
+    # A functional model has symbolic inputs; a subclassed one has none (inputs is None).
+    if not (isinstance(model, keras.Sequential) or model.inputs is not None):
         raise CompressionError(
             f"cannot {purpose} subclassed model '{model.name}' ({type(model).__name__}): "
             "rebuild it as a functional model (keras.Model(inputs, outputs)), e.g. with "

@@ -97,6 +97,38 @@ class TransferConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation (training.distill), the ``distill`` stage of ``optimize``."""
+    alpha: float = 0.5                 # weight of the hard-label loss; 0 = soft labels only
+    temperature: float = 4.0           # softens both softmaxes; the soft term is scaled by T^2
+    labelled: bool = True              # False: the transfer set's labels are not used
+    epochs: Optional[int] = None       # student epochs; None: the student config's train.epochs
+    student_preset: Optional[str] = None   # preset/YAML for the student; None: the source's own config
+    student_overrides: List[str] = field(default_factory=list)   # KEY=VALUE lines for the student
+
+
+@dataclass
+class OptimizeConfig:
+    """Compression (training.optimize): stages, pruning and quantization-aware training."""
+    stages: List[str] = field(default_factory=lambda: ["prune", "pqat", "int8"])   # see optimize.STAGES
+    name: Optional[str] = None         # publish under this model name; None: the config's name
+    # pruning (training.prune.PruneSettings)
+    sparsity: float = 0.75             # fraction of each pruned Conv2D/Dense kernel set to zero
+    schedule: str = "polynomial"       # polynomial: ramp initial_sparsity -> sparsity; constant
+    initial_sparsity: float = 0.0      # polynomial start
+    two_four: bool = False             # 2:4 structured sparsity (50%) instead of ``sparsity``
+    keep_ends: bool = True             # first and last Conv2D/Dense stay dense
+    dense_block: List[int] = field(default_factory=lambda: [1, 1])   # Dense kernel blocks (rows, cols)
+    prune_epochs: int = 2              # fine-tune epochs while pruning
+    ramp: float = 0.7                  # share of the pruning epochs spent raising sparsity
+    prune_learning_rate: float = 5e-4  # fine-tune peak rate; the model is already trained
+    # quantization-aware training (training.quantize.QATSettings) and int8 calibration
+    qat_epochs: int = 1
+    qat_learning_rate: float = 1e-4
+    calibration_samples: int = 300     # representative images for int8 post-training quantization
+
+
+@dataclass
 class RetrainConfig:
     """Batch retraining (training.retrain): how a candidate starts and when it may replace the served version."""
     metric: str = "accuracy"           # accuracy | class_floor (no class's recall may drop), see training.promotion
@@ -115,6 +147,8 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
 
     def to_dict(self) -> dict:
@@ -179,13 +213,17 @@ def resolve_preset(name_or_path: str) -> Path:
 
 
 def load_config(preset: Optional[str] = None, overrides: Optional[list] = None,
-                base: Optional[dict] = None) -> ExperimentConfig:
+                base: Optional[dict] = None, flags: Optional[dict] = None) -> ExperimentConfig:
+    """Defaults < ``preset`` < ``base`` (e.g. a published version's config) < ``flags`` (CLI
+    shorthands, given as a mapping so paths are never parsed as YAML) < ``overrides``
+    (``--set`` lines): an explicit --set wins over a flag."""
     config = ExperimentConfig()
     if preset:
         with open(resolve_preset(preset)) as f:
             _merge(config, yaml.safe_load(f) or {}, "")
-    if base:
-        _merge(config, base, "")
+    for values in (base, flags):
+        if values:
+            _merge(config, values, "")
     for text in overrides or []:
         _merge(config, parse_override(text), "")
     return config

@@ -242,3 +242,10 @@ def load_data(cfg) -> tuple:
     train = train.take(cfg.limit)
     train, val = split(train, cfg.validation_split, seed=1)
     return train, val, test
+
+
+def dataset_record(cfg, train: Dataset, validation: Dataset, test: Dataset) -> dict:
+    """The ``dataset`` block of a published version's metadata: a fingerprint of each
+    split of ``cfg`` (a DataConfig), and where the data came from."""
+    return {"train": train.fingerprint(), "validation": validation.fingerprint(),
+            "test": test.fingerprint(), "source": cfg.source, "path": cfg.path}

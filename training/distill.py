@@ -10,8 +10,6 @@ published is the student alone, a plain flat functional model.
 """
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -21,8 +19,9 @@ import tf_keras as keras
 from .config import load_config
 from .data import Dataset
 from .models import build_model
-from .pipeline import make_dataset, to_float
-from .train import make_optimizer, predict_probabilities
+from .pipeline import steps_per_epoch, to_float, training_batches, validation_batches
+from .train import predict_probabilities
+from .trainer import fit, run_dir_for
 
 
 def logits_model(model: keras.Model) -> keras.Model:
@@ -74,6 +73,13 @@ class Distiller(keras.Model):
     def call(self, images, training=False):
         return self.student(images, training=training)
 
+    def save_weights(self, filepath, *args, **kwargs):
+        """Checkpoints hold the student alone: the teacher is fixed and the wrapper not kept."""
+        return self.student.save_weights(filepath, *args, **kwargs)
+
+    def load_weights(self, filepath, *args, **kwargs):
+        return self.student.load_weights(filepath, *args, **kwargs)
+
     def _unpack(self, data):
         if not isinstance(data, dict):   # (images, one-hot) from make_dataset
             images, labels = data
@@ -119,11 +125,8 @@ def transfer_dataset(data: Dataset, cfg, num_classes: int, teacher: keras.Model 
     """Dict batches for the Distiller. Without augmentation the teacher's logits are
     computed once here (one forward pass instead of one per epoch); with
     augmentation the teacher must see the augmented image, so it runs per batch."""
-    augment = cfg.augment if cfg.augment.enabled else None
-    base = make_dataset(data, cfg.train.batch_size, num_classes, training=True, augment=augment,
-                        seed=cfg.train.seed, cache=cfg.data.cache)
-    if augment is not None or teacher is None:
-        return base.map(lambda x, y: {"image": x, "label": y} if labelled else {"image": x})
+    if cfg.augment.enabled or teacher is None:
+        return training_batches(data, cfg).map(lambda x, y: {"image": x, "label": y} if labelled else {"image": x})
     soft = teacher_logits(teacher, data)
     ds = tf.data.Dataset.from_tensor_slices((data.x, tf.one_hot(data.y, num_classes), soft))
     ds = ds.shuffle(len(data), seed=cfg.train.seed, reshuffle_each_iteration=True).batch(cfg.train.batch_size)
@@ -137,31 +140,31 @@ def transfer_dataset(data: Dataset, cfg, num_classes: int, teacher: keras.Model 
 
 def distill(teacher: keras.Model, student_cfg, train: Dataset, validation: Dataset = None, *,
             alpha: float = 0.5, temperature: float = 4.0, labelled: bool = True,
-            student: keras.Model = None) -> tuple:
+            student: keras.Model = None, run_dir=None, callbacks=()) -> tuple:
     """Steps (2)-(3): train a student (built from ``student_cfg`` unless given) toward the
-    teacher. Returns (student, history dict, fit seconds)."""
+    teacher. Returns (student, history dict, fit seconds). The fit keeps the student's
+    checkpoint, history and resume backup in ``run_dir`` (default ``<output_dir>/<name>/distill``);
+    ``callbacks`` are added to the standard ones."""
     keras.utils.set_random_seed(student_cfg.train.seed)
     num_classes = len(train.class_names)
     if student is None:
         student = build_model(student_cfg.model, train.input_shape, num_classes)
-    distiller = Distiller(student, teacher, alpha if labelled else 0.0, temperature)
-    steps = math.ceil(len(train) / student_cfg.train.batch_size)
-    distiller.compile(optimizer=make_optimizer(student_cfg.train, steps))
-    ds = transfer_dataset(train, student_cfg, num_classes, teacher, labelled)
-    val = None
-    if validation is not None and len(validation):
-        val = make_dataset(validation, student_cfg.train.batch_size, num_classes, training=False,
-                           cache=student_cfg.data.cache)
-    start = time.perf_counter()
-    history = distiller.fit(ds, validation_data=val, epochs=student_cfg.train.epochs,
-                            verbose=student_cfg.train.verbose)
-    seconds = time.perf_counter() - start
-    return student, {k: [float(v) for v in vs] for k, vs in history.history.items()}, seconds
+    alpha = alpha if labelled else 0.0
+    distiller = Distiller(student, teacher, alpha, temperature)
+    val = validation_batches(validation, student_cfg)
+    run = fit(distiller, transfer_dataset(train, student_cfg, num_classes, teacher, labelled), student_cfg.train,
+              steps_per_epoch=steps_per_epoch(train, student_cfg.train.batch_size), validation=val,
+              run_dir=run_dir or run_dir_for(student_cfg) / "distill",
+              record={**student_cfg.to_dict(),
+                      "distill": {"alpha": alpha, "temperature": temperature, "labelled": labelled}},
+              # Unlabelled and unvalidated, no epoch has an accuracy to be chosen by: keep the last.
+              keep_best=labelled or val is not None, own_loss=True, callbacks=callbacks)
+    return student, run.history, run.seconds
 
 
 def student_config(base_cfg, preset: str = None, overrides: list = None):
     """The student's ExperimentConfig: a preset (or the base's own settings) plus overrides,
-    keeping the base's name, data and output locations."""
+    keeping the base's name, data, output locations and distill/optimize settings."""
     cfg = load_config(preset, overrides) if preset else load_config(None, overrides, base=base_cfg.to_dict())
     return replace(cfg, name=base_cfg.name, data=base_cfg.data, output_dir=base_cfg.output_dir,
-                   models_dir=base_cfg.models_dir)
+                   models_dir=base_cfg.models_dir, distill=base_cfg.distill, optimize=base_cfg.optimize)

@@ -1,43 +1,31 @@
-"""Short fine-tunes of an already trained model (pruning, QAT): one compile + fit,
-and re-estimating BatchNorm statistics afterwards.
+"""Short fine-tunes of an already trained model (pruning, QAT) through the shared
+trainer, and re-estimating BatchNorm statistics afterwards.
 
 A gentle cosine decay from a small peak rate: the weights are already good,
 and a warm-up or a large rate would undo what the source model learned.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import replace
+from pathlib import Path
 
 import tensorflow as tf
 import tf_keras as keras
 
 from .data import Dataset
-from .pipeline import make_dataset, to_float
-from .train import compile_model
+from .pipeline import steps_per_epoch, to_float, training_batches, validation_batches
+from .trainer import fit
 
 
-def fine_tune(model, train: Dataset, cfg, epochs: int, learning_rate: float,
-              validation: Dataset = None, callbacks: list = None) -> dict:
-    """Fit ``model`` for ``epochs`` on ``train`` with the config's batch size and augmentation."""
-    num_classes = len(train.class_names)
-    steps = math.ceil(len(train) / cfg.train.batch_size)
-    compile_model(model, replace(cfg.train, epochs=epochs, learning_rate=learning_rate,
-                                 schedule="cosine"), steps)
-    augment = cfg.augment if cfg.augment.enabled else None
-    ds = make_dataset(train, cfg.train.batch_size, num_classes, training=True, augment=augment,
-                      seed=cfg.train.seed, cache=cfg.data.cache)
-    val = None
-    if validation is not None and len(validation):
-        val = make_dataset(validation, cfg.train.batch_size, num_classes, training=False,
-                           cache=cfg.data.cache)
-    history = model.fit(ds, validation_data=val, epochs=epochs, verbose=cfg.train.verbose,
-                        callbacks=callbacks or [])
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
-
-
-def steps_per_epoch(train: Dataset, cfg) -> int:
-    return math.ceil(len(train) / cfg.train.batch_size)
+def fine_tune(model, train: Dataset, cfg, *, epochs: int, learning_rate: float, run_dir: Path,
+              record: dict, validation: Dataset = None, callbacks=(), keep_best: bool = True) -> dict:
+    """Fit ``model`` for ``epochs`` on ``train`` with the config's batch size and augmentation;
+    returns the history. ``run_dir``, ``record``, ``callbacks``, ``keep_best``: see trainer.fit."""
+    settings = replace(cfg.train, epochs=epochs, learning_rate=learning_rate, schedule="cosine")
+    return fit(model, training_batches(train, cfg), settings,
+               steps_per_epoch=steps_per_epoch(train, cfg.train.batch_size),
+               validation=validation_batches(validation, cfg), run_dir=run_dir, record=record,
+               callbacks=callbacks, keep_best=keep_best).history
 
 
 def recalibrate_batch_norm(model, data: Dataset, batch_size: int = 256, batches: int = 40) -> None:

@@ -5,12 +5,20 @@ so TF-MOT can fold BN and quantize it; no model is nested inside another and no
 preprocessing layer is in the graph (scaling lives in the export wrapper).
 Models take float images in [0, 1] and end in a softmax named ``probabilities``
 whose input, the layer ``logits``, distillation reads.
+
+A builder registers under the name ``model.name`` selects: the project's CNNs
+here, the transfer-learning model in training.transfer (registered when that
+module is imported). A builder gets the whole ExperimentConfig and returns the
+architecture with initial weights: pretrained backbone weights are the transfer
+pipeline's business, trained weights the business of whoever rebuilds a model.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 import tf_keras as keras
+
+from .config import ExperimentConfig
 
 # He (Kaiming) init keeps activation variance for ReLU-like units that zero half
 # their inputs; Glorot (Xavier) suits symmetric saturating units; LeCun for SELU.
@@ -21,6 +29,7 @@ _BUILDERS: dict = {}
 
 
 def register(name: str) -> Callable:
+    """``@register("name")`` on ``builder(cfg: ExperimentConfig, input_shape, num_classes)``."""
     def wrap(fn: Callable) -> Callable:
         _BUILDERS[name] = fn
         return fn
@@ -31,21 +40,18 @@ def available() -> list:
     return sorted(_BUILDERS)
 
 
+def build_for_experiment(cfg: ExperimentConfig, input_shape: tuple, num_classes: int) -> keras.Model:
+    """The model a whole ExperimentConfig describes, built by the builder ``cfg.model.name`` names."""
+    name = cfg.model.name
+    if name not in _BUILDERS:
+        hint = "; import training.transfer to register it" if name == "transfer" else ""
+        raise ValueError(f"unknown model '{name}' (available: {', '.join(available())}){hint}")
+    return _BUILDERS[name](cfg, tuple(input_shape), num_classes)
+
+
 def build_model(cfg, input_shape: tuple, num_classes: int) -> keras.Model:
-    """Build the model named by ``cfg.name`` (a ModelConfig)."""
-    if cfg.name not in _BUILDERS:
-        raise ValueError(f"unknown model '{cfg.name}' (available: {', '.join(available())})")
-    return _BUILDERS[cfg.name](cfg, tuple(input_shape), num_classes)
-
-
-def build_for_experiment(cfg, input_shape: tuple, num_classes: int) -> keras.Model:
-    """The model a whole ExperimentConfig describes: a registered builder, or (model.name
-    "transfer") a pretrained backbone with a new head, built without downloading weights
-    because the caller loads the trained ones."""
-    if cfg.model.name == "transfer":
-        from .transfer import build_transfer_model
-        return build_transfer_model(cfg, tuple(input_shape), num_classes, weights="none").model
-    return build_model(cfg.model, input_shape, num_classes)
+    """The model a ModelConfig describes, every other config section at its default."""
+    return build_for_experiment(ExperimentConfig(model=cfg), input_shape, num_classes)
 
 
 def initializer_for(activation: str, choice: str = "auto"):
@@ -120,8 +126,9 @@ def classifier_head(x, cfg, num_classes: int):
 
 
 @register("cnn")
-def build_cnn(cfg, input_shape: tuple, num_classes: int) -> keras.Model:
+def build_cnn(experiment: ExperimentConfig, input_shape: tuple, num_classes: int) -> keras.Model:
     """Plain VGG-style CNN: stages of conv blocks, max-pool and dropout between stages."""
+    cfg = experiment.model
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     for stage, width in enumerate(cfg.widths):
@@ -136,8 +143,9 @@ def build_cnn(cfg, input_shape: tuple, num_classes: int) -> keras.Model:
 
 
 @register("resnet")
-def build_resnet(cfg, input_shape: tuple, num_classes: int) -> keras.Model:
+def build_resnet(experiment: ExperimentConfig, input_shape: tuple, num_classes: int) -> keras.Model:
     """Compact pre-pooling ResNet (basic blocks); each later stage halves the resolution."""
+    cfg = experiment.model
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn_act(inputs, cfg.widths[0], cfg, "stem")
     for stage, width in enumerate(cfg.widths):

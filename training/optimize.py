@@ -13,13 +13,17 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Optional
 
-from .config import ExperimentConfig
+from . import transfer  # noqa: F401  (registers the transfer builder a --from version may name)
+from .config import ConfigError, ExperimentConfig
+from .data import dataset_record, load_data
 from .distill import distill, student_config
 from .measure import measure
 from .prune import PruneSettings, prune, sparsity_report
+from .publish import load_keras_model
 from .quantize import QATSettings, float_twin, qat, representative
+from .release import publish_model, techniques
+from .train import train as train_model
 
 log = logging.getLogger(__name__)
 
@@ -29,41 +33,41 @@ EXPORT_STAGES = ("dynamic", "float16", "int8")
 STAGES = FLOAT_STAGES + QAT_STAGES + EXPORT_STAGES
 
 
-@dataclass
-class OptimizeOptions:
-    stages: list = field(default_factory=lambda: ["prune", "pqat", "int8"])
-    # distillation
-    student_preset: Optional[str] = None
-    student_overrides: list = field(default_factory=list)
-    alpha: float = 0.5                 # weight of the hard-label loss; 0 = soft labels only
-    temperature: float = 4.0
-    labelled: bool = True              # False: the transfer set's labels are not used
-    distill_epochs: Optional[int] = None   # None: the student config's train.epochs
-    # pruning
-    prune: PruneSettings = field(default_factory=PruneSettings)
-    # quantization-aware training
-    qat: QATSettings = field(default_factory=QATSettings)
-    calibration_samples: int = 300     # representative images for int8
-    name: Optional[str] = None         # publish under this model name (default: the config's)
-
-
 def parse_stages(text) -> list:
     """Validate the order: float stages, then at most one QAT stage, then at most one export."""
     stages = [s.strip().lower() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
-        raise ValueError(f"unknown stage(s) {', '.join(unknown)} (known: {', '.join(STAGES)})")
+        raise ConfigError(f"unknown stage(s) {', '.join(unknown)} (known: {', '.join(STAGES)})")
     rank = {s: 0 if s in FLOAT_STAGES else 1 if s in QAT_STAGES else 2 for s in STAGES}
     if [rank[s] for s in stages] != sorted(rank[s] for s in stages):
-        raise ValueError(f"stages {','.join(stages)} out of order: distill/prune first, then qat or "
-                         "pqat, then one of dynamic/float16/int8 (a quantized model cannot be "
-                         "distilled or pruned again)")
+        raise ConfigError(f"stages {','.join(stages)} out of order: distill/prune first, then qat or "
+                          "pqat, then one of dynamic/float16/int8 (a quantized model cannot be "
+                          "distilled or pruned again)")
     if sum(s in QAT_STAGES for s in stages) > 1 or sum(s in EXPORT_STAGES for s in stages) > 1:
-        raise ValueError("choose at most one of qat/pqat and at most one of dynamic/float16/int8")
+        raise ConfigError("choose at most one of qat/pqat and at most one of dynamic/float16/int8")
     if any(s in QAT_STAGES for s in stages) and ("float16" in stages or "dynamic" in stages):
-        raise ValueError("a QAT model exports as int8 (from its own fake-quant ranges), "
-                         "not dynamic or float16")
+        raise ConfigError("a QAT model exports as int8 (from its own fake-quant ranges), "
+                          "not dynamic or float16")
     return stages
+
+
+def prune_settings(cfg: ExperimentConfig) -> PruneSettings:
+    """The ``optimize`` section's pruning settings."""
+    o = cfg.optimize
+    try:
+        return PruneSettings(target=0.5 if o.two_four else o.sparsity, schedule=o.schedule,
+                             initial=o.initial_sparsity, m_by_n=(2, 4) if o.two_four else None,
+                             keep_ends=o.keep_ends, dense_block=tuple(o.dense_block), epochs=o.prune_epochs,
+                             ramp=o.ramp, learning_rate=o.prune_learning_rate)
+    except ValueError as exc:
+        raise ConfigError(f"optimize: {exc}") from None
+
+
+def qat_settings(cfg: ExperimentConfig, preserve_sparsity: bool) -> QATSettings:
+    """The ``optimize`` section's quantization-aware training settings."""
+    return QATSettings(epochs=cfg.optimize.qat_epochs, learning_rate=cfg.optimize.qat_learning_rate,
+                       preserve_sparsity=preserve_sparsity)
 
 
 @dataclass
@@ -90,34 +94,35 @@ def _record(state: State, stage: str, settings: dict, seconds: float, test, cali
                                                               "nonzero_params", "tflite_gzip_bytes")})
 
 
-def run_stages(model, cfg: ExperimentConfig, data: tuple, options: OptimizeOptions,
-               workdir: Path) -> State:
-    """Apply ``options.stages`` to ``model``; returns the final state with one record per
-    stage. The files each stage is measured on are written under ``workdir``."""
-    stages = parse_stages(options.stages)
+def run_stages(model, cfg: ExperimentConfig, data: tuple, workdir: Path) -> State:
+    """Apply the stages ``cfg.optimize`` names to ``model``, with its ``distill`` and pruning/QAT
+    settings; returns the final state with one record per stage. The files each stage is
+    measured on are written under ``workdir``."""
+    stages, d = parse_stages(cfg.optimize.stages), cfg.distill
     train, val, test = data
     workdir = Path(workdir)
-    calibrate = representative(train, options.calibration_samples, seed=cfg.train.seed)
+    calibrate = representative(train, cfg.optimize.calibration_samples, seed=cfg.train.seed)
     state = State(model, cfg, model)
     _record(state, "source", {"config": cfg.name}, 0.0, test, calibrate, workdir)
     for stage in stages:
         start, history = time.perf_counter(), None
         if stage == "distill":
-            student_cfg = student_config(state.cfg, options.student_preset, options.student_overrides)
-            if options.distill_epochs:
-                student_cfg = replace(student_cfg, train=replace(student_cfg.train, epochs=options.distill_epochs))
-            student, history, _ = distill(state.model, student_cfg, train, val, alpha=options.alpha,
-                                          temperature=options.temperature, labelled=options.labelled)
-            settings = {"alpha": options.alpha if options.labelled else 0.0, "temperature": options.temperature,
-                        "labelled": options.labelled, "epochs": student_cfg.train.epochs,
+            student_cfg = student_config(state.cfg, d.student_preset, d.student_overrides)
+            if d.epochs:
+                student_cfg = replace(student_cfg, train=replace(student_cfg.train, epochs=d.epochs))
+            student, history, _ = distill(state.model, student_cfg, train, val, alpha=d.alpha,
+                                          temperature=d.temperature, labelled=d.labelled)
+            settings = {"alpha": d.alpha if d.labelled else 0.0, "temperature": d.temperature,
+                        "labelled": d.labelled, "epochs": student_cfg.train.epochs,
                         "student": student_cfg.model.__dict__, "teacher_params": int(state.model.count_params())}
             state = replace(state, model=student, cfg=student_cfg, float_model=student)
         elif stage == "prune":
-            pruned, history = prune(state.model, train, state.cfg, options.prune, val)
-            settings = asdict(options.prune)
+            settings = prune_settings(cfg)
+            pruned, history = prune(state.model, train, state.cfg, settings, val)
+            settings = asdict(settings)
             state = replace(state, model=pruned, float_model=pruned)
         elif stage in QAT_STAGES:
-            settings = replace(options.qat, preserve_sparsity=stage == "pqat")
+            settings = qat_settings(cfg, preserve_sparsity=stage == "pqat")
             if stage == "pqat" and sparsity_report(state.model)["kernels"] < 0.01:
                 log.warning("pqat on a model with no pruned kernels: put 'prune' before it")
             qmodel, history = qat(state.model, train, state.cfg, settings, val)
@@ -129,22 +134,20 @@ def run_stages(model, cfg: ExperimentConfig, data: tuple, options: OptimizeOptio
                 state.records.append({**same, "stage": stage, "seconds": 0.0,
                                       "settings": {"ranges": "learned by quantization-aware training"}})
                 continue
-            settings = {"calibration_samples": options.calibration_samples} if stage == "int8" else {}
+            settings = {"calibration_samples": cfg.optimize.calibration_samples} if stage == "int8" else {}
             state = replace(state, quantization=stage)
         _record(state, stage, settings, time.perf_counter() - start, test, calibrate, workdir, history)
     return state
 
 
-def optimize(cfg: ExperimentConfig, options: OptimizeOptions, *, source_dir: Path = None,
-             model=None, data: tuple = None) -> Path:
-    """Load (``source_dir``) or train the source model, run the stages, publish the result."""
-    from .cli_train import publish_model, techniques
-    from .data import load_data
-    from .train import train as train_model
+def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data: tuple = None) -> Path:
+    """Load (``source_dir``) or train the source model, run the stages ``cfg.optimize``
+    names, publish the result."""
+    stages = parse_stages(cfg.optimize.stages)     # bad settings fail before any training
+    prune_settings(cfg)
     data = data or load_data(cfg.data)
     parent, source_record = None, None
     if source_dir is not None:
-        from .publish import load_keras_model
         model, meta = load_keras_model(source_dir)
         parent = {"name": meta["name"], "version": meta["version"], "path": str(source_dir)}
     elif model is None:
@@ -153,16 +156,15 @@ def optimize(cfg: ExperimentConfig, options: OptimizeOptions, *, source_dir: Pat
         source_record = {"stage": "train", "seconds": round(result.wall_seconds, 1),
                          "test_accuracy": result.test_accuracy}
     with tempfile.TemporaryDirectory(prefix="optimize-") as workdir:
-        state = run_stages(model, cfg, data, options, workdir)
+        state = run_stages(model, cfg, data, workdir)
     if source_record:
         state.records.insert(0, source_record)
-    final_cfg = replace(state.cfg, name=options.name or cfg.name, models_dir=cfg.models_dir)
-    calibrate = representative(data[0], options.calibration_samples, seed=cfg.train.seed)
+    final_cfg = replace(state.cfg, name=cfg.optimize.name or cfg.name, models_dir=cfg.models_dir)
+    calibrate = representative(data[0], cfg.optimize.calibration_samples, seed=cfg.train.seed)
     weights = float_twin(state.model, state.float_model) if state.model is not state.float_model else None
-    extra = {"techniques": {**techniques(final_cfg), "compression": parse_stages(options.stages)},
+    extra = {"techniques": {**techniques(final_cfg), "compression": stages},
              "stages": state.records,
-             "dataset": {"train": data[0].fingerprint(), "test": data[2].fingerprint(),
-                         "source": cfg.data.source, "path": cfg.data.path}}
+             "dataset": dataset_record(cfg.data, *data)}
     return publish_model(final_cfg, state.model, data[2], extra=extra, quantization=state.quantization,
                          representative=calibrate if state.quantization == "int8" else None,
                          parent=parent, weights_model=weights)

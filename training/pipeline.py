@@ -1,6 +1,9 @@
 """tf.data input pipelines: uint8 arrays in, float [0,1] batches and one-hot labels out."""
 from __future__ import annotations
 
+import math
+from typing import Optional
+
 import tensorflow as tf
 
 from .augment import augment_batch
@@ -29,3 +32,20 @@ def make_dataset(data: Dataset, batch_size: int, num_classes: int, *, training: 
         return images, tf.one_hot(labels, num_classes)
 
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(data: Dataset, batch_size: int) -> int:
+    return math.ceil(len(data) / batch_size)
+
+
+def training_batches(data: Dataset, cfg) -> tf.data.Dataset:
+    """Shuffled, augmented batches for ``cfg`` (an ExperimentConfig)."""
+    return make_dataset(data, cfg.train.batch_size, len(data.class_names), training=True,
+                        augment=cfg.augment, seed=cfg.train.seed, cache=cfg.data.cache)
+
+
+def validation_batches(data: Optional[Dataset], cfg) -> Optional[tf.data.Dataset]:
+    """Plain batches, or None when there is no validation data."""
+    if data is None or not len(data):
+        return None
+    return make_dataset(data, cfg.train.batch_size, len(data.class_names), training=False, cache=cfg.data.cache)

@@ -7,7 +7,7 @@ compressed: report gzip sizes, not raw ones.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Optional
 
 import numpy as np
@@ -16,7 +16,9 @@ import tf_keras as keras
 
 from .compat import PRUNABLE, check_prunable, translate
 from .data import Dataset
-from .finetune import fine_tune, recalibrate_batch_norm, steps_per_epoch
+from .finetune import fine_tune, recalibrate_batch_norm
+from .pipeline import steps_per_epoch
+from .trainer import run_dir_for
 from .wrapped import base_layers, copy_weights, kernel, nonzero_params
 
 sparsity = tfmot.sparsity.keras
@@ -42,21 +44,27 @@ class PruneSettings:
                                        # retrains with the final masks (recovery)
     learning_rate: float = 5e-4        # fine-tune peak rate; the model is already trained
 
+    def __post_init__(self):
+        if not 0.0 < self.target < 1.0:
+            raise ValueError(f"target sparsity must be in (0, 1), got {self.target}")
+        if not 0.0 < self.ramp <= 1.0:
+            raise ValueError(f"pruning ramp must be in (0, 1], got {self.ramp}")
+        if self.schedule not in ("polynomial", "constant"):
+            raise ValueError(f"unknown pruning schedule '{self.schedule}' (polynomial, constant)")
+        if len(self.dense_block) != 2 or min(self.dense_block) < 1:
+            raise ValueError(f"dense block must be two whole numbers >= 1, got {self.dense_block}")
+
 
 def make_schedule(settings: PruneSettings, end_step: int):
     """The mask must be updated at ``end_step`` itself to reach the target, so the
     first update is offset to make end_step - begin_step a multiple of the frequency."""
-    if not 0.0 < settings.target < 1.0:
-        raise ValueError(f"target sparsity must be in (0, 1), got {settings.target}")
     end_step = max(int(end_step), 1)
     frequency = min(100, max(1, end_step // 8))    # at least ~8 mask updates in the run
     begin_step = end_step % frequency
     if settings.schedule == "polynomial":
         return sparsity.PolynomialDecay(settings.initial, settings.target, begin_step, end_step,
                                         frequency=frequency)
-    if settings.schedule == "constant":
-        return sparsity.ConstantSparsity(settings.target, begin_step, end_step, frequency=frequency)
-    raise ValueError(f"unknown pruning schedule '{settings.schedule}' (polynomial, constant)")
+    return sparsity.ConstantSparsity(settings.target, begin_step, end_step, frequency=frequency)
 
 
 def wrap_for_pruning(model: keras.Model, settings: PruneSettings, end_step: int) -> keras.Model:
@@ -90,16 +98,22 @@ def pruned_layer_names(names: list, settings: PruneSettings) -> set:
 
 
 def prune(model: keras.Model, train: Dataset, cfg, settings: PruneSettings,
-          validation: Dataset = None) -> tuple:
-    """Fine-tune ``model`` while pruning it; returns (stripped float model, history)."""
-    if not 0.0 < settings.ramp <= 1.0:
-        raise ValueError(f"pruning ramp must be in (0, 1], got {settings.ramp}")
-    total_steps = steps_per_epoch(train, cfg) * settings.epochs
+          validation: Dataset = None, *, run_dir=None, callbacks=()) -> tuple:
+    """Fine-tune ``model`` while pruning it; returns (stripped float model, history).
+
+    The fine-tune keeps its checkpoint, history and resume backup in ``run_dir``
+    (default ``<output_dir>/<name>/prune``); an interrupted run resumes there with
+    its masks and pruning step, so the schedule continues where it stopped.
+    """
+    total_steps = steps_per_epoch(train, cfg.train.batch_size) * settings.epochs
     wrapped = wrap_for_pruning(model, settings, max(1, int(total_steps * settings.ramp)))
-    # UpdatePruningStep advances the step counter that drives the schedule and
-    # re-applies the masks at each epoch end, so the saved weights are sparse.
-    history = fine_tune(wrapped, train, cfg, settings.epochs, settings.learning_rate, validation,
-                        callbacks=[sparsity.UpdatePruningStep()])
+    # UpdatePruningStep starts the wrappers' step counter that drives the schedule and
+    # re-applies the masks at each epoch end, so the saved weights are sparse. Every
+    # epoch runs (keep_best=False): an earlier, better-scoring epoch is a denser model.
+    history = fine_tune(wrapped, train, cfg, epochs=settings.epochs, learning_rate=settings.learning_rate,
+                        validation=validation, run_dir=run_dir or run_dir_for(cfg) / "prune",
+                        record={**cfg.to_dict(), "prune": asdict(settings)},
+                        callbacks=[sparsity.UpdatePruningStep(), *callbacks], keep_best=False)
     stripped = strip(wrapped)
     recalibrate_batch_norm(stripped, train)
     return stripped, history

@@ -8,11 +8,13 @@ from pathlib import Path
 
 from artifact import metadata as md
 
+from .config import config_from_dict
+from .models import build_for_experiment
+
 
 def load_keras_model(version_dir):
-    """(model, metadata as a validated dict) rebuilt from the stored builder config and weights."""
-    from .config import config_from_dict
-    from .models import build_for_experiment
+    """(model, metadata as a validated dict) rebuilt from the stored builder config and weights.
+    The builder the config names must be registered (training.transfer registers "transfer")."""
     version_dir = Path(version_dir)
     meta = md.read(version_dir)
     weights = meta.format_path(version_dir, "keras")

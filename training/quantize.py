@@ -9,7 +9,7 @@ its fake-quant ranges and writes int8 kernels.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import tensorflow_model_optimization as tfmot
@@ -18,6 +18,7 @@ import tf_keras as keras
 from .compat import check_quantizable, translate
 from .data import Dataset
 from .finetune import fine_tune
+from .trainer import run_dir_for
 from .wrapped import copy_weights
 
 qkeras = tfmot.quantization.keras
@@ -66,10 +67,14 @@ def quantize_aware(model: keras.Model, preserve_sparsity: bool = False) -> keras
 
 
 def qat(model: keras.Model, train: Dataset, cfg, settings: QATSettings,
-        validation: Dataset = None) -> tuple:
-    """Fine-tune with simulated int8; returns (QAT model, history)."""
+        validation: Dataset = None, *, run_dir=None) -> tuple:
+    """Fine-tune with simulated int8; returns (QAT model, history). The fine-tune keeps
+    its files in ``run_dir`` (default ``<output_dir>/<name>/qat``, or ``pqat``)."""
     qmodel = quantize_aware(model, settings.preserve_sparsity)
-    history = fine_tune(qmodel, train, cfg, settings.epochs, settings.learning_rate, validation)
+    default_dir = run_dir_for(cfg) / ("pqat" if settings.preserve_sparsity else "qat")
+    history = fine_tune(qmodel, train, cfg, epochs=settings.epochs, learning_rate=settings.learning_rate,
+                        validation=validation, run_dir=run_dir or default_dir,
+                        record={**cfg.to_dict(), "qat": asdict(settings)})
     return qmodel, history
 
 

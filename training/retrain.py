@@ -22,7 +22,6 @@ the next job) and no lock.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import shutil
 from dataclasses import dataclass, field, replace
@@ -34,11 +33,11 @@ from artifact.locks import LockBusy, model_lock
 from artifact.versions import clean_staging, versions
 
 from . import distribute, gate
-from .cli_train import publish_model, techniques
 from .config import ConfigError, ExperimentConfig, load_config
-from .data import DataError, Dataset, load_data
+from .data import DataError, Dataset, dataset_record, load_data
 from .evaluate import FORMATS, version_runner
 from .promotion import Decision, decide, map_labels, score
+from .release import publish_model, techniques
 from .train import train
 
 log = logging.getLogger(__name__)
@@ -80,25 +79,16 @@ def data_source(path: str) -> dict:
     raise DataError(f"--data '{path}' is neither an image folder, an .npz file nor 'fashion_mnist'")
 
 
-def _deep_update(base: dict, extra: dict) -> dict:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def job_config(job: RetrainJob, current: Optional[md.Metadata]) -> ExperimentConfig:
     """The recipe: the served version's config (or a preset), then the job's data and
     name, then ``--set``. It is stored as it is in the new version, so the next
     retrain starts from the same recipe."""
-    base = copy.deepcopy(current.config) if current is not None and not job.preset else {}
-    flags = {"name": job.name, "models_dir": str(job.models_dir), "retrain": dict(job.settings)}
+    base = current.config if current is not None and not job.preset else None
+    flags = {"name": job.name, "models_dir": str(job.models_dir), "retrain": job.settings}
     if job.data:
         flags["data"] = data_source(job.data)
     preset = job.preset or (None if base else "default")
-    return load_config(preset, job.overrides, base=_deep_update(base, flags))
+    return load_config(preset, job.overrides, base=base, flags=flags)
 
 
 def fine_tune_config(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -174,8 +164,7 @@ def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
     if not dist.chief:
         return {"model": job.name, "exit_code": 0, "published_version": None, "distribution": result.distribution}
 
-    dataset = {"source": cfg.data.source, "path": cfg.data.path, "train": train_set.fingerprint(),
-               "validation": val_set.fingerprint(), "test": test.fingerprint()}
+    dataset = dataset_record(cfg.data, train_set, val_set, test)
     outcome = {}
 
     def judge(staging: Path) -> dict:

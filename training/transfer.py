@@ -11,21 +11,20 @@ recompile after every change of ``trainable``, so each stage compiles afresh.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import math
 import re
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import tf_keras as keras
 
 from .backbones import Backbone, adapt_input, load_backbone
 from .config import ConfigError, ExperimentConfig
-from .data import Dataset, load_data
-from .models import classifier_head
-from .pipeline import make_dataset
-from .train import accuracy, compile_model, make_callbacks, start_run
+from .data import Dataset, dataset_record, load_data
+from .models import classifier_head, register
+from .pipeline import steps_per_epoch, training_batches, validation_batches
+from .release import publish_model, techniques
+from .train import accuracy
+from .trainer import fit, run_dir_for
 
 
 @dataclass
@@ -46,11 +45,34 @@ def build_transfer_model(cfg: ExperimentConfig, input_shape: tuple, num_classes:
                   if not any(name.startswith(p + "_") for name in taken))
     inputs = keras.Input(input_shape, name="image")
     x, adapter = adapt_input(inputs, backbone, cfg.transfer.resize, cfg.transfer.scale, prefix)
-    # Re-running the backbone's graph on our tensor calls its layers directly (shared
-    # weights), so no Model is nested in the result and TF-MOT can quantize it.
-    features = backbone.model._run_internal_graph(x)
-    model = keras.Model(inputs, classifier_head(features, cfg.model, num_classes), name="transfer")
+    model = keras.Model(inputs, classifier_head(call_layers(backbone.model, x), cfg.model, num_classes),
+                        name="transfer")
     return TransferModel(model, backbone, layers, [layer.name for layer in adapter])
+
+
+def call_layers(model: keras.Model, x):
+    """``model``'s graph run on the tensor ``x`` by calling its own layers (shared weights,
+    loaded already), in the order its functional config lists them. The layers become
+    part of the model being built on ``x``, flat: no Model is nested, so TF-MOT can
+    quantize it (a nested ``model(x)`` would not be)."""
+    config = model.get_config()
+    (name, node, index), = config["input_layers"]
+    tensors = {(name, node, index): x}       # (layer, node, output) as the config names them
+    for layer in config["layers"]:
+        for node_index, inbound in enumerate(layer["inbound_nodes"]):
+            args = [tensors[(n, i, t)] for n, i, t, _ in inbound]
+            outputs = model.get_layer(layer["name"])(args[0] if len(args) == 1 else args, **inbound[0][3])
+            for t, tensor in enumerate(outputs if isinstance(outputs, (list, tuple)) else [outputs]):
+                tensors[(layer["name"], node_index, t)] = tensor
+    (name, node, index), = config["output_layers"]
+    return tensors[(name, node, index)]
+
+
+@register("transfer")
+def build_transfer(cfg: ExperimentConfig, input_shape: tuple, num_classes: int) -> keras.Model:
+    """The registry's builder: the architecture without pretrained weights, which the trained
+    weights of a published transfer model replace anyway (nothing is downloaded)."""
+    return build_transfer_model(cfg, input_shape, num_classes, weights="none").model
 
 
 def _is_bn(layer) -> bool:
@@ -96,17 +118,6 @@ def unfreeze_top(tm: TransferModel, unfreeze, unit: str = "layers") -> list:
     return names
 
 
-def fit_stage(model, train_cfg, train_ds, *, epochs: int, steps_per_epoch: int, learning_rate: float,
-              val_ds=None, callbacks=None) -> tuple:
-    """Compile (a fresh optimizer: trainable flags changed) and fit; returns (history, seconds)."""
-    stage_cfg = dataclasses.replace(train_cfg, epochs=epochs, learning_rate=learning_rate)
-    compile_model(model, stage_cfg, steps_per_epoch)
-    start = time.perf_counter()
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=callbacks or [], verbose=train_cfg.verbose)
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}, time.perf_counter() - start
-
-
 @dataclass
 class TransferResult:
     cfg: ExperimentConfig              # as it ran: model.name "transfer", backbone_spec filled in
@@ -130,31 +141,26 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
     cfg = resolved_config(cfg)
     keras.utils.set_random_seed(cfg.train.seed)
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
-    num_classes = len(train_set.class_names)
-    tm = build_transfer_model(cfg, train_set.input_shape, num_classes)
+    tm = build_transfer_model(cfg, train_set.input_shape, len(train_set.class_names))
     cfg.transfer.backbone_spec = tm.backbone.spec
-    run_dir = start_run(cfg)
-
-    args = dict(batch_size=cfg.train.batch_size, num_classes=num_classes, cache=cfg.data.cache)
-    train_ds = make_dataset(train_set, training=True, augment=cfg.augment, seed=cfg.train.seed, **args)
-    val_ds = make_dataset(val_set, training=False, **args) if len(val_set) else None
-    steps = math.ceil(len(train_set) / cfg.train.batch_size)
+    run_dir = run_dir_for(cfg)
+    train_ds, val_ds = training_batches(train_set, cfg), validation_batches(val_set, cfg)
+    steps = steps_per_epoch(train_set, cfg.train.batch_size)
     tcfg = cfg.transfer
 
     def stage(number: int, name: str, epochs: int, lr: float, unfrozen: list) -> dict:
-        stage_dir = run_dir / f"stage{number}"
-        (stage_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        history, seconds = fit_stage(tm.model, cfg.train, train_ds, epochs=epochs, steps_per_epoch=steps,
-                                     learning_rate=lr, val_ds=val_ds,
-                                     callbacks=make_callbacks(cfg, stage_dir, val_ds is not None))
+        # fit() compiles afresh: a new optimizer sees the changed trainable flags.
+        run = fit(tm.model, train_ds, replace(cfg.train, epochs=epochs, learning_rate=lr),
+                  steps_per_epoch=steps, validation=val_ds, run_dir=run_dir / f"stage{number}",
+                  record=cfg.to_dict())
         checkpoint = run_dir / "checkpoints" / f"stage{number}.h5"
         tm.model.save_weights(str(checkpoint))     # the state the next stage starts from
         return {"stage": number, "name": name, "epochs": epochs, "learning_rate": lr,
                 "unfrozen_layers": len(unfrozen), "unfrozen": unfrozen,
                 "trainable_params": int(sum(v.shape.num_elements() for v in tm.model.trainable_weights)),
-                "fit_seconds": round(seconds, 1), "checkpoint": str(checkpoint),
-                "val_accuracy": history["val_accuracy"][-1] if "val_accuracy" in history else None,
-                "test_accuracy": accuracy(tm.model, test_set, cfg.train.batch_size), "history": history}
+                "fit_seconds": round(run.seconds, 1), "checkpoint": str(checkpoint),
+                "val_accuracy": run.history["val_accuracy"][-1] if "val_accuracy" in run.history else None,
+                "test_accuracy": accuracy(tm.model, test_set, cfg.train.batch_size), "history": run.history}
 
     freeze_backbone(tm)
     stages = [stage(1, "head", tcfg.head_epochs, tcfg.head_learning_rate, [])]
@@ -167,7 +173,6 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
 
 def publish_transfer(result: TransferResult, preset: str = None) -> Path:
     """Publish through the same artifact path as ``train``, with each stage's metrics."""
-    from .cli_train import publish_model, techniques
     cfg = result.cfg
     stages = [{k: v for k, v in s.items() if k != "unfrozen"} for s in result.stages]
     summary = {"backbone": result.backbone, "unfreeze": cfg.transfer.unfreeze,
@@ -176,8 +181,7 @@ def publish_transfer(result: TransferResult, preset: str = None) -> Path:
         "techniques": {**techniques(cfg), "transfer_learning": {
             k: v for k, v in summary.items() if k != "stages"}},
         "preset": preset,
-        "dataset": {"train": result.train.fingerprint(), "validation": result.validation.fingerprint(),
-                    "test": result.test.fingerprint(), "source": cfg.data.source, "path": cfg.data.path},
+        "dataset": dataset_record(cfg.data, result.train, result.validation, result.test),
         "training": {"params": int(result.model.count_params()),
                      "fit_seconds": round(sum(s["fit_seconds"] for s in result.stages), 1)},
         "transfer": summary,
