@@ -16,7 +16,8 @@ from artifact.versions import versions
 
 from conftest import FIXTURE, ROOT
 from training.promotion import EXIT_CHECK, EXIT_PUBLISHED, EXIT_WORSE
-from training.retrain import RetrainJob, retrain
+from training.retrain import retrain
+from training.retrain_job import RetrainJob
 
 # Learns the fixture in seconds: 5 epochs reach about 80% test accuracy.
 QUICK = ["model.head_pool=flatten", "augment.enabled=false", "train.batch_size=32", "train.verbose=0"]
@@ -119,3 +120,21 @@ def test_kill_9_while_publishing_leaves_a_clean_repository_and_the_next_retrain_
     report = retrain(job(tmp, "train.epochs=1", "retrain.tolerance=1.0"))
     assert report["exit_code"] == EXIT_PUBLISHED and report["published_version"] == 3, report
     assert not list(model_dir.glob(".tmp-*")) and versions(tmp / "models", "tiny") == [1, 2, 3]
+
+
+def test_then_optimize_compresses_the_promoted_model_like_the_served_one(tmp_path):
+    from training.config import load_config
+    from training.optimize import optimize
+    first = retrain(job(tmp_path, *QUICK, "train.epochs=4", preset="tiny"))
+    assert first["published_version"] == 1, first
+    # The served version is the int8 post-training-quantized v1 (parent 1), as `optimize` makes it.
+    served_cfg = load_config(None, base=md.read(tmp_path / "models" / "tiny" / "1").config,
+                             overrides=["optimize.stages=[int8]", "optimize.calibration_samples=64"])
+    optimize(served_cfg, source_dir=tmp_path / "models" / "tiny" / "1")
+    report = retrain(job(tmp_path, "train.epochs=2", "retrain.tolerance=0.05", then_optimize=True))
+    assert report["exit_code"] == EXIT_PUBLISHED and report["current_version"] == 2, report
+    assert report["published_version"] == 3 and report["then_optimize"]["published_version"] == 4
+    light = md.read(tmp_path / "models" / "tiny" / "4")
+    assert light.parent["version"] == 3 and light.formats.tflite.quantization == "int8"
+    assert light.techniques["compression"] == ["int8"] and light.extra["retrain"]["current_version"] == 2
+    assert report["then_optimize"]["start"] == {"from": "version", "version": 3, "stages": ["int8"]}

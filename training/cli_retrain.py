@@ -4,6 +4,7 @@ publish the result only if it is not worse than what is served.
     python -m training retrain --name fashion                       # the data the served version used
     python -m training retrain --name flowers --data photos/flowers # the folder as it is today
     python -m training retrain --name fashion --from-scratch --metric class_floor --tolerance 0.01
+    python -m training retrain --name fashion --then optimize    # and compress it like the served one
 
 Prints the report as one JSON line and exits with (training.promotion):
 0 published, 2 usage error, 3 refused by the publish check, 4 worse than the
@@ -38,18 +39,24 @@ def add_parser(sub) -> None:
                         f"(default: {ExperimentConfig().retrain.tolerance})")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another job on the same model (default: fail at once, exit 5)")
+    p.add_argument("--then", choices=("optimize",),
+                   help="optimize: also publish the promoted model compressed with the stages the served "
+                        "version was made with (techniques.compression; else optimize.stages), if that "
+                        "one is not worse either")
     add_strategy_arg(p)
     p.set_defaults(func=cmd_retrain)
 
 
 def cmd_retrain(args) -> None:
-    from . import distribute
-    dist = distribute.make(args.strategy)   # first: a multi-worker strategy sets up the runtime
-    from .retrain import RetrainJob, retrain
+    from .retrain_job import RetrainJob, plan
     settings = {key: value for key, value in (("metric", args.metric), ("tolerance", args.tolerance))
                 if value is not None}
     job = RetrainJob(args.name, args.models_dir, args.data, args.from_scratch, args.preset, args.overrides,
-                     settings, args.wait)
+                     settings, args.wait, then_optimize=args.then == "optimize")
+    plan(job)                               # flags, paths and config keys checked before TensorFlow loads
+    from . import distribute
+    dist = distribute.make(args.strategy)   # first TensorFlow work: a multi-worker strategy sets up the runtime
+    from .retrain import retrain
     report = retrain(job, dist)
     print(json.dumps(report))
     sys.exit(report["exit_code"])

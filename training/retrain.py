@@ -24,20 +24,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
 from artifact import metadata as md
 from artifact.locks import LockBusy, model_lock
-from artifact.versions import clean_staging, versions
+from artifact.versions import clean_staging
 
 from . import distribute, gate
-from .config import ConfigError, ExperimentConfig, load_config
+from .config import ConfigError, ExperimentConfig
 from .data import DataError, Dataset, dataset_record, load_data
 from .evaluate import FORMATS, version_runner
 from .promotion import Decision, decide, map_labels, score
+from .optimize import optimize, parse_stages
 from .release import publish_model, techniques
+from .retrain_job import RetrainJob, fine_tune_config, plan, served
 from .train import train
 
 log = logging.getLogger(__name__)
@@ -53,50 +55,6 @@ class Refused(Exception):
 
 class RepositoryChanged(LockBusy):
     """A version of the model was published or retired, outside the lock, while this job ran."""
-
-
-@dataclass
-class RetrainJob:
-    name: str
-    models_dir: str = "models"
-    data: Optional[str] = None         # a folder, an .npz file or "fashion_mnist"; None: as recorded
-    from_scratch: bool = False
-    preset: Optional[str] = None       # the recipe from scratch; None: the served version's config
-    overrides: list = field(default_factory=list)   # --set lines
-    settings: dict = field(default_factory=dict)    # retrain.* values given as flags (--metric, --tolerance)
-    wait: float = 0.0                  # seconds to wait for another job's lock
-
-
-def data_source(path: str) -> dict:
-    """``--data``: the data config for a folder, an .npz file or the name fashion_mnist."""
-    if path == "fashion_mnist":
-        return {"source": "fashion_mnist", "path": None}
-    given = Path(path)
-    if given.is_dir():
-        return {"source": "folder", "path": str(given)}
-    if given.suffix == ".npz" and given.is_file():
-        return {"source": "npz", "path": str(given)}
-    raise DataError(f"--data '{path}' is neither an image folder, an .npz file nor 'fashion_mnist'")
-
-
-def job_config(job: RetrainJob, current: Optional[md.Metadata]) -> ExperimentConfig:
-    """The recipe: the served version's config (or a preset), then the job's data and
-    name, then ``--set``. It is stored as it is in the new version, so the next
-    retrain starts from the same recipe."""
-    base = current.config if current is not None and not job.preset else None
-    flags = {"name": job.name, "models_dir": str(job.models_dir), "retrain": job.settings}
-    if job.data:
-        flags["data"] = data_source(job.data)
-    preset = job.preset or (None if base else "default")
-    return load_config(preset, job.overrides, base=base, flags=flags)
-
-
-def fine_tune_config(cfg: ExperimentConfig) -> ExperimentConfig:
-    """The run that starts from the served weights: the recipe at a lower peak rate
-    (so it refines rather than overwrites what was learned)."""
-    train_cfg = replace(cfg.train, learning_rate=cfg.train.learning_rate * cfg.retrain.learning_rate_scale,
-                        epochs=cfg.retrain.epochs or cfg.train.epochs)
-    return replace(cfg, train=train_cfg)
 
 
 def check_comparable(current: md.Metadata, data: Dataset, fine_tune: bool) -> None:
@@ -121,11 +79,6 @@ def measure(directory: Path, test: Dataset) -> dict:
     return scores
 
 
-def _served(job: RetrainJob) -> Optional[Path]:
-    found = versions(job.models_dir, job.name)
-    return Path(job.models_dir) / job.name / str(found[-1]) if found else None
-
-
 def retrain(job: RetrainJob, dist: Optional[distribute.Distribution] = None) -> dict:
     """Run the job; returns the report (``exit_code`` in it). A worker that is not the
     chief trains in step and returns only its distribution record."""
@@ -138,11 +91,53 @@ def retrain(job: RetrainJob, dist: Optional[distribute.Distribution] = None) -> 
         return _run(job, dist)
 
 
+@dataclass
+class Judge:
+    """Publishes a candidate only after it has been measured against the served
+    version, inside the staging directory (a refusal leaves nothing behind)."""
+
+    job: RetrainJob
+    cfg: ExperimentConfig
+    test: Dataset
+    data: dict                          # the dataset record of the report
+    current: Optional[md.Metadata]
+    current_scores: Optional[dict]      # format -> Score of the served version, measured once
+
+    def publish(self, publish, start: dict, expected: Optional[Path], history: Optional[dict] = None) -> Decision:
+        """``publish(check)`` stages and publishes a version, calling ``check(staging)`` first;
+        ``expected`` is the version that must still be served when it is renamed into place."""
+        outcome = {}
+
+        def check(staging: Path) -> dict:
+            candidate = measure(staging, self.test)
+            decision = Decision(self.job.name, self.cfg.retrain.metric, self.cfg.retrain.tolerance, start,
+                                candidate, self.current_scores, self.current.version if self.current else None,
+                                data=self.data)
+            last = {key: values[-1] for key, values in (history or {}).items()}
+            report = gate.check(min(s.accuracy for s in candidate.values()), self.test.y,
+                                last.get("accuracy"), last.get("val_accuracy"))
+            decision.publish_check = report.to_dict()
+            outcome["decision"] = decide(decision, report.passed)
+            if decision.exit_code:
+                raise Refused(decision)
+            if served(self.job) != expected:
+                raise RepositoryChanged(f"the served version of '{self.job.name}' changed while this job ran "
+                                        f"(was {expected}, now {served(self.job)}); nothing published, run it again")
+            return {"retrain": decision.to_dict()}
+
+        try:
+            published = publish(check)
+        except Refused as refused:
+            return refused.decision
+        decision = outcome["decision"]
+        decision.published_version = int(published.name)
+        return decision
+
+
 def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
-    current_dir = _served(job)
-    current = md.read(current_dir) if current_dir else None
+    current_dir, current, cfg = plan(job)
     fine_tune = current is not None and not job.from_scratch
-    cfg = job_config(job, current)
+    stages = optimize_stages(cfg, current) if job.then_optimize else None   # bad stages fail before training
     data = load_data(cfg.data)
     train_set, val_set, test = data
     init = None
@@ -165,35 +160,38 @@ def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
         return {"model": job.name, "exit_code": 0, "published_version": None, "distribution": result.distribution}
 
     dataset = dataset_record(cfg.data, train_set, val_set, test)
-    outcome = {}
-
-    def judge(staging: Path) -> dict:
-        """Both versions' exported files on the same test images; raises to publish nothing."""
-        candidate = measure(staging, test)
-        decision = Decision(job.name, cfg.retrain.metric, cfg.retrain.tolerance, start, candidate,
-                            measure(current_dir, test) if current else None,
-                            current.version if current else None, data=dataset)
-        history = result.history
-        report = gate.check(min(s.accuracy for s in candidate.values()), test.y,
-                            history.get("accuracy", [None])[-1], history.get("val_accuracy", [None])[-1])
-        decision.publish_check = report.to_dict()
-        outcome["decision"] = decide(decision, report.passed)
-        if decision.exit_code:
-            raise Refused(decision)
-        if _served(job) != current_dir:
-            raise RepositoryChanged(f"the served version of '{job.name}' changed while this job ran "
-                                    f"(was {current_dir}, now {_served(job)}); nothing published, run it again")
-        return {"retrain": decision.to_dict()}
-
+    judge = Judge(job, cfg, test, dataset, current, measure(current_dir, test) if current else None)
     extra = {"techniques": techniques(cfg), "preset": job.preset, "dataset": dataset,
              "training": {"start": start, "learning_rate": fit_cfg.train.learning_rate,
                           "epochs": fit_cfg.train.epochs, "fit_seconds": round(result.wall_seconds, 1),
                           "history": result.history, "distribution": result.distribution}}
     parent = {"name": job.name, "version": current.version, "path": str(current_dir)} if current else None
-    try:
-        published = publish_model(cfg, result.model, test, extra=extra, parent=parent, check=judge)
-    except Refused as refused:
-        return refused.decision.to_dict()
-    decision = outcome["decision"]
-    decision.published_version = int(published.name)
-    return decision.to_dict()
+    decision = judge.publish(
+        lambda check: publish_model(cfg, result.model, test, extra=extra, parent=parent, check=check),
+        start, current_dir, result.history)
+    report = decision.to_dict()
+    if stages and decision.published_version:
+        report["then_optimize"] = _lighten(judge, cfg, stages, data, decision.published_version).to_dict()
+        report["exit_code"] = report["then_optimize"]["exit_code"]
+    return report
+
+
+def optimize_stages(cfg: ExperimentConfig, current: Optional[md.Metadata]) -> list:
+    """The compression stages the served version was made with (``techniques.compression``),
+    else ``optimize.stages``. Distillation is not repeated: a distilled version records the
+    student's config, so the candidate already has the student's architecture."""
+    recorded = (current.techniques.get("compression") if current is not None else None) or cfg.optimize.stages
+    stages = [s for s in parse_stages(recorded) if s != "distill"]
+    if not stages:
+        raise ConfigError(f"--then optimize: no compression stage to apply (recorded: {recorded}); "
+                          "set --set optimize.stages=prune,pqat,int8")
+    return stages
+
+
+def _lighten(judge: Judge, cfg: ExperimentConfig, stages: list, data: tuple, float_version: int) -> Decision:
+    """Compress the just-published float version with ``stages`` and publish the result
+    only if it, too, is not worse than the version served before the job."""
+    opt_cfg = replace(cfg, optimize=replace(cfg.optimize, stages=stages, name=None))
+    float_dir = Path(cfg.models_dir) / cfg.name / str(float_version)
+    return judge.publish(lambda check: optimize(opt_cfg, source_dir=float_dir, data=data, check=check),
+                         {"from": "version", "version": float_version, "stages": stages}, float_dir)
