@@ -38,8 +38,16 @@ def main(argv=None) -> None:
 
     from .config import ConfigError
     from .data import DataError
+    from .gate import PublishRefused
     try:
         args.func(args)
     except (ConfigError, DataError, FileNotFoundError, ImageError, MetadataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except PublishRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        sys.exit(3)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last finished epoch "
+              "(its state is in <output_dir>/<name>/backup); nothing was published", file=sys.stderr)
+        sys.exit(130)

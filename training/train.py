@@ -1,7 +1,7 @@
 """Plain training: build the configured model, fit it through the shared trainer, test it."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ from .config import ConfigError, ExperimentConfig
 from .data import Dataset, load_data
 from .models import build_model
 from .pipeline import steps_per_epoch, to_float, training_batches, validation_batches
+from .recipe import resolve_budget
 from .trainer import fit, run_dir_for
 
 
@@ -25,6 +26,7 @@ class TrainResult:
     history: dict
     wall_seconds: float
     test_accuracy: float
+    budget: dict = field(default_factory=dict)   # batch size, passes and optimizer steps that ran
 
 
 def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = ()) -> TrainResult:
@@ -35,6 +37,10 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = ()) -> Tr
                           "use python -m training transfer")
     keras.utils.set_random_seed(cfg.train.seed)
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
+    try:
+        budget = resolve_budget(cfg.train, len(train_set))
+    except ValueError as exc:
+        raise ConfigError(f"training budget: {exc}") from None
     model = build_model(cfg.model, train_set.input_shape, len(train_set.class_names))
     run_dir = run_dir_for(cfg)
     run = fit(model, training_batches(train_set, cfg), cfg.train,
@@ -42,7 +48,7 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = ()) -> Tr
               validation=validation_batches(val_set, cfg), run_dir=run_dir, record=cfg.to_dict(),
               callbacks=callbacks)
     return TrainResult(model, train_set, val_set, test_set, run_dir, run.history, run.seconds,
-                       accuracy(model, test_set, cfg.train.batch_size))
+                       accuracy(model, test_set, cfg.train.batch_size), budget)
 
 
 def predict_probabilities(model: keras.Model, data: Dataset, batch_size: int = 256) -> np.ndarray:

@@ -18,6 +18,7 @@ continues where it stopped.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from .config import ConfigError
+
+log = logging.getLogger(__name__)
 
 HISTORY = "history.csv"
 
@@ -105,7 +108,9 @@ def start_run(run_dir: Path, record: dict) -> None:
         raise ConfigError(f"{run_dir} holds an interrupted run of a different config ({recorded}); rerun "
                           f"with that config to resume it, or delete {backup} (or set name / output_dir) "
                           "to start afresh")
-    if not resuming:
+    if resuming:
+        log.info("resuming the interrupted run in %s from its last finished epoch", run_dir)
+    else:
         (run_dir / HISTORY).unlink(missing_ok=True)
     recorded.write_text(json.dumps(record, indent=2))
 
@@ -157,4 +162,9 @@ def fit(model: keras.Model, data: tf.data.Dataset, cfg, *, steps_per_epoch: int,
     start = time.perf_counter()
     history = model.fit(data, validation_data=validation, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=standard + list(callbacks), verbose=cfg.verbose)
+    best = run_dir / "checkpoints" / "best.h5" if run_dir is not None and keep_best else None
+    if best is not None and best.exists():
+        # The best epoch, not the last, is the result: `train --publish` and a later
+        # `publish` (which reads best.h5) then export the same weights.
+        model.load_weights(str(best))
     return Fit({k: [float(v) for v in vs] for k, vs in history.history.items()}, time.perf_counter() - start)
