@@ -94,6 +94,8 @@ class TransferConfig:
     resize: str = "bilinear"           # bilinear | nearest (integer UpSampling2D) | pad (ZeroPadding2D); all quantizable
     scale: int = 0                     # upsampling factor; 0: smallest reaching the backbone's minimum side
     head_epochs: int = 5               # stage 1: backbone frozen, only the new head learns
+    head_steps: Any = 0                # stage 1 in optimizer steps instead (rounded up to whole passes);
+                                       # "auto": sized from the data like train.steps; 0: head_epochs
     head_learning_rate: float = 1e-3
     unfreeze: Any = "all"              # stage 2: "all", or the top N layers/blocks; 0 skips stage 2
     unfreeze_unit: str = "layers"      # layers (with weights, BatchNorm not counted) | blocks
@@ -243,6 +245,9 @@ def _check_budget(train: TrainConfig) -> None:
 
 def validate(config: ExperimentConfig) -> ExperimentConfig:
     _check_budget(config.train)
+    steps = config.transfer.head_steps
+    if not (steps == "auto" or (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0)):
+        raise ConfigError(f"'transfer.head_steps' must be an integer of at least 0 (off), or auto; got {steps!r}")
     return config
 
 
