@@ -26,6 +26,22 @@ def test_image_folder_colour_and_grey_resized(tmp_path):
     assert grey.x.shape == (4, 8, 8, 1)
 
 
+def test_folder_images_are_decoded_exactly_as_the_service_decodes_uploads(tmp_path):
+    """Transparency and 16-bit files were where training and serving used to differ."""
+    from artifact.imaging import decode_image
+    from artifact.metadata import InputSpec
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    Image.new("RGBA", (10, 10), (250, 250, 250, 0)).save(tmp_path / "a" / "clear.png")
+    Image.fromarray(np.full((10, 10), 40000, np.uint16)).save(tmp_path / "b" / "wide.png")
+    data = load_image_folder(str(tmp_path), size=8, color_mode="RGB")
+    for path, pixels in zip([tmp_path / "a" / "clear.png", tmp_path / "b" / "wide.png"], data.x):
+        np.testing.assert_array_equal(pixels, decode_image(path.read_bytes(), InputSpec.of(8, 8, "RGB")))
+    assert data.x[0].max() == 0 and (data.x[1] == 40000 // 256).all()
+    with pytest.raises(DataError, match="input.color_mode"):
+        load_image_folder(str(tmp_path), size=8, color_mode="CMYK")
+
+
 def test_corrupt_files_are_skipped_and_counted(tmp_path, caplog):
     write_image(tmp_path / "a" / "ok.png")
     write_image(tmp_path / "b" / "ok.png")

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+
+from artifact.imaging import ImageError, decode_image
+from artifact.metadata import InputSpec, MetadataError
 
 log = logging.getLogger(__name__)
 
@@ -118,20 +120,19 @@ def load_npz(path: str) -> tuple:
 
 # ---------------------------------------------------------------- image folders
 
-def load_image(path: Path, size: int, color_mode: str) -> np.ndarray:
-    """Decode one file exactly as the service does: EXIF orientation, mode, bilinear resize."""
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image).convert(color_mode)
-        image = image.resize((size, size), Image.BILINEAR)
-        array = np.asarray(image, dtype=np.uint8)
-    return array[..., None] if array.ndim == 2 else array
-
-
 def load_image_folder(root: str, size: int, color_mode: str = "RGB") -> Dataset:
-    """One sub-folder per class; unreadable files are skipped and counted in a warning."""
+    """One sub-folder per class; unreadable files are skipped and counted in a warning.
+
+    Each file goes through the service's decoder with the input spec the artifact
+    will record, so training sees exactly the pixels serving will feed the model.
+    """
     base = Path(root)
     if not base.is_dir():
         raise DataError(f"image folder '{base}' does not exist or is not a directory")
+    try:
+        spec = InputSpec.of(size, size, color_mode)
+    except MetadataError as exc:
+        raise DataError(f"data.image_size / data.color_mode for '{base}': {exc}") from None
     class_dirs = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(class_dirs) < 2:
         raise DataError(f"image folder '{base}' needs at least two class sub-folders, "
@@ -142,9 +143,9 @@ def load_image_folder(root: str, size: int, color_mode: str = "RGB") -> Dataset:
             if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
                 continue
             try:
-                images.append(load_image(path, size, color_mode))
+                images.append(decode_image(path, spec))
                 labels.append(label)
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            except ImageError:
                 skipped.append(path)
     if skipped:
         log.warning("skipped %d unreadable image(s) under %s, e.g. %s",
