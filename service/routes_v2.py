@@ -55,25 +55,23 @@ def model_metadata(name: str, version: int | None = None):
     lv = reg.get(name, version)
     input_name, output_name = _io_names(lv)
     served = sorted(v.version for v in reg.serving() if v.name == name)
+    cfg = inference.config()
     body = {
         "name": name, "versions": [str(v) for v in served],
         "platform": "tensorflow_savedmodel" if lv.backend_name == "tf" else "tensorflow_lite",
         "inputs": [{"name": input_name, "datatype": "UINT8", "shape": [-1, *lv.info.input.shape]}],
         "outputs": [{"name": output_name, "datatype": "FP32", "shape": [-1, len(lv.info.labels)]}],
         "parameters": {"version": str(lv.version), "backend": lv.backend_name, "device": lv.device,
-                       "labels": list(lv.info.labels), **_limits()},
+                       "labels": list(lv.info.labels), "max_batch_size": cfg.max_batch_size,
+                       "max_items": cfg.max_items},
     }
     return inference.model_headers(jsonify(body), lv)
 
 
-def _limits() -> dict:
-    cfg = inference.config()
-    return {"max_batch_size": cfg.max_batch_size, "max_items": cfg.max_items}
-
-
-_VERSION_POLICY = {"latest": lambda cfg: {"latest": {"num_versions": 1}},
-                   "all": lambda cfg: {"all": {}},
-                   "specific": lambda cfg: {"specific": {"versions": cfg.versions}}}
+def _version_policy(cfg) -> dict:
+    if cfg.version_policy == "specific":
+        return {"specific": {"versions": cfg.versions}}
+    return {"latest": {"num_versions": 1}} if cfg.version_policy == "latest" else {"all": {}}
 
 
 @bp.get("/v2/models/<name>/config")
@@ -91,7 +89,7 @@ def model_config(name: str, version: int | None = None):
         "name": name,
         "platform": "tensorflow_savedmodel" if tf else "tensorflow_lite",
         "backend": "tensorflow" if tf else "tflite",
-        "version_policy": _VERSION_POLICY[cfg.version_policy](cfg),
+        "version_policy": _version_policy(cfg),
         "max_batch_size": cfg.max_batch_size,
         "input": [{"name": input_name, "data_type": "TYPE_UINT8", "format": "FORMAT_NHWC",
                    "dims": list(lv.info.input.shape)}],

@@ -95,7 +95,12 @@ def test_sigterm_under_concurrent_requests_loses_none(tmp_path, artifact):
     server = Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0,
                     workers=2).wait()
     outcomes = collections.Counter()
+    lock = threading.Lock()
     sent = threading.Event()
+
+    def count(outcome):
+        with lock:
+            outcomes[outcome] += 1
 
     def client():
         with requests.Session() as session:   # keep-alive, as load balancers and SDKs do
@@ -105,13 +110,13 @@ def test_sigterm_under_concurrent_requests_loses_none(tmp_path, artifact):
                     r = predict(server, session)
                 except requests.ConnectionError as exc:
                     if refused(exc):          # the listener is closed: this client is done
-                        outcomes["refused"] += 1
+                        count("refused")
                         return
-                    outcomes["lost"] += 1     # reset or closed after the request was sent
+                    count("lost")             # reset or closed after the request was sent
                     continue
-                outcomes[r.status_code] += 1
+                count(r.status_code)
                 if sent.is_set():
-                    outcomes["after_sigterm"] += 1
+                    count("after_sigterm")
     clients = [threading.Thread(target=client) for _ in range(6)]
     for t in clients:
         t.start()
