@@ -49,6 +49,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from artifact import metadata as md  # noqa: E402
+from artifact.versions import publish as publish_version  # noqa: E402
 from service.config import ServiceConfig  # noqa: E402
 from service.repository import read_version, scan  # noqa: E402
 
@@ -253,15 +255,11 @@ def sweep(args, backend: str, root: Path, model: str, bodies: dict, script: Path
 
 
 def publish(model_dir: Path, source: Path) -> int:
-    """A new version the way training publishes: hidden copy, then one rename."""
-    version = max(int(p.name) for p in model_dir.iterdir() if p.name.isdigit()) + 1
-    tmp = model_dir / f".tmp-{version}"
-    shutil.copytree(source, tmp)
-    meta = json.loads((tmp / "metadata.json").read_text())
-    meta["version"] = version
-    (tmp / "metadata.json").write_text(json.dumps(meta))
-    os.rename(tmp, model_dir / str(version))
-    return version
+    """A new version the way training publishes (staging copy, then one rename)."""
+    def write(staging: Path) -> md.Metadata:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        return md.read(staging)
+    return int(publish_version(model_dir.parent, model_dir.name, write).name)
 
 
 async def sigterm_under_load(service: Service, body: dict, path: str, c: int, seconds: float) -> dict:
