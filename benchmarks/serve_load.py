@@ -178,17 +178,15 @@ class Service:
             counts[status] = counts.get(status, 0) + float(value)
         return counts
 
-    def stop(self, sig=signal.SIGTERM) -> tuple[int, float]:
-        started = time.monotonic()
+    def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
-        return self.proc.returncode, time.monotonic() - started
 
 
 # -- in-process ceiling -------------------------------------------------------
