@@ -11,6 +11,7 @@ recompile after every change of ``trainable``, so each stage compiles afresh.
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,10 +23,12 @@ from .config import ConfigError, ExperimentConfig
 from .data import Dataset, dataset_record, load_data
 from .models import classifier_head, register
 from .pipeline import steps_per_epoch, training_batches, validation_batches
-from .recipe import AUTO, auto_steps, resolve_budget
+from .recipe import AUTO, auto_batch_size, auto_steps
 from .release import publish_model, techniques
 from .train import accuracy
 from .trainer import fit, run_dir_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -144,7 +147,8 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
     tm = build_transfer_model(cfg, train_set.input_shape, len(train_set.class_names))
     cfg.transfer.backbone_spec = tm.backbone.spec
-    resolve_budget(cfg.train, len(train_set))          # a batch size of "auto" becomes a number
+    if cfg.train.batch_size == AUTO:
+        cfg.train.batch_size = auto_batch_size(len(train_set))
     run_dir = run_dir_for(cfg)
     train_ds, val_ds = training_batches(train_set, cfg), validation_batches(val_set, cfg)
     steps = steps_per_epoch(train_set, cfg.train.batch_size)
@@ -153,6 +157,8 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
         # a small folder gives a few steps per pass: epochs alone leave the new head untrained
         head_steps = auto_steps(len(train_set), cfg.train.batch_size) if tcfg.head_steps == AUTO else tcfg.head_steps
         tcfg.head_epochs = max(1, -(-head_steps // steps))
+        log.info("head stage: %d optimizer steps = %d passes x %d batches of %d", tcfg.head_epochs * steps,
+                 tcfg.head_epochs, steps, cfg.train.batch_size)
 
     def stage(number: int, name: str, epochs: int, lr: float, unfrozen: list) -> dict:
         # fit() compiles afresh: a new optimizer sees the changed trainable flags.
