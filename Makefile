@@ -17,11 +17,12 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)
 
-# Debian packages: the Fashion-MNIST idx files and Chromium for the page test.
+# Debian packages: the Fashion-MNIST idx files, Chromium for the page test and
+# wrk for benchmarks/serve_load.py.
 # Skipped quietly where apt is not available (tests then use the committed fixture).
 system-deps:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist chromium || true; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist chromium wrk || true; \
 	else echo "apt-get not available: skipping Debian packages"; fi
 
 serve: $(STAMP)

@@ -59,6 +59,8 @@ def read_json(allow_binary: bool = False) -> tuple[object, bytes]:
         return json.loads(body), tail
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("malformed JSON: nested too deeply") from None
 
 
 def check_count(n: int) -> None:

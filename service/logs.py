@@ -71,12 +71,16 @@ def init_request_logging(app: Flask, metrics: Metrics) -> None:
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule else "<unmatched>"
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        metrics.request(route, request.method, response.status_code, seconds)
+        # Only a model that answered names the labels: names taken from the
+        # URL would let any client create new series.
+        model = response.headers.get("X-Model-Name", "")
+        version = response.headers.get("X-Model-Version", "")
+        metrics.request(model, version, route, request.method, response.status_code, seconds)
         fields = {"event": "request", "method": request.method, "path": request.path,
                   "route": route, "status": response.status_code,
                   "duration_ms": round(seconds * 1000, 2)}
-        if "X-Model-Version" in response.headers:
-            fields["model"] = response.headers.get("X-Model-Name")
-            fields["version"] = response.headers.get("X-Model-Version")
+        if version:
+            fields["model"] = model
+            fields["version"] = version
         log.info("request", extra=fields)
         return response

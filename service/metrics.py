@@ -1,113 +1,110 @@
-"""Prometheus text exposition (format 0.0.4), written by hand.
+"""Prometheus metrics with ``prometheus-client``, one scrape for all workers.
 
-Counts requests by route template and status, a latency histogram, model
-batch sizes, model loads, and which backend/device serves each version.
-Numbers are per worker process: with several gunicorn workers a scrape sees
-one of them (the ``pid`` label of ``service_info`` says which).
+Under gunicorn, ``gunicorn.conf.py`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
+fresh directory before anything imports prometheus_client: every worker
+then writes its values to files there, a scrape of any worker adds up all
+of them, and counters of a worker that exited stay counted (gauges of dead
+workers are dropped by the ``child_exit`` hook). Without that variable (an
+app made in a test or a script) each ``Metrics`` keeps its own registry.
+
+Labels: requests by model, version, endpoint (route template), method and
+status; queue, inference and total latency; batch sizes; model loads and
+their seconds; backend and device wherever a model call is measured.
 """
 from __future__ import annotations
 
 import os
-import threading
-from collections import defaultdict
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.multiprocess import MultiProcessCollector
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 120.0)
+MODEL = ("model", "version", "backend", "device")
 
 
-class _Histogram:
-    def __init__(self, buckets):
-        self.buckets = buckets
-        self.counts = [0] * len(buckets)
-        self.sum = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        for i, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[i] += 1
-        self.sum += value
-        self.count += 1
-
-    def lines(self, name: str, labels: str) -> list[str]:
-        sep = "," if labels else ""
-        out = [f'{name}_bucket{{{labels}{sep}le="{_num(b)}"}} {c}' for b, c in zip(self.buckets, self.counts)]
-        out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.count}')
-        out.append(f"{name}_sum{{{labels}}} {_num(self.sum)}")
-        out.append(f"{name}_count{{{labels}}} {self.count}")
-        return out
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def _num(value: float) -> str:
-    value = float(value)
-    return str(int(value)) if value.is_integer() else repr(value)
+class VersionMetrics:
+    """The batcher's observer for one served version (label lookups done once)."""
 
+    def __init__(self, metrics: "Metrics", model: str, version: int, backend: str, device: str):
+        labels = (model, str(version), backend, device)
+        self._depth = metrics.queue_depth.labels(model, str(version))
+        self._queued = metrics.queue_seconds.labels(*labels)
+        self._inference = metrics.inference_seconds.labels(*labels)
+        self._batch = metrics.batch_size.labels(*labels)
 
-def _esc(value) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    def depth(self, jobs: int) -> None:
+        self._depth.set(jobs)
 
-
-def _labels(**kv) -> str:
-    return ",".join(f'{k}="{_esc(v)}"' for k, v in kv.items())
+    def ran(self, rows: int, seconds: float, waited: list[float]) -> None:
+        self._batch.observe(rows)
+        self._inference.observe(seconds)
+        for wait in waited:
+            self._queued.observe(wait)
 
 
 class Metrics:
     def __init__(self):
-        self._lock = threading.Lock()
-        self._requests: dict[tuple, int] = defaultdict(int)
-        self._latency: dict[str, _Histogram] = {}
-        self._batches: dict[tuple, _Histogram] = {}
-        self._loads: dict[tuple, int] = defaultdict(int)
-        self._backends: dict[tuple, tuple[str, str]] = {}
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "service_requests", "HTTP requests by model, version, endpoint (route template) and status.",
+            ("model", "version", "endpoint", "method", "status"), registry=r)
+        self.request_seconds = Histogram(
+            "service_request_duration_seconds", "Total time of a request in the worker.",
+            ("model", "endpoint"), buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_seconds = Histogram(
+            "service_queue_seconds", "Time a request's images waited for their model call.",
+            MODEL, buckets=LATENCY_BUCKETS, registry=r)
+        self.inference_seconds = Histogram(
+            "service_inference_seconds", "Time of one model call.", MODEL, buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram(
+            "service_batch_size", "Images per model call.", MODEL, buckets=BATCH_BUCKETS, registry=r)
+        self.loads = Counter(
+            "service_model_loads", "Model version loads by result.",
+            ("model", "result", "backend", "device"), registry=r)
+        self.load_seconds = Histogram(
+            "service_model_load_seconds", "Time to load and warm up a model version.",
+            ("model", "backend", "device"), buckets=LOAD_BUCKETS, registry=r)
+        self.serving = Gauge(
+            "service_model_backend", "1 while a worker serves the version with this backend and device.",
+            MODEL, multiprocess_mode="livemax", registry=r)
+        self.queue_depth = Gauge(
+            "service_queue_depth", "Model calls waiting in the batch queues of live workers.",
+            ("model", "version"), multiprocess_mode="livesum", registry=r)
+        self.ready = Gauge(
+            "service_ready", "1 when every live worker has every model ready.",
+            multiprocess_mode="livemin", registry=r)
+        self.workers = Gauge(
+            "service_workers", "Live worker processes.", multiprocess_mode="livesum", registry=r)
+        self.workers.set(1)
+        self.ready.set(0)
 
-    def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self._requests[(route, method, str(status))] += 1
-            self._latency.setdefault(route, _Histogram(LATENCY_BUCKETS)).observe(seconds)
+    def request(self, model: str, version: str, endpoint: str, method: str, status: int,
+                seconds: float) -> None:
+        self.requests.labels(model, version, endpoint, method, str(status)).inc()
+        self.request_seconds.labels(model, endpoint).observe(seconds)
 
-    def batch(self, model: str, version: int, size: int) -> None:
-        with self._lock:
-            self._batches.setdefault((model, str(version)), _Histogram(BATCH_BUCKETS)).observe(size)
+    def model_load(self, model: str, result: str, seconds: float, backend: str = "", device: str = "") -> None:
+        self.loads.labels(model, result, backend, device).inc()
+        if result == "ok":
+            self.load_seconds.labels(model, backend, device).observe(seconds)
 
-    def model_load(self, model: str, result: str) -> None:
-        with self._lock:
-            self._loads[(model, result)] += 1
+    def set_serving(self, model: str, version: int, backend: str, device: str, serving: bool) -> None:
+        self.serving.labels(model, str(version), backend, device).set(int(serving))
 
-    def set_backend(self, model: str, version: int, backend: str, device: str, serving: bool) -> None:
-        with self._lock:
-            if serving:
-                self._backends[(model, str(version))] = (backend, device)
-            else:
-                self._backends.pop((model, str(version)), None)
+    def version(self, model: str, version: int, backend: str, device: str) -> VersionMetrics:
+        return VersionMetrics(self, model, version, backend, device)
 
-    def render(self, ready: bool, queue_depth: int) -> str:
-        lines = [
-            "# HELP service_info Process serving this scrape.", "# TYPE service_info gauge",
-            f"service_info{{{_labels(pid=os.getpid())}}} 1",
-            "# HELP service_ready 1 when every model has a version available.", "# TYPE service_ready gauge",
-            f"service_ready {int(ready)}",
-            "# HELP service_queue_depth Requests waiting for a batch.", "# TYPE service_queue_depth gauge",
-            f"service_queue_depth {queue_depth}",
-        ]
-        with self._lock:
-            lines += ["# HELP service_requests_total HTTP requests by route template and status.",
-                      "# TYPE service_requests_total counter"]
-            for (route, method, status), n in sorted(self._requests.items()):
-                lines.append(f"service_requests_total{{{_labels(route=route, method=method, status=status)}}} {n}")
-            lines += ["# HELP service_request_duration_seconds Request latency.",
-                      "# TYPE service_request_duration_seconds histogram"]
-            for route, hist in sorted(self._latency.items()):
-                lines += hist.lines("service_request_duration_seconds", _labels(route=route))
-            lines += ["# HELP service_batch_size Images per model call.", "# TYPE service_batch_size histogram"]
-            for (model, version), hist in sorted(self._batches.items()):
-                lines += hist.lines("service_batch_size", _labels(model=model, version=version))
-            lines += ["# HELP service_model_loads_total Model version loads by result.",
-                      "# TYPE service_model_loads_total counter"]
-            for (model, result), n in sorted(self._loads.items()):
-                lines.append(f"service_model_loads_total{{{_labels(model=model, result=result)}}} {n}")
-            lines += ["# HELP service_model_backend Backend and device serving each model version.",
-                      "# TYPE service_model_backend gauge"]
-            for (model, version), (backend, device) in sorted(self._backends.items()):
-                lines.append("service_model_backend{%s} 1" % _labels(
-                    model=model, version=version, backend=backend, device=device))
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        if multiprocess_dir() is None:
+            return generate_latest(self.registry)
+        scrape = CollectorRegistry()
+        MultiProcessCollector(scrape)
+        return generate_latest(scrape)

@@ -90,8 +90,13 @@ class ModelRegistry:
             except Exception:
                 log.exception("repository scan failed", extra={"event": "scan_error"})
             self._scanned.set()
+            self._publish_ready()
             if self.config.poll_interval_s <= 0 or self._stop.wait(self.config.poll_interval_s):
                 return
+
+    def wait_scanned(self, timeout: float) -> bool:
+        """Until the first scan has loaded (or failed to load) every wanted version."""
+        return self._scanned.wait(timeout)
 
     def wait_ready(self, timeout: float) -> bool:
         end = time.monotonic() + timeout
@@ -102,9 +107,11 @@ class ModelRegistry:
         return self.ready()
 
     def drain(self) -> None:
-        """SIGTERM: readiness false; requests already admitted still finish."""
+        """SIGTERM: readiness false and no more reloads. Requests still arriving
+        on open connections are served: they were accepted before the stop."""
         self.draining = True
         self._stop.set()
+        self._publish_ready()
 
     # -- loading -----------------------------------------------------------
     def sync(self, force: bool = False) -> dict[str, list[int]]:
@@ -128,6 +135,7 @@ class ModelRegistry:
                     self._retire(name, model, version)
                 with self._lock:
                     del self._models[name]
+            self._publish_ready()
             return {name: sorted(m.serving) for name, m in self._models.items()}
 
     def _ensure_loaded(self, name: str, model: _Model, version: int, force: bool) -> None:
@@ -146,7 +154,7 @@ class ModelRegistry:
         except Exception as exc:
             log.exception("model load failed", extra={"event": "model_load", "model": name,
                                                       "version": version, "result": "error"})
-            self.metrics.model_load(name, "error")
+            self.metrics.model_load(name, "error", time.monotonic() - started)
             with self._lock:
                 model.states[version] = VersionState("END", f"{type(exc).__name__}: {exc}", mtime)
             return
@@ -154,23 +162,20 @@ class ModelRegistry:
             model.serving[version] = loaded
             model.states[version] = VersionState("AVAILABLE", mtime=mtime,
                                                  backend=loaded.backend_name, device=loaded.device)
-        self.metrics.model_load(name, "ok")
-        self.metrics.set_backend(name, version, loaded.backend_name, loaded.device, True)
+        seconds = time.monotonic() - started
+        self.metrics.model_load(name, "ok", seconds, loaded.backend_name, loaded.device)
+        self.metrics.set_serving(name, version, loaded.backend_name, loaded.device, True)
         log.info("model version available", extra={
             "event": "model_load", "model": name, "version": version, "result": "ok",
-            "backend": loaded.backend_name, "device": loaded.device,
-            "seconds": round(time.monotonic() - started, 3)})
+            "backend": loaded.backend_name, "device": loaded.device, "seconds": round(seconds, 3)})
 
     def _load(self, name: str, version: int) -> LoadedVersion:
         cfg = self.config
         info = repository.read_version(Path(cfg.model_root) / name, version)
         kind = choose_backend(cfg.backend, info, cfg.device)
         backend = load_backend(kind, info, cfg.resolved_model_threads, cfg.device)
-        warm = threading.Event()  # warm-up calls stay out of the batch-size metric
         batcher = Batcher(backend.predict, cfg.max_batch_size, cfg.max_batch_delay_ms / 1000.0,
-                          cfg.max_queue,
-                          on_batch=lambda size: warm.is_set() and self.metrics.batch(name, version, size),
-                          name=f"batcher-{name}-{version}")
+                          cfg.max_queue, name=f"batcher-{name}-{version}")
         loaded = LoadedVersion(info, kind, backend.device, batcher)
         if cfg.warmup:
             # Through the batcher thread, so that thread's interpreter is the warm one.
@@ -181,7 +186,8 @@ class ModelRegistry:
                     batcher.close()
                     raise ValueError(f"model output shape {out.shape} does not match "
                                      f"{len(info.labels)} labels")
-        warm.set()
+        # Observed from here on: warm-up calls stay out of the metrics.
+        batcher.observer = self.metrics.version(name, version, kind, backend.device)
         return loaded
 
     def _retire(self, name: str, model: _Model, version: int) -> None:
@@ -191,14 +197,12 @@ class ModelRegistry:
         loaded.batcher.close()  # finishes queued jobs; late ones run inline
         with self._lock:
             model.states[version].state = "END"
-        self.metrics.set_backend(name, version, loaded.backend_name, loaded.device, False)
+        self.metrics.set_serving(name, version, loaded.backend_name, loaded.device, False)
         log.info("model version retired", extra={"event": "model_unload", "model": name, "version": version})
 
     # -- lookups -----------------------------------------------------------
     def get(self, name: str, version: int | None = None) -> LoadedVersion:
         retry = self.config.retry_after_s
-        if self.draining:
-            raise Unavailable("server is shutting down", retry)
         if not self._scanned.is_set():
             raise Unavailable("models are loading", retry)
         with self._lock:
@@ -244,8 +248,8 @@ class ModelRegistry:
         with self._lock:
             return [lv for m in self._models.values() for lv in m.serving.values()]
 
-    def queue_depth(self) -> int:
-        return sum(lv.batcher.depth for lv in self.serving())
+    def _publish_ready(self) -> None:
+        self.metrics.ready.set(int(self.ready()))
 
     def ready(self) -> bool:
         """Every model with a version the policy wants serves at least one."""

@@ -11,15 +11,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from . import inference
 from .errors import NotFound, Unauthorized
+from .metrics import CONTENT_TYPE
 
 bp = Blueprint("ops", __name__)
 
 
 @bp.get("/metrics")
 def metrics():
-    reg = inference.registry()
-    text = current_app.extensions["service_metrics"].render(reg.ready(), reg.queue_depth())
-    return Response(text, mimetype="text/plain; version=0.0.4")
+    inference.registry()  # starts loading when no gunicorn worker did
+    return Response(current_app.extensions["service_metrics"].render(), content_type=CONTENT_TYPE)
 
 
 def _check_admin() -> None:

@@ -55,13 +55,52 @@ def model_metadata(name: str, version: int | None = None):
     lv = reg.get(name, version)
     input_name, output_name = _io_names(lv)
     served = sorted(v.version for v in reg.serving() if v.name == name)
+    cfg = inference.config()
     body = {
         "name": name, "versions": [str(v) for v in served],
         "platform": "tensorflow_savedmodel" if lv.backend_name == "tf" else "tensorflow_lite",
         "inputs": [{"name": input_name, "datatype": "UINT8", "shape": [-1, *lv.info.input.shape]}],
         "outputs": [{"name": output_name, "datatype": "FP32", "shape": [-1, len(lv.info.labels)]}],
         "parameters": {"version": str(lv.version), "backend": lv.backend_name, "device": lv.device,
-                       "labels": list(lv.info.labels)},
+                       "labels": list(lv.info.labels), "max_batch_size": cfg.max_batch_size,
+                       "max_items": cfg.max_items},
+    }
+    return inference.model_headers(jsonify(body), lv)
+
+
+def _version_policy(cfg) -> dict:
+    if cfg.version_policy == "specific":
+        return {"specific": {"versions": cfg.versions}}
+    return {"latest": {"num_versions": 1}} if cfg.version_policy == "latest" else {"all": {}}
+
+
+@bp.get("/v2/models/<name>/config")
+@bp.get("/v2/models/<name>/versions/<int:version>/config")
+def model_config(name: str, version: int | None = None):
+    """Triton's model configuration JSON: the batch limit before the first request.
+
+    ``max_batch_size`` is the model call's batch; a request may hold up to
+    ``max_items`` images (``parameters``), run in chunks of that size."""
+    cfg = inference.config()
+    lv = inference.registry().get(name, version)
+    input_name, output_name = _io_names(lv)
+    tf = lv.backend_name == "tf"
+    body = {
+        "name": name,
+        "platform": "tensorflow_savedmodel" if tf else "tensorflow_lite",
+        "backend": "tensorflow" if tf else "tflite",
+        "version_policy": _version_policy(cfg),
+        "max_batch_size": cfg.max_batch_size,
+        "input": [{"name": input_name, "data_type": "TYPE_UINT8", "format": "FORMAT_NHWC",
+                   "dims": list(lv.info.input.shape)}],
+        "output": [{"name": output_name, "data_type": "TYPE_FP32", "dims": [len(lv.info.labels)]}],
+        "dynamic_batching": {
+            "max_queue_delay_microseconds": int(cfg.max_batch_delay_ms * 1000),
+            "default_queue_policy": {"max_queue_size": cfg.max_queue,
+                                     "default_timeout_microseconds": int(cfg.request_timeout_ms * 1000)}},
+        "instance_group": [{"kind": "KIND_GPU" if lv.device.startswith("GPU") else "KIND_CPU", "count": 1}],
+        "parameters": {"max_items": {"string_value": str(cfg.max_items)},
+                       "device": {"string_value": lv.device}},
     }
     return inference.model_headers(jsonify(body), lv)
 
@@ -102,6 +141,19 @@ def _flatten(data):
     return data
 
 
+def _uint8_values(data) -> np.ndarray:
+    """JSON integers, flat or nested, in one numpy conversion (no per-item Python loop)."""
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError, OverflowError):
+        raise BadRequest("UINT8 data must be a flat or evenly nested list of integers") from None
+    if array.size and (array.dtype.kind not in "iu"):
+        raise BadRequest("UINT8 data must be integers")
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise BadRequest("UINT8 data must lie in 0..255")
+    return array.ravel()
+
+
 def _items(tensor: dict, tail: bytes, spec, max_pixels: int) -> list:
     datatype, shape = tensor.get("datatype"), tensor.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape) or not shape:
@@ -119,15 +171,7 @@ def _items(tensor: dict, tail: bytes, spec, max_pixels: int) -> list:
     if datatype == "UINT8":
         if list(shape[1:]) not in (list(spec.shape), list(spec.shape[:2]) if spec.channels == 1 else None):
             raise BadRequest(f"UINT8 input shape {shape} does not match [N,{','.join(map(str, spec.shape))}]")
-        if raw is not None:
-            array = np.frombuffer(raw, np.uint8)
-        else:
-            flat = _flatten(tensor["data"])
-            if not isinstance(flat, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in flat):
-                raise BadRequest("UINT8 data must be integers")
-            array = np.asarray(flat, dtype=np.int64)
-            if array.size and (array.min() < 0 or array.max() > 255):
-                raise BadRequest("UINT8 data must lie in 0..255")
+        array = np.frombuffer(raw, np.uint8) if raw is not None else _uint8_values(tensor["data"])
         if array.size != math.prod(shape):
             raise BadRequest(f"input has {array.size} values, shape {shape} needs {math.prod(shape)}")
         return list(array.astype(np.uint8).reshape((n, *spec.shape)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import signal
 import socket
@@ -164,6 +165,23 @@ def model_root(tmp_path_factory, artifact: Path, label: str, faulty: bool = Fals
     if faulty:
         shutil.copytree(_MEMO["faulty"], root / "faulty" / "1")
     return root
+
+
+def metric(text: str, name: str, **labels) -> float:
+    """Sum of the samples of ``name`` in a scrape whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}(?:{{(.*)}})? (\S+)", line)
+        if match:
+            have = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+            if all(have.get(k) == str(v) for k, v in labels.items()):
+                total += float(match.group(2))
+    return total
+
+
+def worker_pids(server: "Server") -> list[int]:
+    pid = server.proc.pid
+    return sorted(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
 
 
 def free_port() -> int:

@@ -91,3 +91,49 @@ def test_closed_batcher_still_answers_late_requests():
     batcher.close()
     out = batcher.submit(np.full((1, 2), 5, np.uint8), time.monotonic() + 5)
     assert out.tolist() == [[10.0]]
+
+
+def test_a_lone_request_runs_at_once_and_what_waits_meanwhile_is_one_batch():
+    model = Model(delay=0.3)
+    batcher = Batcher(model, max_batch_size=16, max_delay_s=0.0, max_queue=64)
+    first = threading.Thread(target=batcher.submit, args=(np.ones((1, 2), np.uint8), time.monotonic() + 5))
+    first.start()
+    time.sleep(0.1)                       # the lone request is running, not waiting for company
+    assert model.calls == [1]
+    rest = [threading.Thread(target=batcher.submit, args=(np.ones((1, 2), np.uint8), time.monotonic() + 5))
+            for _ in range(5)]
+    for t in rest:
+        t.start()
+    for t in [first, *rest]:
+        t.join()
+    batcher.close()
+    assert model.calls == [1, 5]          # the five that queued meanwhile: one call
+
+
+def test_a_request_larger_than_the_batch_runs_in_chunks_and_is_answered_whole():
+    model = Model()
+    batcher = Batcher(model, max_batch_size=4, max_delay_s=0.0, max_queue=1)
+    x = np.arange(10, dtype=np.uint8).reshape(10, 1)
+    out = batcher.submit(x, time.monotonic() + 5)   # three chunks, admitted although max_queue is 1
+    batcher.close()
+    assert out[:, 0].tolist() == list(range(10)) and model.calls == [4, 4, 2]
+
+
+class Observer:
+    def __init__(self):
+        self.depths, self.batches = [], []
+
+    def depth(self, jobs):
+        self.depths.append(jobs)
+
+    def ran(self, rows, seconds, waited):
+        self.batches.append((rows, len(waited)))
+
+
+def test_observer_sees_queue_depth_and_each_model_call():
+    observer = Observer()
+    batcher = Batcher(Model(), max_batch_size=4, max_delay_s=0.0, max_queue=8)
+    batcher.observer = observer
+    batcher.submit(np.ones((6, 1), np.uint8), time.monotonic() + 5)
+    batcher.close()
+    assert observer.batches == [(4, 1), (2, 1)] and observer.depths[0] == 2 and observer.depths[-1] == 0

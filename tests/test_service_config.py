@@ -51,3 +51,18 @@ def test_create_app_is_light_and_configures_flask(monkeypatch, tmp_path):
     monkeypatch.setenv("SERVICE_ADMIN_TOKEN", "from-env")
     app = create_app({"model_root": str(tmp_path), "poll_interval_s": 0})
     assert app.extensions["service_config"].admin_token == "from-env"
+
+
+def test_defaults_fit_the_machine(monkeypatch):
+    monkeypatch.setattr("service.config.cpu_count", lambda: 2)
+    monkeypatch.setattr("service.backends.gpu_visible", lambda: False)
+    cfg = ServiceConfig.load(environ={})
+    assert (cfg.workers, cfg.resolved_model_threads) == (2, 1)      # 2 cores: 2 workers x 1 thread
+    assert cfg.threads == 2 * cfg.max_batch_size and cfg.max_batch_delay_ms == 0
+    assert cfg.max_items > cfg.max_batch_size
+    assert ServiceConfig.load({"max_batch_size": 4}, environ={}).threads == 8
+    monkeypatch.setattr("service.config.cpu_count", lambda: 64)
+    assert ServiceConfig.load(environ={}).workers == 8                # capped: TF workers are heavy
+    monkeypatch.setattr("service.backends.gpu_visible", lambda: True)
+    assert ServiceConfig.load(environ={}).workers == 1                # one process batches for the GPU
+    assert ServiceConfig.load({"backend": "tflite"}, environ={}).workers == 8

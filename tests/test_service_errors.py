@@ -40,6 +40,12 @@ V2 = "/v2/models/fashion/infer"
     (V2, b'{"inputs": [{"name": "p", "datatype": "BYTES", "shape": [1], "data": [1]}], '
          b'"outputs": [{"name": "logits"}]}', "output"),
     (V2, b'[]', "inputs"),
+    (V2, b'{"inputs": [{"name": "p", "datatype": "UINT8", "shape": [1, 28, 28, 1], "data": [1180591620717411303424]}]}',
+     "integers"),
+    (V1, b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    (V2, b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+    (V2, b'{"inputs": [{"name": "p", "datatype": "UINT8", "shape": [1, 28, 28, 1], "data": '
+         + b"[" * 200 + b"]" * 200 + b"}]}", "evenly nested"),
 ])
 def test_400_bad_requests(tf_server, path, payload, message):
     r = requests.post(tf_server.url + path, data=payload, headers={"Content-Type": "application/json"})

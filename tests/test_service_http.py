@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import requests
 
-from service_fixtures import LABELS, artifact, fashion_data, png_bytes, reference_top1, tf_server  # noqa: F401
+from service_fixtures import LABELS, artifact, fashion_data, metric, png_bytes, reference_top1, tf_server  # noqa: F401
 
 N = 6
 
@@ -87,6 +87,34 @@ def test_v2_server_and_model_metadata_and_health(tf_server):
     assert requests.get(f"{u}/v2/models/fashion/versions/1").json() == meta
     assert requests.get(f"{u}/v2/models/fashion/versions/1/ready").json()["ready"] is True
     assert requests.get(f"{u}/v2/models/fashion/ready").status_code == 200
+
+
+def test_the_batch_limit_is_advertised_before_the_first_request(tf_server):
+    u = tf_server.url
+    meta = requests.get(f"{u}/v2/models/fashion").json()
+    assert meta["parameters"]["max_batch_size"] == 16 and meta["parameters"]["max_items"] == 256
+    config = requests.get(f"{u}/v2/models/fashion/config").json()
+    assert config["name"] == "fashion" and config["max_batch_size"] == 16
+    assert config["input"] == [{"name": "pixels", "data_type": "TYPE_UINT8", "format": "FORMAT_NHWC",
+                                "dims": [28, 28, 1]}]
+    assert config["output"] == [{"name": "probabilities", "data_type": "TYPE_FP32", "dims": [10]}]
+    assert config["parameters"]["max_items"] == {"string_value": "256"}
+    assert requests.get(f"{u}/v2/models/fashion/versions/1/config").json() == config
+    assert requests.get(f"{u}/v2/models/nope/config").status_code == 404
+
+
+def test_a_request_larger_than_the_model_batch_is_answered_whole(tf_server):
+    x = fashion_data()["x_test"][:40, :, :, None]           # 40 images, max_batch_size 16
+    _, count_before, total_before = _batch_stats(tf_server)
+    req = {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": list(x.shape), "data": x.ravel().tolist()}]}
+    r = requests.post(f"{tf_server.url}/v2/models/fashion/infer", json=req)
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]
+    assert out["shape"] == [40, 10]
+    assert np.array(out["data"]).reshape(40, 10).argmax(axis=1).tolist() == reference_top1(x).tolist()
+    text, count, total = _batch_stats(tf_server)
+    assert total - total_before == 40 and count - count_before >= 3      # chunks of at most 16
+    assert metric(text, "service_batch_size_bucket", model="fashion", le="16.0") == count
 
 
 @pytest.mark.parametrize("nested", [False, True])
@@ -183,9 +211,8 @@ def test_request_id_is_echoed_or_made(tf_server):
 
 def _batch_stats(server):
     text = requests.get(f"{server.url}/metrics").text
-    count = re.search(r'service_batch_size_count\{model="fashion",version="1"\} (\S+)', text)
-    total = re.search(r'service_batch_size_sum\{model="fashion",version="1"\} (\S+)', text)
-    return text, float(count.group(1)) if count else 0.0, float(total.group(1)) if total else 0.0
+    return (text, metric(text, "service_batch_size_count", model="fashion", version=1),
+            metric(text, "service_batch_size_sum", model="fashion", version=1))
 
 
 def test_concurrent_requests_are_batched_and_metrics_show_it(tf_server, images):
@@ -207,11 +234,17 @@ def test_concurrent_requests_are_batched_and_metrics_show_it(tf_server, images):
     text, count, total = _batch_stats(tf_server)
     assert total - total_before == 8          # eight one-image requests...
     assert count - count_before < 8           # ...in fewer model calls
-    assert 'service_model_backend{model="fashion",version="1",backend="tf",device="CPU:0"} 1' in text
-    assert 'service_model_loads_total{model="fashion",result="ok"} 1' in text
-    assert re.search(r'service_requests_total\{route="/v1/models/<name>:predict",method="POST",status="200"\} \d+', text)
-    assert 'service_request_duration_seconds_bucket{route="/v1/models/<name>:predict",le="+Inf"}' in text
-    assert "service_ready 1" in text
+    model = {"model": "fashion", "backend": "tf", "device": "CPU:0"}
+    assert metric(text, "service_model_backend", version=1, **model) == 1
+    assert metric(text, "service_model_loads_total", result="ok", **model) == 1
+    assert metric(text, "service_model_load_seconds_count", **model) == 1
+    assert metric(text, "service_inference_seconds_count", version=1, **model) == count
+    assert metric(text, "service_queue_seconds_count", version=1, **model) >= 8
+    assert metric(text, "service_requests_total", model="fashion", version=1,
+                  endpoint="/v1/models/<name>:predict", status=200) >= 8
+    assert metric(text, "service_request_duration_seconds_count", model="fashion",
+                  endpoint="/v1/models/<name>:predict") >= 8
+    assert metric(text, "service_ready") == 1 and metric(text, "service_workers") == 1
 
 
 def test_admin_routes_are_hidden_without_a_token(tf_server):

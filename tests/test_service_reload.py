@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from service_fixtures import Server, artifact, fashion_data, publish_copy  # noqa: F401
+from service_fixtures import Server, artifact, fashion_data, metric, publish_copy, worker_pids  # noqa: F401
 
 PIXELS = fashion_data()["x_test"][0].tolist()
 
@@ -48,7 +48,7 @@ def test_503_until_a_version_is_published_then_new_versions_without_restart(empt
     r = predict(server)
     assert r.status_code == 200 and r.json()["model_version"] == "1"
 
-    pid = requests.get(server.url + "/metrics").text.split('service_info{pid="')[1].split('"')[0]
+    pids = worker_pids(server)
     publish_copy(artifact, model_dir, 2)                           # atomic rename while serving
     assert wait_for(lambda: predict(server).json()["model_version"] == "2"), server.log()
     status = requests.get(server.url + "/v1/models/fashion").json()["model_version_status"]
@@ -57,10 +57,11 @@ def test_503_until_a_version_is_published_then_new_versions_without_restart(empt
     assert requests.post(server.url + "/v1/models/fashion/versions/1:predict",
                          json={"instances": [PIXELS]}).status_code == 404
     metrics = requests.get(server.url + "/metrics").text
-    assert f'service_info{{pid="{pid}"}}' in metrics                 # same worker, no restart
-    assert 'service_model_backend{model="fashion",version="2",backend="tflite",device="CPU:0"} 1' in metrics
-    assert 'version="1",backend' not in metrics
-    assert 'service_model_loads_total{model="fashion",result="ok"} 2' in metrics
+    assert worker_pids(server) == pids                                # same worker, no restart
+    model = {"model": "fashion", "backend": "tflite", "device": "CPU:0"}
+    assert metric(metrics, "service_model_backend", version=2, **model) == 1
+    assert metric(metrics, "service_model_backend", version=1, **model) == 0   # retired
+    assert metric(metrics, "service_model_loads_total", result="ok", **model) == 2
 
 
 def test_admin_reload_needs_the_bearer_token(empty_root_server, artifact):
@@ -98,7 +99,7 @@ def test_sigterm_drains_in_flight_requests_then_exits(tmp_path, artifact):
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("r", predict(server, timeout=30)))
     t.start()
-    assert wait_for(lambda: "service_queue_depth 1" in requests.get(server.url + "/metrics").text, 10)
+    assert wait_for(lambda: metric(requests.get(server.url + "/metrics").text, "service_queue_depth") == 1, 10)
     server.proc.send_signal(signal.SIGTERM)
     t.join(30)
     assert result["r"].status_code == 200 and result["r"].json()["model_version"] == "1"

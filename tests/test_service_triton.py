@@ -19,6 +19,8 @@ def test_health_and_metadata(client):
     assert client.is_model_ready("fashion") and client.is_model_ready("fashion", "1")
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
     assert client.get_model_metadata("fashion")["inputs"][0]["shape"] == [-1, 28, 28, 1]
+    config = client.get_model_config("fashion")
+    assert config["max_batch_size"] == 16 and config["input"][0]["dims"] == [28, 28, 1]
 
 
 @pytest.mark.parametrize("binary", [True, False])

@@ -102,3 +102,17 @@ def test_split_is_stratified_and_disjoint(fixture_data):
         total = np.sum(train.y == label)
         assert abs(np.sum(b.y == label) - round(total * 0.25)) <= 1
     assert a.fingerprint()["sha256"] != b.fingerprint()["sha256"]
+
+
+def test_presplit_folder_loads_its_own_test_split_and_auto_input(tmp_path):
+    from training.config import load_config
+    from training.data import load_data
+    for split, n in (("train", 20), ("test", 4)):
+        for cls, colour in (("red", (200, 0, 0)), ("green", (0, 200, 0))):
+            for i in range(n):
+                write_image(tmp_path / split / cls / f"{i}.png", color=colour, size=(40, 24))
+    cfg = load_config("folder", [f"data.path={tmp_path}"])
+    train, val, test = load_data(cfg.data)
+    assert len(test) == 8 and len(train) + len(val) == 40 and len(val) > 0
+    assert (cfg.data.image_size, cfg.data.color_mode) == (24, "RGB")     # median short side, colour seen
+    assert train.x.shape[1:] == (24, 24, 3) and train.summary["layout"] == "pre-split"

@@ -12,7 +12,7 @@ from artifact.locks import model_lock
 from artifact.versions import publish, retired, versions
 
 from conftest import ROOT
-from service_fixtures import Server, artifact, fashion_data, publish_copy  # noqa: F401
+from service_fixtures import Server, artifact, fashion_data, publish_copy, worker_pids  # noqa: F401
 
 
 def rollback(models, *args, expect=0):
@@ -91,9 +91,9 @@ def two_version_server(tmp_path, artifact):
 def test_the_service_falls_back_on_rollback_and_returns_on_restore(two_version_server):
     server = two_version_server
     assert served_version(server) == "2"
-    pid = requests.get(server.url + "/metrics").text.split('service_info{pid="')[1].split('"')[0]
+    pids = worker_pids(server)
     rollback(server.root, "--name", "fashion")
     assert wait_for(lambda: served_version(server) == "1"), server.log()
     rollback(server.root, "--name", "fashion", "--restore", "2")
     assert wait_for(lambda: served_version(server) == "2"), server.log()
-    assert f'service_info{{pid="{pid}"}}' in requests.get(server.url + "/metrics").text   # no restart
+    assert worker_pids(server) == pids                       # the same worker: no restart

@@ -48,7 +48,8 @@ def main(argv=None) -> None:
 
     from .config import ConfigError
     from .data import DataError
-    from .promotion import EXIT_BUSY, EXIT_USAGE
+    from .gate import PublishRefused
+    from .promotion import EXIT_BUSY, EXIT_CHECK, EXIT_USAGE
     try:
         args.func(args)
     except LockBusy as exc:
@@ -57,3 +58,10 @@ def main(argv=None) -> None:
     except (ConfigError, DataError, FileNotFoundError, ImageError, MetadataError, RepositoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+    except PublishRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CHECK)
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume from the last finished epoch "
+              "(its state is in <output_dir>/<name>/backup); nothing was published", file=sys.stderr)
+        sys.exit(130)

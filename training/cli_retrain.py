@@ -57,6 +57,10 @@ def cmd_retrain(args) -> None:
     from . import distribute
     dist = distribute.make(args.strategy)   # first TensorFlow work: a multi-worker strategy sets up the runtime
     from .retrain import retrain
-    report = retrain(job, dist)
+    try:
+        report = retrain(job, dist)
+    except KeyboardInterrupt:
+        print("interrupted: nothing was published; the next retrain starts afresh", file=sys.stderr)
+        sys.exit(130)
     print(json.dumps(report))
     sys.exit(report["exit_code"])

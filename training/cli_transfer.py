@@ -43,6 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--fine-tune-epochs", type=int, help="stage 2 epochs")
     p.add_argument("--fine-tune-lr", type=float, help="stage 2 learning rate (about 1e-5 for ImageNet)")
     p.add_argument("--publish", action="store_true", help="publish to the model repository when done")
+    p.add_argument("--force", action="store_true",
+                   help="publish even when the held-out accuracy is not clearly above the majority-class rate")
 
 
 FLAGS = {"backbone": "backbone", "weights": "weights", "alpha": "alpha", "unfreeze": "unfreeze",
@@ -64,5 +66,5 @@ def cmd_transfer(args) -> None:
                                              "val_accuracy", "test_accuracy")} for s in result.stages],
                "run_dir": str(result.run_dir)}
     if args.publish:
-        summary["published"] = str(publish_transfer(result, preset=args.preset))
+        summary["published"] = str(publish_transfer(result, preset=args.preset, force=args.force))
     print(json.dumps(summary))

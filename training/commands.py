@@ -10,14 +10,21 @@ from .cli import add_config_args, add_strategy_arg
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a preset/config; --publish to publish the result")
     add_config_args(p)
-    p.add_argument("--publish", action="store_true", help="publish to the model repository when done")
+    p.add_argument("--publish", action="store_true",
+                   help="publish to <models_dir>/<name>/<next version> when done, if the publish check passes")
+    _force_arg(p)
     add_strategy_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("publish", help="export a training checkpoint and publish it as a new version")
     add_config_args(p)
     p.add_argument("--checkpoint", help="weights file (default: <output_dir>/<name>/checkpoints/best.h5)")
+    _force_arg(p)
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("config", help="print every config key with its value and comment")
+    add_config_args(p)
+    p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1 and confusion matrix")
     add_config_args(p)
@@ -38,9 +45,35 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_preview)
 
 
-def _config(args):
+def _force_arg(parser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="publish even when the held-out accuracy is not clearly above the "
+                             "majority-class rate (the check is still recorded in metadata.json)")
+
+
+def _config(args, base: dict = None):
     from .config import load_config
-    return load_config(args.preset, args.overrides)
+    return load_config(args.preset, args.overrides, base=base)
+
+
+def _run_config(args):
+    """The config a finished run recorded (runs/<name>/config.json), with --set on top, so
+    ``publish`` needs only the run's name; the preset alone where no run is recorded."""
+    from .trainer import run_dir_for
+    cfg = _config(args)
+    recorded = run_dir_for(cfg) / "config.json"
+    return _config(args, base=json.loads(recorded.read_text())) if recorded.exists() else cfg
+
+
+def _history(run_dir: Path) -> dict:
+    """history.csv as {metric: [one value per epoch]} (empty if the run wrote none)."""
+    import csv
+    path = run_dir / "history.csv"
+    if not path.exists():
+        return {}
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
 
 
 def cmd_train(args) -> None:
@@ -51,9 +84,10 @@ def cmd_train(args) -> None:
     from .train import train
     result = train(cfg, dist=dist)
     summary = {"test_accuracy": result.test_accuracy, "fit_seconds": round(result.wall_seconds, 1),
-               "run_dir": str(result.run_dir), "distribution": result.distribution}
+               "run_dir": str(result.run_dir), "budget": result.budget, "distribution": result.distribution}
     if args.publish:   # the chief alone publishes
-        summary["published"] = str(publish_result(cfg, result, preset=args.preset)) if dist.chief else None
+        summary["published"] = (str(publish_result(cfg, result, preset=args.preset, force=args.force))
+                                if dist.chief else None)
     print(json.dumps(summary))
 
 
@@ -72,12 +106,14 @@ def _load_checkpoint(cfg, checkpoint, data):
 def cmd_publish(args) -> None:
     from .data import dataset_record, load_data
     from .release import publish_model, techniques
-    cfg = _config(args)
+    from .trainer import run_dir_for
+    cfg = _run_config(args)
     train, val, test = load_data(cfg.data)
     model = _load_checkpoint(cfg, args.checkpoint, train)
     extra = {"techniques": techniques(cfg), "preset": args.preset,
              "dataset": dataset_record(cfg.data, train, val, test)}
-    print(json.dumps({"published": str(publish_model(cfg, model, test, extra=extra))}))
+    published = publish_model(cfg, model, test, extra=extra, history=_history(run_dir_for(cfg)), force=args.force)
+    print(json.dumps({"published": str(published)}))
 
 
 def cmd_evaluate(args) -> None:
@@ -85,6 +121,10 @@ def cmd_evaluate(args) -> None:
     from .config import ConfigError
     from .data import load_data
     cfg = _config(args)
+    if args.model_dir:
+        # the data and preprocessing the version was trained with, unless --set says otherwise
+        from artifact.metadata import read
+        cfg = _config(args, base={"data": read(args.model_dir).config.get("data", {})})
     if args.images:
         if not args.model_dir:
             raise ConfigError("--images needs --model-dir (a published version)")
@@ -99,6 +139,11 @@ def cmd_evaluate(args) -> None:
         model = _load_checkpoint(cfg, args.checkpoint, train)
         reports = {"keras": evaluate_keras(model, test, Path(args.out), cfg.name)}
     print(json.dumps({fmt: r["accuracy"] for fmt, r in reports.items()} | {"out": args.out}))
+
+
+def cmd_config(args) -> None:
+    from .config import describe_config
+    print(describe_config(_config(args)))
 
 
 def cmd_preview(args) -> None:

@@ -6,6 +6,8 @@ wrong model. The config as it ran is saved inside the artifact.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,15 +67,20 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 15
-    batch_size: int = 128
+    epochs: int = 15                   # passes over the training data (unless ``steps`` is set)
+    batch_size: Any = 128              # images per optimizer step, or "auto": sized from the data
+                                       # (training.recipe: about n/32 within 16-64)
+    steps: Any = 0                     # optimizer steps instead of epochs, rounded up to whole passes;
+                                       # "auto": sized from the data (at least 2,000); 0: use epochs
     optimizer: str = "adam"            # adam | adamw | sgd
     learning_rate: float = 3e-3
     momentum: float = 0.9              # sgd only
     schedule: str = "onecycle"         # constant | cosine | onecycle
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.0
-    early_stopping_patience: int = 0   # 0: off
+    early_stopping_patience: Any = 0   # passes without a better validation accuracy before stopping;
+                                       # 0: off; "auto": a third of the passes (at least 10). The best
+                                       # weights are restored either way, and those are what is published
     seed: int = 42
     verbose: int = 2                   # Keras fit verbosity (1 = progress bar)
 
@@ -88,6 +95,8 @@ class TransferConfig:
     resize: str = "bilinear"           # bilinear | nearest (integer UpSampling2D) | pad (ZeroPadding2D); all quantizable
     scale: int = 0                     # upsampling factor; 0: smallest reaching the backbone's minimum side
     head_epochs: int = 5               # stage 1: backbone frozen, only the new head learns
+    head_steps: Any = 0                # stage 1 in optimizer steps instead (rounded up to whole passes);
+                                       # "auto": sized from the data like train.steps; 0: head_epochs
     head_learning_rate: float = 1e-3
     unfreeze: Any = "all"              # stage 2: "all", or the top N layers/blocks; 0 skips stage 2
     unfreeze_unit: str = "layers"      # layers (with weights, BatchNorm not counted) | blocks
@@ -134,7 +143,7 @@ class RetrainConfig:
     metric: str = "accuracy"           # accuracy | class_floor (no class's recall may drop), see training.promotion
     tolerance: float = 0.005           # how far below the served version the candidate may score and still publish
     learning_rate_scale: float = 0.1   # fine-tuning from the served version: train.learning_rate x this
-    epochs: Optional[int] = None       # fine-tuning epochs; None: train.epochs
+    epochs: Optional[int] = None       # fine-tuning passes; None: the recipe's budget (train.epochs or train.steps)
 
 
 @dataclass
@@ -226,6 +235,30 @@ def load_config(preset: Optional[str] = None, overrides: Optional[list] = None,
             _merge(config, values, "")
     for text in overrides or []:
         _merge(config, parse_override(text), "")
+    return validate(config)
+
+
+def _check_budget(train: TrainConfig) -> None:
+    """Values the types allow but training cannot use, named before TensorFlow loads."""
+    def positive_or_auto(key, value, zero_ok=False):
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)
+                               and (value > 0 or (zero_ok and value == 0))):
+            return
+        least = "0 (off)" if zero_ok else "1"
+        raise ConfigError(f"'train.{key}' must be an integer of at least {least}, or auto; got {value!r}")
+    if train.epochs < 1:
+        raise ConfigError(f"'train.epochs' must be at least 1, got {train.epochs} "
+                          "(or set train.steps to count optimizer steps instead)")
+    positive_or_auto("batch_size", train.batch_size)
+    positive_or_auto("steps", train.steps, zero_ok=True)
+    positive_or_auto("early_stopping_patience", train.early_stopping_patience, zero_ok=True)
+
+
+def validate(config: ExperimentConfig) -> ExperimentConfig:
+    _check_budget(config.train)
+    steps = config.transfer.head_steps
+    if not (steps == "auto" or (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0)):
+        raise ConfigError(f"'transfer.head_steps' must be an integer of at least 0 (off), or auto; got {steps!r}")
     return config
 
 
@@ -234,3 +267,43 @@ def config_from_dict(values: dict) -> ExperimentConfig:
     config = ExperimentConfig()
     _merge(config, values, "")
     return config
+
+
+def _field_comments(cls) -> dict:
+    """field name -> its comment in this file (continuation comment lines joined)."""
+    comments, current = {}, None
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        match = re.match(r"\s+(\w+): [^#]*?(?:#\s*(.*))?$", line)
+        if match:
+            current = match.group(1)
+            comments[current] = match.group(2) or ""
+        elif current and re.match(r"\s+#", line):
+            comments[current] += " " + line.strip().lstrip("#").strip()
+    return comments
+
+
+def describe_config(config: ExperimentConfig) -> str:
+    """Every key as ``section.key = value  # comment``, marking values a preset or --set
+    changed from the default, for ``python -m training config``."""
+    lines = []
+
+    def show(value) -> str:
+        text = yaml.safe_dump(value, default_flow_style=True).strip()
+        return text[:-4].strip() if text.endswith("\n...") else text
+
+    def walk(obj, default, prefix):
+        comments = _field_comments(type(obj))
+        for f in dataclasses.fields(obj):
+            value, initial = getattr(obj, f.name), getattr(default, f.name)
+            if dataclasses.is_dataclass(value):
+                lines.append("")
+                walk(value, initial, f"{prefix}{f.name}.")
+                continue
+            text = f"{prefix}{f.name} = {show(value)}"
+            if value != initial:
+                text += f" (default {show(initial)})"
+            comment = comments.get(f.name, "")
+            lines.append(f"{text:<48}  # {comment}" if comment else text)
+
+    walk(config, ExperimentConfig(), "")
+    return "\n".join(lines)

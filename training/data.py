@@ -247,5 +247,8 @@ def load_data(cfg) -> tuple:
 def dataset_record(cfg, train: Dataset, validation: Dataset, test: Dataset) -> dict:
     """The ``dataset`` block of a published version's metadata: a fingerprint of each
     split of ``cfg`` (a DataConfig), and where the data came from."""
-    return {"train": train.fingerprint(), "validation": validation.fingerprint(),
-            "test": test.fingerprint(), "source": cfg.source, "path": cfg.path}
+    record = {"train": train.fingerprint(), "validation": validation.fingerprint(),
+              "test": test.fingerprint(), "source": cfg.source, "path": cfg.path}
+    if train.summary:
+        record["folder"] = {k: train.summary[k] for k in ("layout", "split_sizes", "per_class", "warnings")}
+    return record

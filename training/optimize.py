@@ -141,9 +141,9 @@ def run_stages(model, cfg: ExperimentConfig, data: tuple, workdir: Path) -> Stat
 
 
 def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data: tuple = None,
-             check=None) -> Path:
+             force: bool = False, judge=None) -> Path:
     """Load (``source_dir``) or train the source model, run the stages ``cfg.optimize``
-    names, publish the result (``check``: see ``release.publish_model``)."""
+    names, publish the result (``force``, ``judge``: see ``release.publish_model``)."""
     stages = parse_stages(cfg.optimize.stages)     # bad settings fail before any training
     prune_settings(cfg)
     data = data or load_data(cfg.data)
@@ -168,4 +168,4 @@ def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data
              "dataset": dataset_record(cfg.data, *data)}
     return publish_model(final_cfg, state.model, data[2], extra=extra, quantization=state.quantization,
                          representative=calibrate if state.quantization == "int8" else None,
-                         parent=parent, weights_model=weights, check=check)
+                         parent=parent, weights_model=weights, force=force, judge=judge)

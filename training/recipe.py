@@ -21,6 +21,7 @@ MIN_BATCH, MAX_BATCH = 16, 64    # small folders need more, smaller steps; 64 ke
 IMAGES_PER_BATCH_ROW = 32        # batch ~ images / 32: about 32 steps per pass at any size
 EPOCHS_WANTED = 40               # passes over a small folder before the step floor/cap apply
 MIN_STEPS, MAX_STEPS = 2000, 4000
+MIN_PATIENCE = 10                # passes; small folders improve late (see the floor above)
 
 
 def auto_batch_size(n_train: int) -> int:
@@ -34,7 +35,8 @@ def auto_steps(n_train: int, batch_size: int) -> int:
 
 
 def resolve_budget(train_cfg, n_train: int) -> dict:
-    """Turn ``batch_size``/``steps`` ("auto" or ints) into concrete values on ``train_cfg``.
+    """Turn ``batch_size``/``steps``/``early_stopping_patience`` ("auto" or ints) into
+    concrete values on ``train_cfg``, so the config recorded in the artifact is what ran.
 
     Steps are rounded up to whole passes over the data, because validation,
     checkpoints and early stopping work per pass. Returns what was chosen,
@@ -51,8 +53,11 @@ def resolve_budget(train_cfg, n_train: int) -> dict:
         steps = auto_steps(n_train, batch)
     if steps:
         train_cfg.epochs = max(1, math.ceil(steps / steps_per_epoch))
+    if train_cfg.early_stopping_patience == AUTO:
+        train_cfg.early_stopping_patience = max(MIN_PATIENCE, train_cfg.epochs // 3)
     chosen = {"batch_size": batch, "steps_per_epoch": steps_per_epoch, "epochs": train_cfg.epochs,
-              "optimizer_steps": steps_per_epoch * train_cfg.epochs, "train_images": n_train}
+              "optimizer_steps": steps_per_epoch * train_cfg.epochs, "train_images": n_train,
+              "early_stopping_patience": train_cfg.early_stopping_patience}
     log.info("budget: %(optimizer_steps)d optimizer steps = %(epochs)d passes x %(steps_per_epoch)d "
              "batches of %(batch_size)d over %(train_images)d training images", chosen)
     return chosen

@@ -2,6 +2,7 @@
 the test set, and record what the run applied."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -12,8 +13,11 @@ from .config import ExperimentConfig
 from .data import Dataset, dataset_record
 from .evaluate import classification_report, evaluate_artifact
 from .export import write_artifact
+from .gate import check, enforce
 from .models import initializer_for
 from .train import TrainResult, predict_probabilities
+
+log = logging.getLogger(__name__)
 
 
 def techniques(cfg: ExperimentConfig) -> dict:
@@ -30,37 +34,57 @@ def techniques(cfg: ExperimentConfig) -> dict:
     }
 
 
+def _best_epoch_accuracies(history: dict) -> tuple:
+    """(train, validation) accuracy of the epoch whose weights are kept (the best validation)."""
+    val = (history or {}).get("val_accuracy")
+    if not val:
+        return None, None
+    best = max(range(len(val)), key=val.__getitem__)
+    return history["accuracy"][best], val[best]
+
+
 def publish_model(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
                   quantization: str = "none", representative=None, parent=None,
-                  weights_model=None, check: Callable[[Path], dict] = None) -> Path:
+                  weights_model=None, history: dict = None, force: bool = False,
+                  judge: Callable[[Path], dict] = None) -> Path:
     """Export ``model`` and publish it with metrics measured on ``test`` for every format.
 
-    ``check(staging)`` runs on the complete staged version before it is renamed into
-    place: it returns further metadata blocks, or raises to publish nothing."""
+    The publish check (training.gate) runs first: a model not clearly above the
+    majority-class rate raises PublishRefused and nothing is written, unless ``force``.
+    ``judge(staging)`` runs on the complete staged version before it is renamed into
+    place: it returns further metadata blocks, or raises to publish nothing.
+    """
     keras_report = classification_report(test.y, predict_probabilities(model, test).argmax(1), test.class_names)
+    report = check(keras_report["accuracy"], test.y, *_best_epoch_accuracies(history))
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    if not force:
+        enforce(report)
+    checks = report.to_dict() | {"forced": force and not report.passed}
 
     def write(staging: Path) -> Metadata:
         metadata = write_artifact(staging, model, name=cfg.name, class_names=test.class_names,
                                   color_mode=cfg.data.color_mode if cfg.data.source == "folder" else "L",
                                   quantization=quantization, representative=representative,
-                                  extra={"config": cfg.to_dict(), "parent": parent, **extra},
+                                  extra={"config": cfg.to_dict(), "parent": parent, "publish_check": checks,
+                                         **extra},
                                   weights_model=weights_model)
         reports = evaluate_artifact(staging, test)
         metadata.metrics = {"test_examples": len(test), "keras": {"accuracy": keras_report["accuracy"]}}
-        for fmt, report in reports.items():
-            metadata.metrics[fmt] = {"accuracy": report["accuracy"], **metadata.sizes[fmt]}
+        for fmt, measured in reports.items():
+            metadata.metrics[fmt] = {"accuracy": measured["accuracy"], **metadata.sizes[fmt]}
         metadata.metrics["per_class"] = keras_report["per_class"]
-        return metadata.updated(check(staging)) if check else metadata
+        return metadata.updated(judge(staging)) if judge else metadata
 
     return publish(cfg.models_dir, cfg.name, write)
 
 
-def publish_result(cfg: ExperimentConfig, result: TrainResult, preset: str = None) -> Path:
+def publish_result(cfg: ExperimentConfig, result: TrainResult, preset: str = None, force: bool = False) -> Path:
     extra = {
         "techniques": techniques(cfg),
         "preset": preset,
         "dataset": dataset_record(cfg.data, result.train, result.validation, result.test),
         "training": {"params": int(result.model.count_params()), "fit_seconds": round(result.wall_seconds, 1),
-                     "history": result.history, "distribution": result.distribution},
+                     "history": result.history, "budget": result.budget, "distribution": result.distribution},
     }
-    return publish_model(cfg, result.model, result.test, extra=extra)
+    return publish_model(cfg, result.model, result.test, extra=extra, history=result.history, force=force)

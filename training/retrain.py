@@ -94,7 +94,11 @@ def retrain(job: RetrainJob, dist: Optional[distribute.Distribution] = None) -> 
 @dataclass
 class Judge:
     """Publishes a candidate only after it has been measured against the served
-    version, inside the staging directory (a refusal leaves nothing behind)."""
+    version, inside the staging directory (a refusal leaves nothing behind).
+
+    It runs the publish check (``training.gate``) too, on the exported files, so the
+    report holds the scores even of a refused candidate: ``publish_model``'s own check,
+    which refuses before exporting, is passed ``force=True``."""
 
     job: RetrainJob
     cfg: ExperimentConfig
@@ -167,7 +171,8 @@ def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
                           "history": result.history, "distribution": result.distribution}}
     parent = {"name": job.name, "version": current.version, "path": str(current_dir)} if current else None
     decision = judge.publish(
-        lambda check: publish_model(cfg, result.model, test, extra=extra, parent=parent, check=check),
+        lambda check: publish_model(cfg, result.model, test, extra=extra, parent=parent, history=result.history,
+                                    force=True, judge=check),
         start, current_dir, result.history)
     report = decision.to_dict()
     if stages and decision.published_version:
@@ -193,5 +198,5 @@ def _lighten(judge: Judge, cfg: ExperimentConfig, stages: list, data: tuple, flo
     only if it, too, is not worse than the version served before the job."""
     opt_cfg = replace(cfg, optimize=replace(cfg.optimize, stages=stages, name=None))
     float_dir = Path(cfg.models_dir) / cfg.name / str(float_version)
-    return judge.publish(lambda check: optimize(opt_cfg, source_dir=float_dir, data=data, check=check),
+    return judge.publish(lambda check: optimize(opt_cfg, source_dir=float_dir, data=data, force=True, judge=check),
                          {"from": "version", "version": float_version, "stages": stages}, float_dir)

@@ -56,8 +56,9 @@ def job_config(job: RetrainJob, current: Optional[md.Metadata]) -> ExperimentCon
 def fine_tune_config(cfg: ExperimentConfig) -> ExperimentConfig:
     """The run that starts from the served weights: the recipe at a lower peak rate
     (so it refines rather than overwrites what was learned)."""
+    budget = {"epochs": cfg.retrain.epochs, "steps": 0} if cfg.retrain.epochs else {}
     train_cfg = replace(cfg.train, learning_rate=cfg.train.learning_rate * cfg.retrain.learning_rate_scale,
-                        epochs=cfg.retrain.epochs or cfg.train.epochs)
+                        **budget)
     return replace(cfg, train=train_cfg)
 
 

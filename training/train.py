@@ -1,7 +1,7 @@
 """Plain training: build the configured model, fit it through the shared trainer, test it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +14,8 @@ from .config import ConfigError, ExperimentConfig
 from .data import Dataset, load_data
 from .models import build_model
 from .pipeline import steps_per_epoch, to_float, training_batches, validation_batches
-from .trainer import fit, run_dir_for
+from .recipe import resolve_budget
+from .trainer import fit, restore_best, run_dir_for
 
 
 @dataclass
@@ -27,7 +28,8 @@ class TrainResult:
     history: dict
     wall_seconds: float
     test_accuracy: Optional[float]
-    distribution: dict             # strategy, task, chief, replicas, batch sizes, weights digest
+    budget: dict = field(default_factory=dict)   # batch size, passes and optimizer steps that ran
+    distribution: dict = field(default_factory=dict)   # strategy, task, chief, replicas, batches, weights digest
 
 
 def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
@@ -43,8 +45,13 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
                           "use python -m training transfer")
     keras.utils.set_random_seed(cfg.train.seed)
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
+    try:
+        budget = resolve_budget(cfg.train, len(train_set))
+    except ValueError as exc:
+        raise ConfigError(f"training budget: {exc}") from None
     num_classes = len(train_set.class_names)
     dist = dist or distribute.make("default")
+    distributed = dist.kind != "default"
     record = dist.record(cfg.train.batch_size)
     # The recipe keeps the per-replica batch; the pipeline and the schedule see the global one.
     step_cfg = replace(cfg, train=replace(cfg.train, batch_size=record["global_batch"]))
@@ -56,16 +63,20 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
         run = fit(model, training_batches(train_set, step_cfg), step_cfg.train,
                   steps_per_epoch=steps_per_epoch(train_set, step_cfg.train.batch_size),
                   validation=validation_batches(val_set, step_cfg), run_dir=writing_dir, record=cfg.to_dict(),
-                  callbacks=callbacks)
-        weights = model.get_weights()   # on every worker: batch-norm statistics are averaged on read
+                  callbacks=callbacks, restore=not distributed)
+        # Every worker reads the weights (batch-norm statistics are averaged on read, a
+        # collective step): the same number of reads everywhere, or the workers hang.
+        weights = model.get_weights()
     record["weights_sha256"] = distribute.weights_digest(weights)
     if not dist.chief:
-        return TrainResult(None, train_set, val_set, test_set, writing_dir, run.history, run.seconds, None, record)
-    if dist.kind != "default":   # evaluate, export and publish a plain copy, outside the strategy
+        return TrainResult(None, train_set, val_set, test_set, writing_dir, run.history, run.seconds, None,
+                           budget, record)
+    if distributed:   # evaluate, export and publish a plain copy, outside the strategy
         model = build_model(cfg.model, train_set.input_shape, num_classes)
         model.set_weights(weights)
+        restore_best(model, writing_dir)
     return TrainResult(model, train_set, val_set, test_set, writing_dir, run.history, run.seconds,
-                       accuracy(model, test_set, cfg.train.batch_size), record)
+                       accuracy(model, test_set, cfg.train.batch_size), budget, record)
 
 
 def predict_probabilities(model: keras.Model, data: Dataset, batch_size: int = 256) -> np.ndarray:

@@ -18,6 +18,7 @@ continues where it stopped.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from .config import ConfigError
+
+log = logging.getLogger(__name__)
 
 HISTORY = "history.csv"
 
@@ -105,7 +108,9 @@ def start_run(run_dir: Path, record: dict) -> None:
         raise ConfigError(f"{run_dir} holds an interrupted run of a different config ({recorded}); rerun "
                           f"with that config to resume it, or delete {backup} (or set name / output_dir) "
                           "to start afresh")
-    if not resuming:
+    if resuming:
+        log.info("resuming the interrupted run in %s from its last finished epoch", run_dir)
+    else:
         (run_dir / HISTORY).unlink(missing_ok=True)
     recorded.write_text(json.dumps(record, indent=2))
 
@@ -128,6 +133,15 @@ def make_callbacks(cfg, run_dir: Path, monitor: str, keep_best: bool) -> list:
     return callbacks
 
 
+def restore_best(model: keras.Model, run_dir: Path) -> None:
+    """Load the best epoch's weights, if the run kept them: the best epoch, not the last,
+    is the result, so `train --publish` and a later `publish` (which reads best.h5) export
+    the same weights."""
+    best = Path(run_dir) / "checkpoints" / "best.h5"
+    if best.exists():
+        model.load_weights(str(best))
+
+
 @dataclass
 class Fit:
     history: dict          # metric -> one float per epoch run by this call (a resume runs fewer)
@@ -136,7 +150,7 @@ class Fit:
 
 def fit(model: keras.Model, data: tf.data.Dataset, cfg, *, steps_per_epoch: int, validation=None,
         run_dir: Optional[Path] = None, record: Optional[dict] = None, callbacks=(),
-        keep_best: bool = True, own_loss: bool = False) -> Fit:
+        keep_best: bool = True, own_loss: bool = False, restore: bool = True) -> Fit:
     """Compile ``model`` afresh for ``cfg`` (a TrainConfig: optimizer, schedule, epochs) and fit it.
 
     ``run_dir``: where checkpoints, history, TensorBoard logs and the resume backup go
@@ -144,7 +158,8 @@ def fit(model: keras.Model, data: tf.data.Dataset, cfg, *, steps_per_epoch: int,
     plus any technique settings). ``keep_best=False`` when every epoch must run and the
     last one is the result (pruning ramps its sparsity, so an earlier epoch is a denser
     model): the last epoch is checkpointed and there is no early stopping. ``callbacks``
-    run after the standard ones.
+    run after the standard ones. ``restore=False`` leaves the last epoch's weights in
+    ``model`` (see ``restore_best``): a distributed run restores on its chief alone.
     """
     compile_model(model, cfg, steps_per_epoch, own_loss)
     standard = []
@@ -157,4 +172,6 @@ def fit(model: keras.Model, data: tf.data.Dataset, cfg, *, steps_per_epoch: int,
     start = time.perf_counter()
     history = model.fit(data, validation_data=validation, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=standard + list(callbacks), verbose=cfg.verbose)
+    if run_dir is not None and keep_best and restore:
+        restore_best(model, run_dir)
     return Fit({k: [float(v) for v in vs] for k, vs in history.history.items()}, time.perf_counter() - start)

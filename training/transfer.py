@@ -11,6 +11,7 @@ recompile after every change of ``trainable``, so each stage compiles afresh.
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,9 +23,12 @@ from .config import ConfigError, ExperimentConfig
 from .data import Dataset, dataset_record, load_data
 from .models import classifier_head, register
 from .pipeline import steps_per_epoch, training_batches, validation_batches
+from .recipe import AUTO, auto_batch_size, auto_steps
 from .release import publish_model, techniques
 from .train import accuracy
 from .trainer import fit, run_dir_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -143,10 +147,18 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
     tm = build_transfer_model(cfg, train_set.input_shape, len(train_set.class_names))
     cfg.transfer.backbone_spec = tm.backbone.spec
+    if cfg.train.batch_size == AUTO:
+        cfg.train.batch_size = auto_batch_size(len(train_set))
     run_dir = run_dir_for(cfg)
     train_ds, val_ds = training_batches(train_set, cfg), validation_batches(val_set, cfg)
     steps = steps_per_epoch(train_set, cfg.train.batch_size)
     tcfg = cfg.transfer
+    if tcfg.head_steps:
+        # a small folder gives a few steps per pass: epochs alone leave the new head untrained
+        head_steps = auto_steps(len(train_set), cfg.train.batch_size) if tcfg.head_steps == AUTO else tcfg.head_steps
+        tcfg.head_epochs = max(1, -(-head_steps // steps))
+        log.info("head stage: %d optimizer steps = %d passes x %d batches of %d", tcfg.head_epochs * steps,
+                 tcfg.head_epochs, steps, cfg.train.batch_size)
 
     def stage(number: int, name: str, epochs: int, lr: float, unfrozen: list) -> dict:
         # fit() compiles afresh: a new optimizer sees the changed trainable flags.
@@ -171,7 +183,7 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
                           val_set, test_set, run_dir, stages)
 
 
-def publish_transfer(result: TransferResult, preset: str = None) -> Path:
+def publish_transfer(result: TransferResult, preset: str = None, force: bool = False) -> Path:
     """Publish through the same artifact path as ``train``, with each stage's metrics."""
     cfg = result.cfg
     stages = [{k: v for k, v in s.items() if k != "unfrozen"} for s in result.stages]
@@ -188,4 +200,5 @@ def publish_transfer(result: TransferResult, preset: str = None) -> Path:
     }
     spec = cfg.transfer.backbone_spec     # lineage, in training.optimize's shape, for own backbones
     parent = {k: spec[k] for k in ("name", "version", "path")} if spec else None
-    return publish_model(cfg, result.model, result.test, extra=extra, parent=parent)
+    history = result.stages[-1]["history"]
+    return publish_model(cfg, result.model, result.test, extra=extra, parent=parent, history=history, force=force)
