@@ -5,8 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
+MODELS ?= models
 
-.PHONY: install system-deps serve test test-all train-default clean
+.PHONY: install system-deps serve test test-all train-default retrain clean
 
 $(STAMP): requirements.txt
 	$(MAKE) system-deps
@@ -33,6 +34,12 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# One batch retraining job (docs/retraining.md): publishes only a model not worse than
+# the served one. `make retrain NAME=flowers DATA=photos/flowers RETRAIN_ARGS="--then optimize"`
+retrain: $(STAMP)
+	@test -n "$(NAME)" || { echo "make retrain needs NAME=<model> (and DATA=<folder or .npz> for new data)"; exit 2; }
+	$(BIN)/python -m training retrain --name $(NAME) --models-dir $(MODELS) $(if $(DATA),--data $(DATA)) $(RETRAIN_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
