@@ -76,12 +76,14 @@ def make_optimizer(cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
 def compile_model(model: keras.Model, cfg, steps_per_epoch: int, own_loss: bool = False) -> None:
     """A fresh optimizer for ``cfg`` (a TrainConfig). ``own_loss``: the model's
     ``train_step`` computes its loss and metrics (distillation), so none are compiled in."""
-    optimizer = make_optimizer(cfg, steps_per_epoch)
-    if own_loss:
-        model.compile(optimizer=optimizer)
-    else:
-        model.compile(optimizer=optimizer, metrics=["accuracy"],
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing))
+    # The optimizer's variables belong with the model's: under its tf.distribute strategy, if any.
+    with model.distribute_strategy.scope():
+        optimizer = make_optimizer(cfg, steps_per_epoch)
+        if own_loss:
+            model.compile(optimizer=optimizer)
+        else:
+            model.compile(optimizer=optimizer, metrics=["accuracy"],
+                          loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing))
 
 
 def run_dir_for(cfg) -> Path:
