@@ -114,7 +114,8 @@ def start_run(run_dir: Path, record: dict) -> None:
 
 def make_callbacks(cfg, run_dir: Path, monitor: str, keep_best: bool) -> list:
     """BackupAndRestore comes first: it restores the weights and the optimizer in
-    on_train_begin, before any technique callback (UpdatePruningStep) reads them."""
+    on_train_begin, so the callbacks after it (UpdatePruningStep checks whether the
+    wrappers' step counter is new) see the resumed state."""
     mode = "min" if monitor.endswith("loss") else "max"
     checkpoint = run_dir / "checkpoints" / ("best.h5" if keep_best else "last.h5")
     callbacks = [
