@@ -140,7 +140,8 @@ def run_stages(model, cfg: ExperimentConfig, data: tuple, workdir: Path) -> Stat
     return state
 
 
-def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data: tuple = None) -> Path:
+def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data: tuple = None,
+             force: bool = False) -> Path:
     """Load (``source_dir``) or train the source model, run the stages ``cfg.optimize``
     names, publish the result."""
     stages = parse_stages(cfg.optimize.stages)     # bad settings fail before any training
@@ -167,4 +168,4 @@ def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data
              "dataset": dataset_record(cfg.data, *data)}
     return publish_model(final_cfg, state.model, data[2], extra=extra, quantization=state.quantization,
                          representative=calibrate if state.quantization == "int8" else None,
-                         parent=parent, weights_model=weights)
+                         parent=parent, weights_model=weights, force=force)
