@@ -7,7 +7,7 @@ import pytest
 from artifact.versions import versions
 from compress_helpers import trained_tiny
 from training.cli import main
-from training.publish import load_keras_model
+from training.published import load_keras_model
 from training.release import publish_model
 from training.prune import sparsity_report
 

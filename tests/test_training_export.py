@@ -9,7 +9,7 @@ import pytest
 
 from artifact.litert import LiteRTRunner
 from training.evaluate import predict_saved_model
-from training.publish import load_keras_model
+from training.published import load_keras_model
 from training.release import publish_result
 from training.train import predict_probabilities, train
 

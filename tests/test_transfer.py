@@ -174,7 +174,7 @@ def write_folder(root, size=24, per_class=16):
 @pytest.mark.slow
 def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys, published_backbone):
     from training.evaluate import predict_saved_model
-    from training.publish import load_keras_model
+    from training.published import load_keras_model
     from training.cli import main
     write_folder(tmp_path / "images")
     main(["transfer", "--preset", "tiny", "--backbone", str(published_backbone), "--unfreeze", "1",
