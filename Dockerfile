@@ -35,13 +35,8 @@ RUN python3 -m venv ${VENV_ARGS} /opt/venv \
  && python -m pip uninstall --yes pip setuptools \
  && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
 
-# ---- what both images run: code, models, user, health check, command ------------
+# ---- what both images share: settings, user, health check, command ----------------
 FROM base AS runtime
-# Code and models stay root-owned: the app user reads them and writes nothing here.
-COPY gunicorn.conf.py ./
-COPY artifact/ artifact/
-COPY service/ service/
-COPY models/ models/
 # PORT is what platforms set (Knative/KServe, Cloud Run); SERVICE_BIND, when given, wins.
 # Another model repository: -v /path/repo:/models:ro -e SERVICE_MODEL_ROOT=/models
 ENV PORT=8080 \
@@ -56,19 +51,25 @@ CMD ["sh", "-c", "exec gunicorn -c gunicorn.conf.py --bind \"${SERVICE_BIND:-0.0
 
 # ---- serve: the slim image ----------------------------------------------------
 FROM runtime AS serve
+# Dependencies first (they change least), then code and models, root-owned: the app
+# user reads them and writes nothing here.
 COPY --from=serve-deps /opt/venv /opt/venv
+COPY gunicorn.conf.py ./
+COPY artifact/ artifact/
+COPY service/ service/
+COPY models/ models/
 
 # ---- full: dependencies -------------------------------------------------------
 FROM base AS full-deps
 ARG VENV_ARGS=
 COPY requirements-serve.txt requirements-train.txt /tmp/
 RUN python3 -m venv ${VENV_ARGS} /opt/venv \
- && python -m pip install --no-cache-dir -r /tmp/requirements-train.txt \
- && find /opt/venv -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} +
+ && python -m pip install --no-cache-dir -r /tmp/requirements-train.txt
 
 # ---- full: training, retraining and the tf backend ------------------------------
 FROM runtime AS full
 COPY --from=full-deps /opt/venv /opt/venv
+COPY --from=serve /app/ /app/
 COPY configs/ configs/
 COPY training/ training/
 # Serves with the tf backend (GPU when one is visible); a job instead:

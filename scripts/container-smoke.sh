@@ -8,8 +8,9 @@
 # POST /predict (expecting its true label and the target's backend), checks that an
 # undecodable image gets a JSON 400, that the process is not root, that Docker's
 # HEALTHCHECK turns healthy, and that SIGTERM ends it with exit code 0 within
-# gunicorn's graceful_timeout. Prints JSON lines (build seconds, image size and what
-# it adds to its base, time to ready) and removes the container, the image and the
+# gunicorn's graceful_timeout; the serve image must hold no TensorFlow. Prints JSON
+# lines (build seconds, image size and what it adds to its base, seconds from
+# `docker run` to ready) and removes the container, the image and the
 # layers its build made (KEEP_IMAGE=1 keeps the image and its build cache).
 #
 # BASE_IMAGE=<image> picks the base; without it the script uses the project's local
@@ -76,13 +77,14 @@ port=$(free_port)
 url=http://127.0.0.1:$port
 t0=$(now)
 docker run -d --name "$tag" --network host -e "SERVICE_BIND=127.0.0.1:$port" "$image" >/dev/null
+run_s=$(since "$t0")   # creating the container: copies the whole image on a vfs-backed daemon
 until [[ $(curl -s -o /dev/null -w '%{http_code}' "$url/v2/health/ready") == 200 ]]; do
   [[ $(docker inspect -f '{{.State.Running}}' "$tag") == true ]] || fail "container exited before ready"
   awk -v s="$(since "$t0")" 'BEGIN { exit !(s > 300) }' && fail "not ready after 300 s"
   sleep 0.05
 done
 ready_s=$(since "$t0")
-echo "{\"event\": \"ready\", \"target\": \"$target\", \"ready_s\": $ready_s}"
+echo "{\"event\": \"ready\", \"target\": \"$target\", \"docker_run_s\": $run_s, \"ready_s\": $ready_s}"
 
 # One test image of the committed fixture, encoded as PNG by the image's own Pillow.
 docker exec -i "$tag" python -c '
@@ -123,6 +125,12 @@ echo "{\"event\": \"predict\", \"target\": \"$target\", \"backend\": \"$backend\
 
 uid=$(docker exec "$tag" id -u)
 [[ $uid != 0 ]] || fail "the service runs as root"
+tensorflow=$(docker exec "$tag" python -c 'import importlib.util; print(str(importlib.util.find_spec("tensorflow") is not None).lower())')
+[[ $target == full || $tensorflow == false ]] || fail "the serve image holds TensorFlow"
+if [[ $target == full ]]; then   # what training jobs need: the CLI, Keras 2 and TF-MOT
+  docker exec "$tag" sh -c 'python -m training --help && python -c "import training, tf_keras, tensorflow_model_optimization"' \
+    >/dev/null 2>&1 || fail "the training CLI or its packages do not load"
+fi
 
 t0=$(now)
 until [[ $(docker inspect -f '{{.State.Health.Status}}' "$tag") == healthy ]]; do
@@ -130,7 +138,7 @@ until [[ $(docker inspect -f '{{.State.Health.Status}}' "$tag") == healthy ]]; d
   awk -v s="$(since "$t0")" 'BEGIN { exit !(s > 90) }' && fail "not healthy after 90 s"
   sleep 1
 done
-echo "{\"event\": \"container\", \"target\": \"$target\", \"uid\": $uid, \"health\": \"healthy\"}"
+echo "{\"event\": \"container\", \"target\": \"$target\", \"uid\": $uid, \"tensorflow\": $tensorflow, \"health\": \"healthy\"}"
 
 graceful=$(docker exec "$tag" python -c 'import runpy; print(runpy.run_path("gunicorn.conf.py")["graceful_timeout"])')
 t0=$(now)
