@@ -40,8 +40,7 @@ FROM base AS runtime
 # PORT is what platforms set (Knative/KServe, Cloud Run); SERVICE_BIND, when given, wins.
 # Another model repository: -v /path/repo:/models:ro -e SERVICE_MODEL_ROOT=/models
 ENV PORT=8080 \
-    SERVICE_MODEL_ROOT=/app/models \
-    SERVICE_BACKEND=auto
+    SERVICE_MODEL_ROOT=/app/models
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
@@ -58,6 +57,8 @@ COPY gunicorn.conf.py ./
 COPY artifact/ artifact/
 COPY service/ service/
 COPY models/ models/
+# Not `auto`: on a GPU host auto picks tf, which this image does not hold.
+ENV SERVICE_BACKEND=tflite
 
 # ---- full: dependencies -------------------------------------------------------
 FROM base AS full-deps
