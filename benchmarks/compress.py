@@ -79,7 +79,8 @@ class Bench:
     """Measures variants and writes each line as soon as it is known."""
 
     def __init__(self, args, teacher, test, calibrate):
-        from training.measure import SavedModelRunner, export_tflite
+        from artifact.saved_model import SavedModelRunner
+        from training.measure import export_tflite
         self.args, self.test, self.calibrate = args, test, calibrate
         self.workdir = Path(tempfile.mkdtemp(prefix="compress-"))
         saved, _ = export_tflite(teacher, "none", None, self.workdir / "reference")
@@ -89,11 +90,12 @@ class Bench:
         self.lines = {}
 
     def variant(self, name, model, quantization="none", **extra):
-        from training.measure import litert_latency_ms, measure
+        from artifact.litert import LiteRTRunner
+        from training.measure import latency_ms, measure
         m = measure(model, self.test, quantization, self.calibrate if quantization == "int8" else None,
                     self.workdir / name)
-        lite = litert_latency_ms(Path(m.pop("tflite_path")), self.image, self.args.repeats)
-        saved = self.reference.latency_ms(self.image, self.args.repeats)
+        lite = latency_ms(LiteRTRunner(m.pop("tflite_path")), self.image, self.args.repeats)
+        saved = latency_ms(self.reference, self.image, self.args.repeats)
         return self.emit(name, {
             "test_accuracy": m["tflite_accuracy"], "keras_accuracy": m["keras_accuracy"],
             "params": m["params"], "nonzero_params": m["nonzero_params"], "quantization": quantization,

@@ -35,12 +35,14 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def find_model(root: Path) -> tuple[str, dict] | None:
+def find_model(root: Path) -> tuple | None:
+    """(name, Metadata) of the first model with a published version."""
     sys.path.insert(0, str(REPO))
-    from service.repository import read_version, scan
+    from artifact import metadata as md
+    from artifact.versions import scan
     for name, versions in scan(root).items():
         if versions:
-            return name, read_version(root / name, versions[-1]).metadata
+            return name, md.read(root / name / str(versions[-1]))
     return None
 
 
@@ -49,8 +51,7 @@ def tiny_model_root() -> Path:
     sys.path.insert(0, str(REPO / "tests"))
     from service_fixtures import build_artifact
     root = Path(tempfile.mkdtemp(prefix="serve-bench-"))
-    (root / "fashion").mkdir()
-    build_artifact(root / "fashion" / "1")
+    build_artifact(root)
     return root
 
 
@@ -80,10 +81,10 @@ def start(root: Path, backend: str, args) -> tuple[subprocess.Popen, str]:
     raise TimeoutError(f"{backend} server not ready")
 
 
-def drive(url: str, model: str, pixels: np.ndarray, args) -> dict:
-    header = json.dumps({"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": list(pixels.shape),
+def drive(url: str, model: str, meta, pixels: np.ndarray, args) -> dict:
+    header = json.dumps({"inputs": [{"name": meta.input_name, "datatype": "UINT8", "shape": list(pixels.shape),
                                      "parameters": {"binary_data_size": pixels.size}}],
-                         "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}]}).encode()
+                         "outputs": [{"name": meta.output_name, "parameters": {"binary_data": True}}]}).encode()
     body, headers = header + pixels.tobytes(), {"Inference-Header-Content-Length": str(len(header))}
     latencies, errors = [], [0]
     lock, stop = threading.Lock(), threading.Event()
@@ -134,9 +135,7 @@ def main() -> None:
         root = tiny_model_root()
         found = find_model(root)
     model, meta = found
-    spec = meta["input"]
-    pixels = np.random.default_rng(0).integers(
-        0, 256, (args.images, spec["height"], spec["width"], spec["channels"]), dtype=np.uint8)
+    pixels = np.random.default_rng(0).integers(0, 256, (args.images, *meta.input.shape), dtype=np.uint8)
 
     results = {}
     for backend in ["tf"] + ([args.compare] if args.compare else []):
@@ -148,7 +147,7 @@ def main() -> None:
                      if line.startswith("service_model_backend{")]
             print(json.dumps({"event": "placement", "backend": info["backend"], "device": info["device"],
                               "model": model, "version": info["version"], "metrics": gauge}), flush=True)
-            result = drive(url, model, pixels, args)
+            result = drive(url, model, meta, pixels, args)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)

@@ -68,8 +68,9 @@ def target_config(args, backbone):
     """The backbone's own model and training recipe, so scratch is the same CNN trained the same way
     and the transfer head is the one scratch has; only batch size and warm-up fit k-shot runs."""
     from training.config import config_from_dict
-    meta = json.loads((Path(backbone) / "metadata.json").read_text())
-    cfg = config_from_dict(meta["config"])
+    from artifact import metadata as md
+    meta = md.read(backbone)
+    cfg = config_from_dict(meta.config)
     cfg.train.verbose, cfg.train.batch_size = 0, args.batch_size
     cfg.train.warmup_epochs = 0.1           # of one "epoch" that holds all the steps
     cfg.transfer.backbone, cfg.transfer.weights, cfg.transfer.unfreeze = backbone, "default", "all"
@@ -177,10 +178,10 @@ def main() -> None:
     cfg, meta = target_config(args, backbone)
     if args.source_from:
         emit(args, {"benchmark": "transfer", "phase": "source", "reused": backbone, "classes": SOURCE,
-                    "train_examples": meta["dataset"]["train"]["examples"],
-                    "epochs": len(meta["training"]["history"]["loss"]),
-                    "fit_seconds": meta["training"]["fit_seconds"],
-                    "source_test_accuracy": round(meta["metrics"]["keras"]["accuracy"], 4)})
+                    "train_examples": meta.dataset["train"]["examples"],
+                    "epochs": len(meta.extra["training"]["history"]["loss"]),
+                    "fit_seconds": meta.extra["training"]["fit_seconds"],
+                    "source_test_accuracy": round(meta.metrics["keras"]["accuracy"], 4)})
     pool, target_test = classes(train, TARGET), classes(test, TARGET, args.test_limit)
     rows = []
     for k in [int(v) for v in args.ks.split(",")]:

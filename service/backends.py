@@ -1,10 +1,11 @@
 """Model runtimes behind one call: ``predict(uint8 [N,H,W,C]) -> float32 [N,K]``.
 
-``tf`` calls the SavedModel's ``serving_default`` signature (GPU when visible,
-with memory growth). ``tflite`` runs ``model.tflite`` with ai_edge_litert and
-handles float, dynamic-range, float16 and fully-quantized (int8/uint8 I/O)
-files. TensorFlow and LiteRT are imported here, lazily, never at package
-import, so the gunicorn master stays free of both.
+``tf`` calls the SavedModel's serving signature (GPU when visible, with memory
+growth) through ``artifact.saved_model``; ``tflite`` runs ``model.tflite``
+through ``artifact.litert`` (float, dynamic-range, float16 and fully-quantized
+files) - the runners evaluation and the benchmarks use too. TensorFlow and
+LiteRT are imported when a backend is created, never at package import, so
+the gunicorn master stays free of both.
 """
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import os
 import threading
 
 import numpy as np
+
+from artifact.litert import LiteRTRunner
+from artifact.saved_model import SavedModelRunner
 
 from .repository import VersionInfo
 
@@ -68,85 +72,41 @@ class TFBackend:
 
     def __init__(self, info: VersionInfo, threads: int, device: str = "auto"):
         tf = _configure_tf(threads, device)
-        fmt = info.formats.get("saved_model", {})
-        path = info.format_path("saved_model")
-        if path is None:
+        if info.format_path("saved_model") is None:
             raise FileNotFoundError(f"{info.name}/{info.version}: no saved_model")
-        self._loaded = tf.saved_model.load(str(path))
-        self._fn = self._loaded.signatures[fmt.get("signature", "serving_default")]
-        self._input = fmt.get("input", "pixels")
-        self._output = fmt.get("output", "probabilities")
+        self._runner = SavedModelRunner.for_format(info.path, info.metadata.formats.saved_model)
         self._tf = tf
         visible_gpus = tf.config.get_visible_devices("GPU")
         self.device = "GPU:0" if (visible_gpus and device != "cpu") else "CPU:0"
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        tf = self._tf
-        with tf.device("/" + self.device):
-            out = self._fn(**{self._input: tf.constant(pixels, dtype=tf.uint8)})
-        return out[self._output].numpy().astype(np.float32, copy=False)
+        with self._tf.device("/" + self.device):
+            return self._runner(pixels)
 
 
 class TFLiteBackend:
-    """One interpreter per calling thread (an interpreter is not thread-safe)."""
+    """One runner per calling thread (a LiteRT interpreter is not thread-safe)."""
 
     name = "tflite"
     device = "CPU:0"
 
     def __init__(self, info: VersionInfo, threads: int):
-        from ai_edge_litert.interpreter import Interpreter
         path = info.format_path("tflite")
         if path is None:
             raise FileNotFoundError(f"{info.name}/{info.version}: no model.tflite")
         self._content = path.read_bytes()
-        self._make = lambda: Interpreter(model_content=self._content, num_threads=threads)
+        self._threads = threads
         self._local = threading.local()
-        self._state()  # fail at load time, not on the first request
+        self._runner()  # fail at load time, not on the first request
 
-    def _state(self):
-        state = getattr(self._local, "state", None)
-        if state is None:
-            interp = self._make()
-            interp.allocate_tensors()
-            state = self._local.state = {"interp": interp, "batch": None}
-        return state
+    def _runner(self) -> LiteRTRunner:
+        runner = getattr(self._local, "runner", None)
+        if runner is None:
+            runner = self._local.runner = LiteRTRunner(self._content, self._threads)
+        return runner
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        state = self._state()
-        interp = state["interp"]
-        n = pixels.shape[0]
-        if state["batch"] != n:
-            inp = interp.get_input_details()[0]
-            interp.resize_tensor_input(inp["index"], [n, *pixels.shape[1:]], strict=False)
-            interp.allocate_tensors()
-            state["batch"] = n
-        inp = interp.get_input_details()[0]
-        out = interp.get_output_details()[0]
-        interp.set_tensor(inp["index"], _to_input(pixels, inp))
-        interp.invoke()
-        return _from_output(interp.get_tensor(out["index"]), out)
-
-
-def _to_input(pixels: np.ndarray, detail: dict) -> np.ndarray:
-    dtype = detail["dtype"]
-    if dtype == np.uint8:
-        return pixels
-    if dtype == np.float32:
-        return pixels.astype(np.float32)
-    if dtype == np.int8:
-        # int8-I/O variant: the real-valued input is the pixel value itself
-        # (scaling is inside the graph), quantized with the tensor's own params.
-        scale, zero_point = detail["quantization"]
-        q = np.round(pixels.astype(np.float32) / scale) + zero_point
-        return np.clip(q, -128, 127).astype(np.int8)
-    raise TypeError(f"unsupported tflite input dtype {dtype}")
-
-
-def _from_output(values: np.ndarray, detail: dict) -> np.ndarray:
-    if values.dtype in (np.int8, np.uint8):
-        scale, zero_point = detail["quantization"]
-        return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
-    return values.astype(np.float32, copy=True)
+        return self._runner()(pixels)
 
 
 def load_backend(kind: str, info: VersionInfo, threads: int, device: str):

@@ -43,8 +43,7 @@ def _tensor(name: str, dtype: str, dims: list[int]) -> dict:
 @bp.get("/v1/models/<name>/versions/<int:version>/metadata")
 def metadata(name: str, version: int | None = None):
     lv = inference.registry().get(name, version)
-    fmt = lv.info.formats.get("saved_model", {})
-    inp, out = fmt.get("input", "pixels"), fmt.get("output", "probabilities")
+    inp, out = lv.info.metadata.input_name, lv.info.metadata.output_name
     signature = {
         "inputs": {inp: _tensor(f"serving_default_{inp}:0", "DT_UINT8", [-1, *lv.info.input.shape])},
         "outputs": {out: _tensor("StatefulPartitionedCall:0", "DT_FLOAT", [-1, len(lv.info.labels)])},
@@ -85,8 +84,7 @@ def predict(name: str, version: int | None = None):
         raise BadRequest(f"signature {signature!r} not found; this model has serving_default")
     if ("instances" in body) == ("inputs" in body):
         raise BadRequest("send exactly one of \"instances\" (row form) or \"inputs\" (columnar form)")
-    fmt = lv.info.formats.get("saved_model", {})
-    input_name, output_name = fmt.get("input", "pixels"), fmt.get("output", "probabilities")
+    input_name = lv.info.metadata.input_name
     values = body.get("instances", body.get("inputs"))
     if isinstance(values, dict):  # columnar with named input: {"inputs": {"pixels": [...]}}
         if set(values) != {input_name}:

@@ -45,8 +45,7 @@ def ready():
 
 
 def _io_names(lv):
-    fmt = lv.info.formats.get("saved_model", {})
-    return fmt.get("input", "pixels"), fmt.get("output", "probabilities")
+    return lv.info.metadata.input_name, lv.info.metadata.output_name
 
 
 @bp.get("/v2/models/<name>")

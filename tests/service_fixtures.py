@@ -2,15 +2,14 @@
 
 The model is a nearest-centroid classifier fitted on the committed
 Fashion-MNIST fixture (class means as weights), written in plain TensorFlow
-(tf.Module, no tf_keras) to the artifact layout the training side publishes:
-``<root>/<name>/<version>/{saved_model/, model.tflite, metadata.json}``.
+(tf.Module, no tf_keras) and published through ``artifact`` as training
+publishes: ``<root>/<name>/<version>/{saved_model/, model.tflite, metadata.json}``.
 Everything is built once per test session and memoised here, so test modules
 that import these fixtures share one copy.
 """
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import signal
@@ -23,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+
+from artifact import metadata as md
+from artifact.versions import publish
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "data" / "fashion_fixture.npz"
@@ -117,50 +119,42 @@ def _convert(tf, saved_dir: Path, module, variant: str) -> bytes:
     return conv.convert()
 
 
-def build_artifact(version_dir: Path, variant: str = "none", faulty: bool = False,
+def build_artifact(models_dir: Path, variant: str = "none", faulty: bool = False,
                    name: str = "fashion") -> Path:
-    """Write one version directory the way training publishes it (atomic rename)."""
+    """Publish the next version of ``name`` under ``models_dir``; returns its directory."""
     import tensorflow as tf
     module = _module(tf, faulty)
-    tmp = version_dir.parent / f".tmp-{version_dir.name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    tf.saved_model.save(module, str(tmp / "saved_model"), signatures={"serving_default": module.serve})
-    formats = {"saved_model": {"path": "saved_model", "signature": "serving_default",
-                               "input": "pixels", "output": "probabilities"}}
-    if not faulty:
-        (tmp / "model.tflite").write_bytes(_convert(tf, tmp / "saved_model", module, variant))
-        formats["tflite"] = {"path": "model.tflite", "quantization": variant}
-    meta = {"name": name, "version": int(version_dir.name), "created": "2026-01-01T00:00:00Z",
-            "labels": LABELS,
-            "input": {"height": 28, "width": 28, "channels": 1, "dtype": "uint8",
-                      "color_mode": "L", "invert": False, "resize": "bilinear"},
-            "formats": formats, "techniques": {"test": "nearest centroid"}, "parent": None}
-    (tmp / "metadata.json").write_text(json.dumps(meta, indent=1))
-    os.rename(tmp, version_dir)
-    return version_dir
+
+    def write(staging: Path) -> md.Metadata:
+        formats = md.Formats(saved_model=md.SavedModelFormat())
+        saved_dir = staging / formats.saved_model.path
+        tf.saved_model.save(module, str(saved_dir), signatures={md.SIGNATURE: module.serve})
+        if not faulty:
+            formats.tflite = md.TFLiteFormat(quantization=variant)
+            (staging / formats.tflite.path).write_bytes(_convert(tf, saved_dir, module, variant))
+        return md.Metadata(name=name, labels=list(LABELS), input=md.InputSpec.of(28, 28, "L"),
+                           formats=formats, techniques={"test": "nearest centroid"})
+
+    return publish(models_dir, name, write)
 
 
 def publish_copy(src_version: Path, model_dir: Path, version: int) -> Path:
-    """Copy a version to a new number the atomic way: hidden temp dir, then rename."""
-    tmp = model_dir / f".tmp-{version}"
-    shutil.copytree(src_version, tmp)
-    meta = json.loads((tmp / "metadata.json").read_text())
-    meta["version"] = version
-    (tmp / "metadata.json").write_text(json.dumps(meta))
-    os.rename(tmp, model_dir / str(version))
-    return model_dir / str(version)
+    """Publish a copy of a version as the next version of ``model_dir``, which must be ``version``."""
+    def write(staging: Path) -> md.Metadata:
+        shutil.copytree(src_version, staging, dirs_exist_ok=True)
+        return md.read(staging)
+
+    published = publish(model_dir.parent, model_dir.name, write)
+    assert published.name == str(version), f"published {published}, expected version {version}"
+    return published
 
 
 @pytest.fixture(scope="session")
 def artifact(tmp_path_factory) -> Path:
     """The source version directory (float tflite), built once."""
     if "artifact" not in _MEMO:
-        base = tmp_path_factory.mktemp("artifacts") / "fashion"
-        base.mkdir()
-        _MEMO["artifact"] = build_artifact(base / "1")
-        _MEMO["faulty"] = build_artifact(tmp_path_factory.mktemp("faulty-src") / "1", faulty=True,
-                                         name="faulty")
+        _MEMO["artifact"] = build_artifact(tmp_path_factory.mktemp("artifacts"))
+        _MEMO["faulty"] = build_artifact(tmp_path_factory.mktemp("faulty-src"), faulty=True, name="faulty")
     return _MEMO["artifact"]
 
 

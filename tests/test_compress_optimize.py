@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
+from artifact.versions import versions
 from compress_helpers import trained_tiny
 from training.cli import main
 from training.cli_train import publish_model
-from training.publish import load_keras_model, versions
+from training.publish import load_keras_model
 from training.prune import sparsity_report
 
 

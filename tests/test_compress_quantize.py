@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
+from artifact.litert import LiteRTRunner
 from compress_helpers import trained_tiny
-from training.evaluate import TFLiteModel, predict_tflite
 from training.measure import export_tflite, measure
 from training.prune import PruneSettings, prune, sparsity_report
 from training.quantize import QATSettings, float_twin, is_quantize_aware, qat, representative
@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
 def _agreement(model, tflite_bytes, test, tmp_path, name):
     path = tmp_path / f"{name}.tflite"
     path.write_bytes(tflite_bytes)
-    lite = predict_tflite(path, test.x).argmax(1)
+    lite = LiteRTRunner(path).predict(test.x).argmax(1)
     return float(np.mean(lite == predict_probabilities(model, test).argmax(1)))
 
 
@@ -35,7 +35,7 @@ def test_post_training_variants_agree(trained, tmp_path):
         sizes[quantization] = len(data)
         assert _agreement(result.model, data, result.test, tmp_path, quantization) >= AGREEMENT, quantization
     assert sizes["int8"] < sizes["float16"] < sizes["none"]
-    lite = TFLiteModel(tmp_path / "int8.tflite")
+    lite = LiteRTRunner(tmp_path / "int8.tflite")
     assert lite.input["dtype"] == np.uint8                 # int8 I/O: uint8 pixels straight in
 
 

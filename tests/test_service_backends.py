@@ -15,8 +15,8 @@ def variants(tmp_path_factory, artifact):
     root = tmp_path_factory.mktemp("variants") / "fashion"
     root.mkdir()
     shutil.copytree(artifact, root / "1")  # quantization "none"
-    for version, variant in enumerate(["dynamic", "float16", "uint8out", "int8io"], start=2):
-        build_artifact(root / str(version), variant=variant)
+    for variant in ["dynamic", "float16", "uint8out", "int8io"]:   # versions 2..5
+        build_artifact(root.parent, variant=variant)
     return root
 
 
@@ -31,7 +31,7 @@ def test_tf_and_every_tflite_variant_agree_on_top1(variants):
         backend = backends.TFLiteBackend(info, threads=1)
         probs = np.concatenate([backend.predict(x[:1]), backend.predict(x[1:])])  # batch resize both ways
         agreement = (probs.argmax(1) == expected).mean()
-        quant = info.formats["tflite"]["quantization"]
+        quant = info.metadata.formats.tflite.quantization
         # float variants match exactly; fully-quantized ones may flip a near tie
         assert agreement >= (1.0 if quant in ("none", "dynamic", "float16") else 0.9), (quant, agreement)
         np.testing.assert_allclose(probs.sum(1), 1.0, atol=0.02)

@@ -1,9 +1,11 @@
-"""service.repository: scanning the layout and the version policies."""
+"""service.repository: a served version's info and the version policies.
+Listing the layout is artifact.versions' (tests/test_artifact_versions.py)."""
 import json
 
 import pytest
 
-from service.repository import InputSpec, read_version, scan, wanted_versions
+from artifact.metadata import InputSpec, MetadataError
+from service.repository import read_version, wanted_versions
 
 
 def _version(root, name, version, **input_overrides):
@@ -13,18 +15,6 @@ def _version(root, name, version, **input_overrides):
     spec.update(input_overrides)
     (d / "metadata.json").write_text(json.dumps({"labels": ["a", "b"], "input": spec, "formats": {}}))
     return d
-
-
-def test_scan_ignores_hidden_non_integer_and_unfinished_directories(tmp_path):
-    for v in (1, 2, 10):
-        _version(tmp_path, "fashion", v)
-    (tmp_path / "fashion" / ".tmp-11").mkdir()          # being written
-    _version(tmp_path, "fashion", "latest")              # not an integer
-    (tmp_path / "fashion" / "12").mkdir()                # no metadata.json
-    (tmp_path / ".hidden").mkdir()
-    _version(tmp_path, "other", 3)
-    assert scan(tmp_path) == {"fashion": [1, 2, 10], "other": [3]}
-    assert scan(tmp_path / "missing") == {}
 
 
 @pytest.mark.parametrize("policy, specific, expected", [
@@ -38,6 +28,9 @@ def test_version_policies(policy, specific, expected):
 def test_metadata_drives_the_input_spec(tmp_path):
     _version(tmp_path, "m", 1, color_mode="L", invert=True, resize="nearest")
     info = read_version(tmp_path / "m", 1)
+    assert (info.name, info.version, info.metadata.name) == ("m", 1, "m")
     assert info.labels == ("a", "b") and info.input == InputSpec(28, 28, 1, "L", True, "nearest")
-    with pytest.raises(ValueError, match="color_mode"):
-        InputSpec.from_metadata({"height": 2, "width": 2, "channels": 3, "color_mode": "L"})
+    assert info.format_path("tflite") is None
+    _version(tmp_path, "m", 2, channels=3)
+    with pytest.raises(MetadataError, match="input.channels"):
+        read_version(tmp_path / "m", 2)

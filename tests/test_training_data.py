@@ -17,13 +17,29 @@ def test_image_folder_colour_and_grey_resized(tmp_path):
     write_image(tmp_path / "cats" / "a.png")
     write_image(tmp_path / "cats" / "b.jpg", mode="L")
     write_image(tmp_path / "dogs" / "c.jpeg", color=(10, 200, 10))
-    write_image(tmp_path / "dogs" / "sub" / "d.bmp")
+    write_image(tmp_path / "dogs" / "d.bmp")
     data = load_image_folder(str(tmp_path), size=16, color_mode="RGB")
     assert data.x.shape == (4, 16, 16, 3) and data.x.dtype == np.uint8
     assert data.class_names == ["cats", "dogs"]
     assert data.y.tolist() == [0, 0, 1, 1]
     grey = load_image_folder(str(tmp_path), size=8, color_mode="L")
     assert grey.x.shape == (4, 8, 8, 1)
+
+
+def test_folder_images_are_decoded_exactly_as_the_service_decodes_uploads(tmp_path):
+    """Transparency and 16-bit files were where training and serving used to differ."""
+    from artifact.imaging import decode_image
+    from artifact.metadata import InputSpec
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    Image.new("RGBA", (10, 10), (250, 250, 250, 0)).save(tmp_path / "a" / "clear.png")
+    Image.fromarray(np.full((10, 10), 40000, np.uint16)).save(tmp_path / "b" / "wide.png")
+    data = load_image_folder(str(tmp_path), size=8, color_mode="RGB")
+    for path, pixels in zip([tmp_path / "a" / "clear.png", tmp_path / "b" / "wide.png"], data.x):
+        np.testing.assert_array_equal(pixels, decode_image(path.read_bytes(), InputSpec.of(8, 8, "RGB")))
+    assert data.x[0].max() == 0 and (data.x[1] == 40000 // 256).all()
+    with pytest.raises(DataError, match="input.color_mode"):
+        load_image_folder(str(tmp_path), size=8, color_mode="CMYK")
 
 
 def test_corrupt_files_are_skipped_and_counted(tmp_path, caplog):

@@ -118,7 +118,7 @@ def _offline_message(name: str, exc: Exception) -> str:
 
 def resolve_version_dir(path: str) -> Path:
     """A version directory, or a model directory meaning its latest version."""
-    from .publish import latest_version
+    from artifact.versions import latest_version
     directory = Path(path)
     if (directory / "metadata.json").is_file():
         return directory

@@ -33,10 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    from artifact.imaging import ImageError
+    from artifact.metadata import MetadataError
+
     from .config import ConfigError
     from .data import DataError
     try:
         args.func(args)
-    except (ConfigError, DataError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, FileNotFoundError, ImageError, MetadataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

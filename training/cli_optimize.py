@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from artifact import metadata as md
+
 from .cli import add_config_args
 
 
@@ -71,16 +73,16 @@ def cmd_optimize(args) -> None:
     from .optimize import optimize
     options = options_from_args(args)
     if args.source:
-        meta = json.loads((Path(args.source) / "metadata.json").read_text())
-        cfg = load_config(None, args.overrides, base=config_from_dict(meta["config"]).to_dict())
+        source = md.read(args.source)
+        cfg = load_config(None, args.overrides, base=config_from_dict(source.config).to_dict())
     else:
         cfg = load_config(args.preset, args.overrides)
     published = optimize(cfg, options, source_dir=Path(args.source) if args.source else None)
-    meta = json.loads((published / "metadata.json").read_text())
-    print(json.dumps({"published": str(published), "parent": meta.get("parent"),
+    meta = md.read(published)
+    print(json.dumps({"published": str(published), "parent": meta.parent,
                       "stages": [{"stage": r["stage"], **{k: r.get("metrics", {}).get(k) for k in
                                   ("keras_accuracy", "tflite_accuracy", "nonzero_params", "tflite_gzip_bytes")}}
-                                 for r in meta["stages"]]}))
+                                 for r in meta.extra["stages"]]}))
 
 
 def parse_block(text: str) -> tuple:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from artifact.metadata import Metadata
+from artifact.versions import publish
+
 from .config import ExperimentConfig
 from .data import Dataset
 from .evaluate import classification_report, evaluate_artifact, plot_confusion
 from .export import write_artifact
 from .models import initializer_for
-from .publish import publish
 from .train import TrainResult, predict_probabilities
 
 
@@ -33,17 +35,17 @@ def publish_model(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
     """Export ``model`` and publish it with metrics measured on ``test`` for every format."""
     keras_report = classification_report(test.y, predict_probabilities(model, test).argmax(1), test.class_names)
 
-    def write(staging: Path) -> dict:
+    def write(staging: Path) -> Metadata:
         metadata = write_artifact(staging, model, name=cfg.name, class_names=test.class_names,
                                   color_mode=cfg.data.color_mode if cfg.data.source == "folder" else "L",
                                   quantization=quantization, representative=representative,
                                   extra={"config": cfg.to_dict(), "parent": parent, **extra},
                                   weights_model=weights_model)
         reports = evaluate_artifact(staging, test)
-        metadata["metrics"] = {"test_examples": len(test), "keras": {"accuracy": keras_report["accuracy"]}}
+        metadata.metrics = {"test_examples": len(test), "keras": {"accuracy": keras_report["accuracy"]}}
         for fmt, report in reports.items():
-            metadata["metrics"][fmt] = {"accuracy": report["accuracy"], **metadata["sizes"][fmt]}
-        metadata["metrics"]["per_class"] = keras_report["per_class"]
+            metadata.metrics[fmt] = {"accuracy": report["accuracy"], **metadata.sizes[fmt]}
+        metadata.metrics["per_class"] = keras_report["per_class"]
         return metadata
 
     return publish(cfg.models_dir, cfg.name, write)

@@ -24,6 +24,9 @@ def add_parser(sub) -> None:
     group.add_argument("--model-dir", help="a published version directory, e.g. models/fashion/1")
     group.add_argument("--checkpoint", help="a training weights file (model rebuilt from the config)")
     p.add_argument("--out", default="reports/evaluate", help="where reports and PNGs go")
+    p.add_argument("--images", nargs="+", metavar="FILE",
+                   help="with --model-dir: print one JSON line per image file with the probabilities of "
+                        "each format, decoded as the service decodes an upload (no test set, no reports)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("preview-augment", help="write a PNG grid of augmented training samples")
@@ -75,8 +78,16 @@ def cmd_publish(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from .cli_train import evaluate_keras, evaluate_published
+    from .config import ConfigError
     from .data import load_data
     cfg = _config(args)
+    if args.images:
+        if not args.model_dir:
+            raise ConfigError("--images needs --model-dir (a published version)")
+        from .evaluate import predict_files
+        for line in predict_files(Path(args.model_dir), args.images):
+            print(json.dumps(line))
+        return
     train, _, test = load_data(cfg.data)
     if args.model_dir:
         reports = evaluate_published(Path(args.model_dir), test, Path(args.out))

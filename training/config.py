@@ -24,9 +24,12 @@ class ConfigError(ValueError):
 class DataConfig:
     source: str = "fashion_mnist"      # "fashion_mnist" | "folder" | "npz"
     path: Optional[str] = None         # image folder root or .npz file
-    image_size: int = 28               # square side in pixels for folder data
-    color_mode: str = "L"              # "L" (greyscale) or "RGB"
-    validation_split: float = 0.1      # fraction of training data held out
+    image_size: Any = 28               # square side in pixels for folder data; "auto": the folder's
+                                       # median short side within 16-32 px
+    color_mode: str = "L"              # "L" (greyscale), "RGB", or "auto": RGB if any colour file is seen
+    validation_split: float = 0.1      # fraction of training data held out for validation
+    test_split: float = 0.1            # folders: fraction held out as the test set (by a hash of each
+                                       # file's path, so it stays put as the folder grows)
     limit: Optional[int] = None        # use only the first N training images (smoke runs)
     cache: bool = True
 

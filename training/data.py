@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+
+from artifact.imaging import ImageError, decode_image
+from artifact.metadata import InputSpec, MetadataError
+
+from .folders import IMAGE_SUFFIXES, FolderError, describe, scan_folder
 
 log = logging.getLogger(__name__)
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 class DataError(ValueError):
@@ -34,6 +37,7 @@ class Dataset:
     x: np.ndarray          # uint8 [N, H, W, C]
     y: np.ndarray          # int64 [N]
     class_names: list
+    summary: Optional[dict] = None   # what an image folder held (training.folders.describe)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -43,7 +47,7 @@ class Dataset:
         return tuple(self.x.shape[1:])
 
     def subset(self, index) -> "Dataset":
-        return Dataset(self.x[index], self.y[index], self.class_names)
+        return Dataset(self.x[index], self.y[index], self.class_names, self.summary)
 
     def take(self, n: Optional[int]) -> "Dataset":
         return self if n is None else self.subset(slice(0, n))
@@ -118,45 +122,91 @@ def load_npz(path: str) -> tuple:
 
 # ---------------------------------------------------------------- image folders
 
-def load_image(path: Path, size: int, color_mode: str) -> np.ndarray:
-    """Decode one file exactly as the service does: EXIF orientation, mode, bilinear resize."""
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image).convert(color_mode)
-        image = image.resize((size, size), Image.BILINEAR)
-        array = np.asarray(image, dtype=np.uint8)
-    return array[..., None] if array.ndim == 2 else array
+COLOUR_MODES = {"RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA"}
+AUTO_SIZE_RANGE = (16, 32)   # px; larger inputs cost quadratically more CPU per step
+
+
+def _decode(files: list, spec: InputSpec, base: Path) -> tuple:
+    """Decode ``files`` (folders.ImageFile) with the serving decoder; unreadable ones are skipped."""
+    images, labels, skipped = [], [], []
+    for f in files:
+        try:
+            images.append(decode_image(f.path, spec))
+            labels.append(f.label)
+        except ImageError:
+            skipped.append(f.path)
+    if skipped:
+        log.warning("skipped %d unreadable image(s) under %s, e.g. %s", len(skipped), base, skipped[0])
+    return images, labels
+
+
+def _spec(cfg_size, cfg_mode, base: Path) -> InputSpec:
+    try:
+        return InputSpec.of(cfg_size, cfg_size, cfg_mode)
+    except MetadataError as exc:
+        raise DataError(f"data.image_size / data.color_mode for '{base}': {exc}") from None
+
+
+def resolve_auto_input(cfg, summary: dict) -> None:
+    """Fill ``data.image_size`` / ``data.color_mode`` given as "auto" from what the folder holds:
+    the median short side (within AUTO_SIZE_RANGE, a multiple of 4), RGB when any colour file is seen."""
+    if cfg.image_size == "auto":
+        median = summary["median_short_side"] or AUTO_SIZE_RANGE[1]
+        cfg.image_size = int(min(AUTO_SIZE_RANGE[1], max(AUTO_SIZE_RANGE[0], median // 4 * 4)))
+    if cfg.color_mode == "auto":
+        cfg.color_mode = "RGB" if COLOUR_MODES & set(summary["modes_seen"]) else "L"
+
+
+def load_folder(cfg) -> tuple:
+    """(train, validation, test) from an image folder, split as ``training.folders`` says."""
+    base = Path(cfg.path)
+    try:
+        index = scan_folder(base, test_fraction=cfg.test_split, val_fraction=cfg.validation_split)
+    except FolderError as exc:
+        raise DataError(str(exc)) from None
+    summary = describe(index)
+    resolve_auto_input(cfg, summary)
+    log.info("image folder %s (%s): %d classes %s; split sizes %s; sizes seen %s; modes seen %s; "
+             "input %dx%d %s", base, summary["layout"], len(index.class_names), index.class_names,
+             summary["split_sizes"], summary["sizes_seen"], summary["modes_seen"],
+             cfg.image_size, cfg.image_size, cfg.color_mode)
+    for warning in summary["warnings"]:
+        log.warning("%s: %s", base, warning)
+    spec = _spec(cfg.image_size, cfg.color_mode, base)
+    parts = {}
+    for split_name in ("train", "val", "test"):
+        images, labels = _decode(index.split_files(split_name), spec, base)
+        shape = (0, cfg.image_size, cfg.image_size, spec.channels)
+        x = np.stack(images) if images else np.zeros(shape, np.uint8)
+        parts[split_name] = Dataset(x, np.asarray(labels, np.int64), list(index.class_names))
+    train = parts["train"]
+    if not len(train):
+        raise DataError(f"image folder '{base}' holds no readable training images "
+                        f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    found = np.unique(train.y)
+    if len(found) < 2:
+        raise DataError(f"image folder '{base}' has training images for only one class "
+                        f"('{index.class_names[found[0]]}'); need at least two")
+    train.summary = summary
+    return train, parts["val"], parts["test"]
 
 
 def load_image_folder(root: str, size: int, color_mode: str = "RGB") -> Dataset:
-    """One sub-folder per class; unreadable files are skipped and counted in a warning."""
+    """Every image of a folder as one Dataset, decoded exactly as the service decodes uploads."""
     base = Path(root)
-    if not base.is_dir():
-        raise DataError(f"image folder '{base}' does not exist or is not a directory")
-    class_dirs = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(class_dirs) < 2:
-        raise DataError(f"image folder '{base}' needs at least two class sub-folders, "
-                        f"found {len(class_dirs)}")
-    images, labels, skipped = [], [], []
-    for label, class_dir in enumerate(class_dirs):
-        for path in sorted(class_dir.rglob("*")):
-            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
-                continue
-            try:
-                images.append(load_image(path, size, color_mode))
-                labels.append(label)
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-                skipped.append(path)
-    if skipped:
-        log.warning("skipped %d unreadable image(s) under %s, e.g. %s",
-                    len(skipped), base, skipped[0])
+    try:
+        index = scan_folder(base, test_fraction=0.0, val_fraction=0.0)
+    except FolderError as exc:
+        raise DataError(str(exc)) from None
+    images, labels = _decode(index.files, _spec(size, color_mode, base), base)
     if not images:
         raise DataError(f"image folder '{base}' holds no readable images "
                         f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     found = sorted(set(labels))
     if len(found) < 2:
         raise DataError(f"image folder '{base}' has images for only one class "
-                        f"('{class_dirs[found[0]].name}'); need at least two")
-    return Dataset(np.stack(images), np.asarray(labels, np.int64), [d.name for d in class_dirs])
+                        f"('{index.class_names[found[0]]}'); need at least two")
+    return Dataset(np.stack(images), np.asarray(labels, np.int64), list(index.class_names))
 
 
 # ---------------------------------------------------------------- splits
@@ -175,7 +225,7 @@ def split(data: Dataset, fraction: float, seed: int) -> tuple:
 
 
 def load_data(cfg) -> tuple:
-    """(train, validation, test) for a DataConfig; folders use the validation split as test."""
+    """(train, validation, test) for a DataConfig; folders are split by ``training.folders``."""
     if cfg.source == "fashion_mnist":
         train, test = load_fashion_mnist()
     elif cfg.source == "npz":
@@ -184,9 +234,9 @@ def load_data(cfg) -> tuple:
         train, test = load_npz(cfg.path)
     elif cfg.source == "folder":
         if not cfg.path:
-            raise DataError("data.source=folder needs data.path")
-        full = load_image_folder(cfg.path, cfg.image_size, cfg.color_mode)
-        train, test = split(full, max(cfg.validation_split, 0.1), seed=0)
+            raise DataError("data.source=folder needs data.path (the folder of class sub-folders)")
+        train, val, test = load_folder(cfg)
+        return train.take(cfg.limit), val, test
     else:
         raise DataError(f"unknown data.source '{cfg.source}' (fashion_mnist, folder, npz)")
     train = train.take(cfg.limit)

@@ -2,60 +2,33 @@
 three forms of a model: the Keras model, the exported SavedModel, the TFLite file."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from artifact import metadata as md
+from artifact.imaging import decode_image
+from artifact.litert import LiteRTRunner
+from artifact.saved_model import SavedModelRunner
+
 from .data import Dataset
 
-
-def predict_saved_model(directory: Path, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    import tensorflow as tf
-    meta = json.loads((Path(directory) / "metadata.json").read_text())["formats"]["saved_model"]
-    fn = tf.saved_model.load(str(Path(directory) / meta["path"])).signatures[meta["signature"]]
-    return np.concatenate([fn(**{meta["input"]: tf.constant(x[i:i + batch_size])})[meta["output"]].numpy()
-                           for i in range(0, len(x), batch_size)])
+FORMATS = ("saved_model", "tflite")
 
 
-class TFLiteModel:
-    """A LiteRT interpreter that takes uint8 pixels and returns float probabilities,
-    quantizing int8 inputs and dequantizing int8/uint8 outputs as the file asks."""
-
-    def __init__(self, path, num_threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
-        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        self.batch = None
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if self.batch != len(x):
-            self.interpreter.resize_tensor_input(self.input["index"], [len(x), *x.shape[1:]])
-            self.interpreter.allocate_tensors()
-            self.input = self.interpreter.get_input_details()[0]
-            self.output = self.interpreter.get_output_details()[0]
-            self.batch = len(x)
-        data = x
-        if self.input["dtype"] != np.uint8:
-            scale, zero = self.input["quantization"]
-            data = x.astype(np.float32) if not scale else np.round(x / scale + zero)
-            data = np.clip(data, *_range(self.input["dtype"])).astype(self.input["dtype"]) if scale else data
-        self.interpreter.set_tensor(self.input["index"], data)
-        self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self.output["index"])
-        scale, zero = self.output["quantization"]
-        return (out.astype(np.float32) - zero) * scale if scale else out.astype(np.float32)
+def version_runner(directory: Path, fmt: str, meta: md.Metadata = None):
+    """The runner the service uses for a published version's ``fmt`` (saved_model or tflite)."""
+    meta = meta or md.read(directory)
+    path = meta.format_path(directory, fmt)
+    if path is None:
+        raise FileNotFoundError(f"{directory} has no {fmt}")
+    if fmt == "saved_model":
+        return SavedModelRunner.for_format(directory, meta.formats.saved_model)
+    return LiteRTRunner(path)
 
 
-def _range(dtype) -> tuple:
-    info = np.iinfo(dtype)
-    return info.min, info.max
-
-
-def predict_tflite(path: Path, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    model = TFLiteModel(path)
-    return np.concatenate([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+def predict_saved_model(directory: Path, x: np.ndarray) -> np.ndarray:
+    return version_runner(directory, "saved_model").predict(x)
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: list) -> dict:
@@ -97,14 +70,23 @@ def plot_confusion(report: dict, class_names: list, path: Path, title: str) -> N
 def evaluate_artifact(directory: Path, test: Dataset, out_dir: Path = None) -> dict:
     """Reports for the SavedModel and the TFLite file of a published version."""
     directory = Path(directory)
-    meta = json.loads((directory / "metadata.json").read_text())
+    meta = md.read(directory)
     results = {}
-    for fmt, predict in (("saved_model", predict_saved_model),
-                         ("tflite", lambda d, x: predict_tflite(d / meta["formats"]["tflite"]["path"], x))):
-        report = classification_report(test.y, predict(directory, test.x).argmax(1), meta["labels"])
+    for fmt in FORMATS:
+        probs = version_runner(directory, fmt, meta).predict(test.x)
+        report = classification_report(test.y, probs.argmax(1), meta.labels)
         results[fmt] = report
         if out_dir is not None:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
-            plot_confusion(report, meta["labels"], Path(out_dir) / f"confusion_{fmt}.png",
-                           f"{meta['name']} v{meta['version']} {fmt}")
+            plot_confusion(report, meta.labels, Path(out_dir) / f"confusion_{fmt}.png",
+                           f"{meta.name} v{meta.version} {fmt}")
     return results
+
+
+def predict_files(directory: Path, paths: list) -> list:
+    """Per image file, the probabilities of each format, decoded as the service decodes an upload."""
+    directory = Path(directory)
+    meta = md.read(directory)
+    pixels = np.stack([decode_image(Path(p), meta.input) for p in paths])
+    probs = {fmt: version_runner(directory, fmt, meta).predict(pixels) for fmt in FORMATS}
+    return [{"file": str(p), **{fmt: probs[fmt][i].tolist() for fmt in FORMATS}} for i, p in enumerate(paths)]

@@ -5,27 +5,21 @@ The serving contract (see DESIGN.md): uint8 pixels [N,H,W,C] in, probabilities
 """
 from __future__ import annotations
 
-import datetime
 import gzip
-import json
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-import numpy as np
 import tensorflow as tf
+
+from artifact.metadata import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Formats, InputSpec, Metadata, write
 
 from .pipeline import to_float
 
-SIGNATURE = "serving_default"
-INPUT_KEY = "pixels"
-OUTPUT_KEY = "probabilities"
 # "qat": a quantization-aware-trained model, converted from its own fake-quant
 # ranges as the TF-MOT guide does. Not with a representative data set: that
 # re-calibration mis-scales a Dense -> BN -> ReLU block (default model's head:
 # 0.91 accuracy in Keras, 0.58 in TFLite).
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8", "qat")
-KERAS_WEIGHTS = "keras_weights.h5"
 
 
 class ServingModule(tf.Module):
@@ -39,11 +33,11 @@ class ServingModule(tf.Module):
     def __init__(self, model, input_shape: tuple):
         super().__init__()
         self.model_variables = list(model.variables)
-        spec = tf.TensorSpec([None, *input_shape], tf.uint8, name=INPUT_KEY)
+        spec = tf.TensorSpec([None, *input_shape], tf.uint8, name=INPUT_NAME)
 
         @tf.function(input_signature=[spec])
         def serve(pixels):
-            return {OUTPUT_KEY: model(to_float(pixels), training=False)}
+            return {OUTPUT_NAME: model(to_float(pixels), training=False)}
 
         self.serve = serve
 
@@ -93,63 +87,29 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def input_spec(input_shape: tuple, color_mode: str, invert: bool = False) -> dict:
-    height, width, channels = input_shape
-    return {"height": height, "width": width, "channels": channels, "dtype": "uint8",
-            "color_mode": color_mode, "invert": invert, "resize": "bilinear"}
-
-
 def write_artifact(directory: Path, model, *, name: str, class_names: list, color_mode: str,
                    quantization: str = "none", representative=None, extra: Optional[dict] = None,
-                   invert: bool = False, weights_model=None) -> dict:
-    """Write saved_model/, model.tflite and metadata.json into ``directory``; return metadata.
+                   invert: bool = False, weights_model=None) -> Metadata:
+    """Write saved_model/, model.tflite and metadata.json into ``directory``; return the metadata.
 
+    ``extra``: further top-level metadata blocks (config, techniques, dataset, parent...).
     ``weights_model``: the float model whose weights are stored for retraining when
     ``model`` itself is not a plain builder model (a QAT model's float twin).
     """
     input_shape = tuple(int(d) for d in model.input_shape[1:])
-    saved_dir = directory / "saved_model"
+    formats = Formats.all(quantization)
+    saved_dir = directory / formats.saved_model.path
     save_saved_model(model, input_shape, saved_dir)
-    tflite_path = directory / "model.tflite"
+    tflite_path = directory / formats.tflite.path
     tflite_path.write_bytes(convert_tflite(saved_dir, quantization, representative))
     # Keras weights let training rebuild the model (builder config + weights) for
     # fine-tuning, distillation or compression; the service never reads them.
-    (weights_model or model).save_weights(str(directory / KERAS_WEIGHTS))
-    metadata = {
-        "name": name,
-        "version": None,   # set by publish()
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "labels": list(class_names),
-        "input": input_spec(input_shape, color_mode, invert),
-        "formats": {
-            "saved_model": {"path": "saved_model", "signature": SIGNATURE,
-                            "input": INPUT_KEY, "output": OUTPUT_KEY},
-            "tflite": {"path": "model.tflite", "quantization": quantization},
-            "keras": {"path": KERAS_WEIGHTS, "builder": "config.model"},
-        },
-        "parent": None,
-        "sizes": {"saved_model": {"bytes": dir_size(saved_dir), "gzip_bytes": gzip_size(saved_dir)},
-                  "tflite": {"bytes": dir_size(tflite_path), "gzip_bytes": gzip_size(tflite_path)}},
-    }
-    metadata.update(extra or {})
-    write_metadata(directory, metadata)
+    (weights_model or model).save_weights(str(directory / formats.keras.path))
+    metadata = Metadata(
+        name=name, labels=list(class_names), formats=formats,
+        input=InputSpec(*input_shape, color_mode, invert=invert),   # a channels/mode mismatch is an error
+        sizes={"saved_model": {"bytes": dir_size(saved_dir), "gzip_bytes": gzip_size(saved_dir)},
+               "tflite": {"bytes": dir_size(tflite_path), "gzip_bytes": gzip_size(tflite_path)}},
+    ).updated(extra or {})
+    write(directory, metadata)
     return metadata
-
-
-def write_metadata(directory: Path, metadata: dict) -> None:
-    (directory / "metadata.json").write_text(json.dumps(metadata, indent=2, default=_jsonable))
-
-
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, (Path, tuple)):
-        return str(value) if isinstance(value, Path) else list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def staging_dir(models_dir: Path, name: str) -> Path:
-    """A hidden directory beside the versions; readers skip names starting with '.'."""
-    parent = Path(models_dir) / name
-    parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))

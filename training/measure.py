@@ -2,7 +2,8 @@
 
 Every model is measured in its exported forms, not only in Keras (a QAT model
 can look fine in Keras and collapse in TFLite, model-optimization#368). Files
-go through the same ServingModule + converter as a published artifact.
+go through the same ServingModule + converter as a published artifact, and
+latency is timed on the ``artifact`` runners the service itself uses.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from artifact.litert import LiteRTRunner
+
 from .data import Dataset
-from .evaluate import TFLiteModel, predict_tflite
-from .export import INPUT_KEY, OUTPUT_KEY, SIGNATURE, convert_tflite, gzip_bytes, save_saved_model
+from .export import convert_tflite, gzip_bytes, save_saved_model
 from .train import accuracy
 from .wrapped import nonzero_params
 
@@ -36,7 +38,7 @@ def measure(model, test: Dataset, quantization: str, representative, workdir: Pa
     _, tflite = export_tflite(model, quantization, representative, workdir)
     path = workdir / f"model_{quantization}.tflite"
     path.write_bytes(tflite)
-    probs = predict_tflite(path, test.x)
+    probs = LiteRTRunner(path).predict(test.x)
     return {"keras_accuracy": round(accuracy(model, test), 4),
             "tflite_accuracy": round(float(np.mean(probs.argmax(1) == test.y)), 4),
             **nonzero_params(model), "quantization": quantization,
@@ -44,35 +46,14 @@ def measure(model, test: Dataset, quantization: str, representative, workdir: Pa
             "tflite_path": str(path)}
 
 
-def _median_ms(fn, repeats: int, warmup: int = 20) -> float:
+def latency_ms(runner, image: np.ndarray, repeats: int = 300, warmup: int = 20) -> float:
+    """Median single-image latency of ``runner`` (an ``artifact`` LiteRT or SavedModel runner)."""
+    batch = image[None]
     for _ in range(warmup):
-        fn()
+        runner(batch)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        runner(batch)
         times.append(time.perf_counter() - start)
     return round(1000 * statistics.median(times), 4)
-
-
-def litert_latency_ms(tflite_path: Path, image: np.ndarray, repeats: int = 300, threads: int = 1) -> float:
-    """Median single-image latency of the LiteRT interpreter (uint8 pixels in)."""
-    model = TFLiteModel(tflite_path, num_threads=threads)
-    batch = image[None]
-    return _median_ms(lambda: model(batch), repeats)
-
-
-class SavedModelRunner:
-    """The exported SavedModel's serving signature, called as the TF service does."""
-
-    def __init__(self, saved_dir: Path):
-        import tensorflow as tf
-        self._tf = tf
-        self.fn = tf.saved_model.load(str(saved_dir)).signatures[SIGNATURE]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.fn(**{INPUT_KEY: self._tf.constant(x)})[OUTPUT_KEY].numpy()
-
-    def latency_ms(self, image: np.ndarray, repeats: int = 300) -> float:
-        batch = image[None]
-        return _median_ms(lambda: self(batch), repeats)

@@ -1,0 +1,73 @@
+"""Run a ``model.tflite`` with LiteRT: uint8 pixels [N,H,W,C] in, float32 probabilities [N,K] out.
+
+Handles every file the training side publishes: float and dynamic-range or
+float16 weights (uint8 or float32 input tensor), and fully quantized files
+whose input and output tensors are int8/uint8. Quantized inputs use the
+interpreter's own scale and zero point, so the real value fed is the pixel
+itself (scaling lives inside the graph); quantized outputs are dequantized.
+
+A LiteRT interpreter is not thread-safe: use one ``LiteRTRunner`` per thread,
+or guard a shared one with a lock.
+"""
+from __future__ import annotations
+
+import os
+from typing import Union
+
+import numpy as np
+
+_INPUT_TYPES = (np.uint8, np.int8, np.float32)
+
+
+class LiteRTRunner:
+    """``input`` / ``output``: the interpreter's details of the input and output tensor."""
+
+    def __init__(self, model: Union[bytes, str, os.PathLike], num_threads: int = 1):
+        """``model``: the file's bytes or its path."""
+        from ai_edge_litert.interpreter import Interpreter
+        if isinstance(model, (bytes, bytearray)):
+            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+        else:
+            self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
+        self.interpreter.allocate_tensors()
+        self._batch = None
+        self._details()
+        if self.input["dtype"] not in _INPUT_TYPES:
+            raise TypeError(f"unsupported LiteRT input dtype {np.dtype(self.input['dtype']).name}")
+
+    def _details(self) -> None:
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        if self._batch != len(pixels):
+            self.interpreter.resize_tensor_input(self.input["index"], [len(pixels), *pixels.shape[1:]],
+                                                 strict=False)
+            self.interpreter.allocate_tensors()
+            self._details()
+            self._batch = len(pixels)
+        self.interpreter.set_tensor(self.input["index"], quantize_input(pixels, self.input))
+        self.interpreter.invoke()
+        return dequantize_output(self.interpreter.get_tensor(self.output["index"]), self.output)
+
+    def predict(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """``pixels`` in batches of at most ``batch_size`` (bounded memory for a whole test set)."""
+        return np.concatenate([self(pixels[i:i + batch_size]) for i in range(0, len(pixels), batch_size)])
+
+
+def quantize_input(pixels: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if dtype == np.uint8:
+        return np.asarray(pixels, np.uint8)
+    if dtype == np.float32:
+        return pixels.astype(np.float32)
+    scale, zero_point = detail["quantization"]
+    q = np.round(pixels.astype(np.float32) / scale) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def dequantize_output(values: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero_point = detail["quantization"]
+    if values.dtype in (np.int8, np.uint8) and scale:
+        return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+    return values.astype(np.float32, copy=True)
