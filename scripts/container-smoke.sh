@@ -84,7 +84,7 @@ until [[ $(curl -s -o /dev/null -w '%{http_code}' "$url/v2/health/ready") == 200
   sleep 0.05
 done
 ready_s=$(since "$t0")
-echo "{\"event\": \"ready\", \"target\": \"$target\", \"docker_run_s\": $run_s, \"ready_s\": $ready_s}"
+echo "{\"event\": \"ready\", \"target\": \"$target\", \"docker_run_s\": $run_s, \"ready_s\": $ready_s, \"started_to_ready_s\": $(awk -v a="$ready_s" -v b="$run_s" 'BEGIN { printf "%.2f", a - b }')}"
 
 # One test image of the committed fixture, encoded as PNG by the image's own Pillow.
 docker exec -i "$tag" python -c '
