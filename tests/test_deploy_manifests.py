@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
-import kubernetes_validate
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from service import create_app
