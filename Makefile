@@ -8,7 +8,7 @@ PORT ?= 8080
 
 .PHONY: install system-deps serve test test-all train-default clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-train.txt requirements-serve.txt
 	$(MAKE) system-deps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
