@@ -9,7 +9,7 @@ MODELS ?= models
 
 .PHONY: install system-deps serve test test-all train-default retrain clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-train.txt requirements-serve.txt
 	$(MAKE) system-deps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip

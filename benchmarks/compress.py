@@ -63,7 +63,7 @@ def load_teacher(args):
     """The published default model; rebuilt from the training checkpoint if the
     version has no Keras weights yet."""
     from training.models import build_model
-    from training.publish import load_keras_model
+    from training.published import load_keras_model
     version = Path(args.teacher)
     try:
         model, meta = load_keras_model(version)

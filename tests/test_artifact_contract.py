@@ -68,7 +68,7 @@ def test_service_answers_what_evaluate_computes_for_the_same_files(tmp_path):
     assert Image.open(files["png16"]).mode.startswith("I;16") and Image.open(files["cmyk"]).mode == "CMYK"
 
     models = tmp_path / "models"
-    summary = _cli("train", "--preset", "tiny", "--publish", "--set", "name=contract",
+    summary = _cli("train", "--preset", "tiny", "--publish", "--force", "--set", "name=contract",
                    "--set", "data.source=folder", "--set", f"data.path={images}", "--set", "data.image_size=16",
                    "--set", "data.color_mode=RGB", "--set", f"models_dir={models}",
                    "--set", f"output_dir={tmp_path / 'runs'}", "--set", "train.epochs=1",

@@ -2,7 +2,7 @@
 import pytest
 import tf_keras as keras
 
-from training.compat import CompressionError
+from training.compressible import CompressionError
 from training.optimize import parse_stages
 from training.prune import PruneSettings, wrap_for_pruning
 from training.quantize import quantize_aware

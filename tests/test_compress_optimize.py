@@ -7,7 +7,7 @@ import pytest
 from artifact.versions import versions
 from compress_helpers import trained_tiny
 from training.cli import main
-from training.publish import load_keras_model
+from training.published import load_keras_model
 from training.release import publish_model
 from training.prune import sparsity_report
 
@@ -16,7 +16,7 @@ from training.prune import sparsity_report
 def source(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("optimize")
     cfg, result = trained_tiny(tmp)
-    return cfg, publish_model(cfg, result.model, result.test, extra={})
+    return cfg, publish_model(cfg, result.model, result.test, extra={}, force=True)
 
 
 @pytest.mark.slow   # minutes on 2 cores: four stages, each converting and evaluating
@@ -25,7 +25,7 @@ def test_optimize_publishes_a_version_with_lineage(source, capsys):
     main(["optimize", "--from", str(source_dir), "--stages", "distill,prune,pqat,int8",
           "--student-set", "model.widths=[4,8]", "--distill-epochs", "1", "--alpha", "0.2",
           "--sparsity", "0.5", "--prune-epochs", "1", "--qat-epochs", "1",
-          "--calibration-samples", "50", "--set", "data.limit=640"])
+          "--calibration-samples", "50", "--set", "data.limit=640", "--force"])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     published = source_dir.parent / "2"
     assert printed["published"] == str(published)

@@ -8,7 +8,7 @@ from training.measure import export_tflite, measure
 from training.prune import PruneSettings, prune, sparsity_report
 from training.quantize import QATSettings, float_twin, is_quantize_aware, qat, representative
 from training.train import predict_probabilities
-from training.wrapped import own_weights
+from training.tfmot_wrappers import own_weights
 
 AGREEMENT = 0.9      # argmax agreement with the Keras model on the fixture's test images
 

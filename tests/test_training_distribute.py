@@ -39,7 +39,7 @@ def test_two_multi_worker_processes_end_with_identical_weights_and_only_the_chie
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tiny"]   # the other wrote to a temp dir
 
     # The published weights are the weights both workers ended with.
-    from training.publish import load_keras_model
+    from training.published import load_keras_model
     from training.distribute import weights_digest
     version = tmp_path / "models" / "tiny" / "1"
     model, _ = load_keras_model(version)

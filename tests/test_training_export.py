@@ -9,7 +9,7 @@ import pytest
 
 from artifact.litert import LiteRTRunner
 from training.evaluate import predict_saved_model
-from training.publish import load_keras_model
+from training.published import load_keras_model
 from training.release import publish_result
 from training.train import predict_probabilities, train
 
@@ -23,7 +23,7 @@ def published(fixture_data, tmp_path_factory):
     cfg = load_config("tiny", [f"output_dir={tmp / 'runs'}", f"models_dir={tmp / 'models'}",
                                "train.verbose=0", "train.epochs=2"])
     result = train(cfg, data=fixture_data)
-    return cfg, result, publish_result(cfg, result, preset="tiny")
+    return cfg, result, publish_result(cfg, result, preset="tiny", force=True)
 
 
 def test_artifact_layout_and_metadata(published):

@@ -52,7 +52,7 @@ def test_fixed_seed_reproduces_the_first_epoch(tiny_config, fixture_data, tmp_pa
 
 
 def test_train_command_end_to_end_publishes(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "training", "train", "--preset", "tiny", "--publish",
+    run = subprocess.run([sys.executable, "-m", "training", "train", "--preset", "tiny", "--publish", "--force",
                           "--set", f"models_dir={tmp_path / 'models'}", "--set", f"output_dir={tmp_path / 'runs'}",
                           "--set", "train.epochs=1", "--set", "train.verbose=0"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)

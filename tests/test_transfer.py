@@ -36,7 +36,7 @@ def published_backbone(tmp_path_factory, fixture_data):
     cfg = load_config("tiny", [f"output_dir={tmp / 'runs'}", f"models_dir={tmp / 'models'}",
                                "train.verbose=0", "train.epochs=1", "model.head_pool=flatten",
                                "model.dense_units=16"])
-    return publish_result(cfg, train(cfg, data=fixture_data))
+    return publish_result(cfg, train(cfg, data=fixture_data), force=True)
 
 
 def snapshot(layers) -> dict:
@@ -174,11 +174,11 @@ def write_folder(root, size=24, per_class=16):
 @pytest.mark.slow
 def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys, published_backbone):
     from training.evaluate import predict_saved_model
-    from training.publish import load_keras_model
+    from training.published import load_keras_model
     from training.cli import main
     write_folder(tmp_path / "images")
     main(["transfer", "--preset", "tiny", "--backbone", str(published_backbone), "--unfreeze", "1",
-          "--unfreeze-unit", "blocks", "--head-epochs", "1", "--fine-tune-epochs", "1", "--publish",
+          "--unfreeze-unit", "blocks", "--head-epochs", "1", "--fine-tune-epochs", "1", "--publish", "--force",
           "--set", "data.source=folder", "--set", f"data.path={tmp_path / 'images'}",
           "--set", "data.image_size=24", "--set", "data.color_mode=RGB", "--set", "train.verbose=0",
           "--set", "model.head_pool=flatten",           # the new head reuses the cut head's layer names

@@ -28,7 +28,7 @@ from artifact.versions import latest_version
 
 from .config import ConfigError, config_from_dict
 from .models import build_for_experiment
-from .publish import load_keras_model
+from .published import load_keras_model
 
 # ImageNet channel means in BGR order: keras.applications.resnet.preprocess_input ("caffe" mode).
 CAFFE_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)

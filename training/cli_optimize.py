@@ -26,6 +26,8 @@ def add_parser(sub) -> None:
     p.add_argument("--stages", help="comma list from distill, prune, qat|pqat, dynamic|float16|int8 "
                                     "(optimize.stages, default prune,pqat,int8)")
     p.add_argument("--name", help="model name to publish under (optimize.name, default: the config's name)")
+    p.add_argument("--force", action="store_true",
+                   help="publish even when the held-out accuracy is not clearly above the majority-class rate")
     g = p.add_argument_group("distillation (config section distill)")
     g.add_argument("--student-preset", help="preset/YAML for the student (default: the source config)")
     g.add_argument("--student-set", dest="student_overrides", action="append", metavar="KEY=VALUE",
@@ -98,7 +100,8 @@ def config_from_args(args):
 
 def cmd_optimize(args) -> None:
     from .optimize import optimize
-    published = optimize(config_from_args(args), source_dir=Path(args.source) if args.source else None)
+    published = optimize(config_from_args(args), source_dir=Path(args.source) if args.source else None,
+                         force=args.force)
     meta = md.read(published)
     print(json.dumps({"published": str(published), "parent": meta.parent,
                       "stages": [{"stage": r["stage"], **{k: r.get("metrics", {}).get(k) for k in

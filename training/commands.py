@@ -117,7 +117,7 @@ def cmd_publish(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .cli_train import evaluate_keras, evaluate_published
+    from .evaluate import evaluate_keras, evaluate_published
     from .config import ConfigError
     from .data import load_data
     cfg = _config(args)

@@ -2,6 +2,7 @@
 three forms of a model: the Keras model, the exported SavedModel, the TFLite file."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from artifact.litert import LiteRTRunner
 from artifact.saved_model import SavedModelRunner
 
 from .data import Dataset
+from .train import predict_probabilities
 
 FORMATS = ("saved_model", "tflite")
 
@@ -90,3 +92,19 @@ def predict_files(directory: Path, paths: list) -> list:
     pixels = np.stack([decode_image(Path(p), meta.input) for p in paths])
     probs = {fmt: version_runner(directory, fmt, meta).predict(pixels) for fmt in FORMATS}
     return [{"file": str(p), **{fmt: probs[fmt][i].tolist() for fmt in FORMATS}} for i, p in enumerate(paths)]
+
+
+def evaluate_published(directory: Path, test: Dataset, out_dir: Path) -> dict:
+    """Reports and confusion-matrix PNGs for a published version's SavedModel and TFLite."""
+    reports = evaluate_artifact(directory, test, out_dir)
+    (Path(out_dir) / "report.json").write_text(json.dumps(reports, indent=2))
+    return reports
+
+
+def evaluate_keras(model, test: Dataset, out_dir: Path, title: str) -> dict:
+    """The same report for a Keras model (a training checkpoint)."""
+    report = classification_report(test.y, predict_probabilities(model, test).argmax(1), test.class_names)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    plot_confusion(report, test.class_names, Path(out_dir) / "confusion_keras.png", title)
+    (Path(out_dir) / "report_keras.json").write_text(json.dumps(report, indent=2))
+    return report

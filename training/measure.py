@@ -18,7 +18,7 @@ from artifact.litert import LiteRTRunner
 from .data import Dataset
 from .export import convert_tflite, gzip_bytes, save_saved_model
 from .train import accuracy
-from .wrapped import nonzero_params
+from .tfmot_wrappers import nonzero_params
 
 
 def export_tflite(model, quantization: str, representative, workdir: Path) -> tuple:

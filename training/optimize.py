@@ -20,7 +20,7 @@ from .data import dataset_record, load_data
 from .distill import distill, student_config
 from .measure import measure
 from .prune import PruneSettings, prune, sparsity_report
-from .publish import load_keras_model
+from .published import load_keras_model
 from .quantize import QATSettings, float_twin, qat, representative
 from .release import publish_model, techniques
 from .train import train as train_model

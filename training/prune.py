@@ -14,12 +14,12 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from .compat import PRUNABLE, check_prunable, translate
+from .compressible import PRUNABLE, check_prunable, translate
 from .data import Dataset
 from .finetune import fine_tune, recalibrate_batch_norm
 from .pipeline import steps_per_epoch
 from .trainer import run_dir_for
-from .wrapped import base_layers, copy_weights, kernel, nonzero_params
+from .tfmot_wrappers import base_layers, copy_weights, kernel, nonzero_params
 
 sparsity = tfmot.sparsity.keras
 

@@ -15,11 +15,11 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from .compat import check_quantizable, translate
+from .compressible import check_quantizable, translate
 from .data import Dataset
 from .finetune import fine_tune
 from .trainer import run_dir_for
-from .wrapped import copy_weights
+from .tfmot_wrappers import copy_weights
 
 qkeras = tfmot.quantization.keras
 

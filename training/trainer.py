@@ -79,12 +79,14 @@ def make_optimizer(cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
 def compile_model(model: keras.Model, cfg, steps_per_epoch: int, own_loss: bool = False) -> None:
     """A fresh optimizer for ``cfg`` (a TrainConfig). ``own_loss``: the model's
     ``train_step`` computes its loss and metrics (distillation), so none are compiled in."""
-    optimizer = make_optimizer(cfg, steps_per_epoch)
-    if own_loss:
-        model.compile(optimizer=optimizer)
-    else:
-        model.compile(optimizer=optimizer, metrics=["accuracy"],
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing))
+    # The optimizer's variables belong with the model's: under its tf.distribute strategy, if any.
+    with model.distribute_strategy.scope():
+        optimizer = make_optimizer(cfg, steps_per_epoch)
+        if own_loss:
+            model.compile(optimizer=optimizer)
+        else:
+            model.compile(optimizer=optimizer, metrics=["accuracy"],
+                          loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing))
 
 
 def run_dir_for(cfg) -> Path:
@@ -117,7 +119,8 @@ def start_run(run_dir: Path, record: dict) -> None:
 
 def make_callbacks(cfg, run_dir: Path, monitor: str, keep_best: bool) -> list:
     """BackupAndRestore comes first: it restores the weights and the optimizer in
-    on_train_begin, before any technique callback (UpdatePruningStep) reads them."""
+    on_train_begin, so the callbacks after it (UpdatePruningStep checks whether the
+    wrappers' step counter is new) see the resumed state."""
     mode = "min" if monitor.endswith("loss") else "max"
     checkpoint = run_dir / "checkpoints" / ("best.h5" if keep_best else "last.h5")
     callbacks = [

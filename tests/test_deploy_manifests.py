@@ -1,0 +1,174 @@
+"""deploy/k8s: every manifest validates offline against the Kubernetes schemas
+(kubernetes-validate, strict: unknown fields are errors), probes point at routes
+the service really has, and the names that tie the files together resolve."""
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+from service import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+K8S = ROOT / "deploy" / "k8s"
+K8S_VERSION = "1.31.0"   # a release kubernetes-validate ships schemas for
+CRDS = {("serving.kserve.io/v1beta1", "InferenceService")}   # no schema shipped: checked by hand below
+
+
+def _documents():
+    return [(path.name, doc) for path in sorted(K8S.glob("*.yaml")) if path.name != "kustomization.yaml"
+            for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+DOCS = _documents()
+WORKLOADS = [(name, doc) for name, doc in DOCS if doc["kind"] in ("Deployment", "Job", "CronJob", "InferenceService")]
+
+
+def _of_kind(kind):
+    return [doc for _, doc in DOCS if doc["kind"] == kind]
+
+
+def _pod_spec(doc):
+    spec = doc["spec"]
+    if doc["kind"] == "CronJob":
+        return spec["jobTemplate"]["spec"]["template"]["spec"]
+    if doc["kind"] == "InferenceService":
+        return spec["predictor"]
+    return spec["template"]["spec"]
+
+
+def _probes():
+    for name, doc in WORKLOADS:
+        for container in _pod_spec(doc)["containers"]:
+            for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+                if kind in container:
+                    yield f"{name}:{container['name']}:{kind}", container, container[kind]
+
+
+@pytest.mark.parametrize("name,doc", [(n, d) for n, d in DOCS if (d["apiVersion"], d["kind"]) not in CRDS],
+                         ids=lambda v: v if isinstance(v, str) else v["metadata"]["name"])
+def test_manifest_validates_against_the_kubernetes_schema(name, doc):
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_the_validator_rejects_a_misspelled_field_and_a_wrong_type():
+    deployment = yaml.safe_load((K8S / "deployment.yaml").read_text())
+    pod = deployment["spec"]["template"]["spec"]
+    pod["container"] = pod.pop("containers")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+    deployment = yaml.safe_load((K8S / "deployment.yaml").read_text())
+    deployment["spec"]["replicas"] = "two"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+
+
+def test_only_the_kserve_crd_lacks_a_schema():
+    for _, doc in DOCS:
+        if (doc["apiVersion"], doc["kind"]) in CRDS:
+            with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_every_probe_is_a_get_route_of_the_service_on_a_declared_port(tmp_path):
+    urls = create_app({"model_root": str(tmp_path), "poll_interval_s": 0}).url_map.bind("localhost")
+    probes = list(_probes())
+    assert {p["httpGet"]["path"] for _, _, p in probes} >= {"/v2/health/live", "/v2/health/ready"}
+    for where, container, probe in probes:
+        path, port = probe["httpGet"]["path"], probe["httpGet"]["port"]
+        try:
+            urls.match(path, method="GET")
+        except (NotFound, MethodNotAllowed):
+            pytest.fail(f"{where}: GET {path} is not a route of the service")
+        ports = {p["containerPort"] for p in container["ports"]} | {p.get("name") for p in container["ports"]}
+        assert port in ports, f"{where}: probe port {port!r} is not a container port"
+
+
+def test_readiness_uses_ready_and_liveness_uses_live():
+    for where, _, probe in _probes():
+        expected = "/v2/health/ready" if where.endswith("readinessProbe") else "/v2/health/live"
+        assert probe["httpGet"]["path"] == expected, where
+
+
+def _graceful_timeout() -> float:
+    # In a child process: the config file may set process-wide state (environment, temp dirs).
+    out = subprocess.run([sys.executable, "-c", "import runpy; print(runpy.run_path('gunicorn.conf.py')"
+                          "['graceful_timeout'])"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def test_termination_grace_outlasts_the_prestop_pause_plus_gunicorn_graceful_timeout():
+    graceful = _graceful_timeout()
+    for doc in _of_kind("Deployment"):
+        pod = _pod_spec(doc)
+        pause = 0
+        for container in pod["containers"]:
+            command = container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+            assert command[:1] == ["sleep"], f"{doc['metadata']['name']}: no preStop pause"
+            pause = max(pause, float(command[1]))
+        assert pod["terminationGracePeriodSeconds"] > graceful + pause, doc["metadata"]["name"]
+
+
+def test_pods_run_as_non_root_with_the_image_uid():
+    for _, doc in WORKLOADS:
+        if doc["kind"] != "InferenceService":   # KServe's pod template runs the image's own user
+            context = _pod_spec(doc)["securityContext"]
+            assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001, doc["metadata"]["name"]
+
+
+def test_names_that_tie_the_manifests_together_resolve():
+    deployments = {d["metadata"]["name"]: d for d in _of_kind("Deployment")}
+    claims = {d["metadata"]["name"] for d in _of_kind("PersistentVolumeClaim")}
+    for _, doc in WORKLOADS:
+        for volume in _pod_spec(doc).get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                assert volume["persistentVolumeClaim"]["claimName"] in claims, doc["metadata"]["name"]
+
+    def selects(selector, deployment):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        return all(labels.get(k) == v for k, v in selector.items())
+
+    for service in _of_kind("Service"):
+        chosen = [d for d in deployments.values() if selects(service["spec"]["selector"], d)]
+        assert chosen, f"Service {service['metadata']['name']} selects no Deployment"
+        for port in service["spec"]["ports"]:
+            for d in chosen:
+                names = {p.get("name") for c in _pod_spec(d)["containers"] for p in c["ports"]}
+                assert port["targetPort"] in names, (service["metadata"]["name"], d["metadata"]["name"])
+    for pdb in _of_kind("PodDisruptionBudget"):
+        assert any(selects(pdb["spec"]["selector"]["matchLabels"], d) for d in deployments.values())
+    for hpa in _of_kind("HorizontalPodAutoscaler"):
+        target = hpa["spec"]["scaleTargetRef"]
+        assert target["kind"] == "Deployment" and target["name"] in deployments
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert all((K8S / name).is_file() for name in kustomization["resources"])
+
+
+def test_gpu_variant_requests_a_gpu_and_serves_with_tensorflow():
+    gpu = [d for d in _of_kind("Deployment")
+           if any("nvidia.com/gpu" in c["resources"].get("limits", {}) for c in _pod_spec(d)["containers"])]
+    assert gpu, "no Deployment requests nvidia.com/gpu"
+    for doc in gpu:
+        container = _pod_spec(doc)["containers"][0]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["SERVICE_BACKEND"] == "tf" and "cnn-full" in container["image"]
+
+
+def test_retraining_cronjob_runs_the_retrain_command_one_at_a_time():
+    (cron,) = _of_kind("CronJob")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    container = _pod_spec(cron)["containers"][0]
+    assert container["command"][:4] == ["python", "-m", "training", "retrain"] and "cnn-full" in container["image"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert "/app/models" in mounts    # the working directory's models/: where retrain publishes
+
+
+def test_kserve_inferenceservice_is_a_v2_custom_predictor_on_the_serve_image():
+    (isvc,) = _of_kind("InferenceService")
+    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
+    (container,) = isvc["spec"]["predictor"]["containers"]
+    assert container["name"] == "kserve-container" and "cnn-serve" in container["image"]
+    assert [p["containerPort"] for p in container["ports"]] == [8080]
