@@ -32,6 +32,14 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 field() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# The local base-image tool also starts a Docker engine where none runs, so it goes
+# before the first docker command.
+if [[ -z ${BASE_IMAGE:-} ]]; then
+  tool=$root/../shared/tools/local-base-image.sh
+  [[ -x $tool ]] && BASE_IMAGE=$("$tool")
+fi
+docker info >/dev/null 2>&1 || { echo "container-smoke: no Docker engine answers" >&2; exit 1; }
+
 tag=cnn-smoke-$target-$$
 image=$tag:latest
 work=$(mktemp -d)
@@ -55,10 +63,6 @@ fail() {
   exit 1
 }
 
-if [[ -z ${BASE_IMAGE:-} ]]; then
-  tool=$root/../shared/tools/local-base-image.sh
-  [[ -x $tool ]] && BASE_IMAGE=$("$tool")
-fi
 build_args=()
 [[ -n ${BASE_IMAGE:-} ]] && build_args=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
 base=${BASE_IMAGE:-python:3.11-slim-bookworm}

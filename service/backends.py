@@ -9,6 +9,8 @@ the gunicorn master stays free of both.
 """
 from __future__ import annotations
 
+import importlib.util
+
 import glob
 import os
 import threading
@@ -39,11 +41,17 @@ def choose_backend(requested: str, info: VersionInfo, device: str) -> str:
     # (XNNPACK), needs no TensorFlow import (hundreds of MB less per worker)
     # and runs the int8 file training published. Fall back to whichever
     # format the artifact has.
+    # A slim image has no TensorFlow at all: auto must not pick tf there even on a
+    # GPU host, or every load fails.
     has_tflite = info.format_path("tflite") is not None
-    has_saved = info.format_path("saved_model") is not None
+    has_saved = info.format_path("saved_model") is not None and tensorflow_installed()
     if has_saved and (not has_tflite or (device != "cpu" and gpu_visible())):
         return "tf"
     return "tflite"
+
+
+def tensorflow_installed() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
 
 
 def _configure_tf(threads: int, device: str):

@@ -8,6 +8,7 @@ an error, not silently ignored. This module is light (no TensorFlow) because
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -19,10 +20,24 @@ POLICIES = ("latest", "all", "specific")
 
 
 def cpu_count() -> int:
+    """Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota
+    (a container limited to 2 CPUs on a 64-core node sees all 64 in its affinity)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    return min(cores, cgroup_cpu_limit() or cores)
+
+
+def cgroup_cpu_limit(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
+    """``cpu.max`` holds "<quota> <period>" or "max <period>"; None when unlimited or absent."""
+    try:
+        quota, period = open(path).read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    return max(1, math.ceil(int(quota) / int(period)))
 
 
 MAX_AUTO_WORKERS = 8  # each TF worker costs hundreds of MB (PITFALLS, Serving)

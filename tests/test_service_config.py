@@ -66,3 +66,13 @@ def test_defaults_fit_the_machine(monkeypatch):
     monkeypatch.setattr("service.backends.gpu_visible", lambda: True)
     assert ServiceConfig.load(environ={}).workers == 1                # one process batches for the GPU
     assert ServiceConfig.load({"backend": "tflite"}, environ={}).workers == 8
+
+
+@pytest.mark.parametrize("text, limit", [("200000 100000\n", 2), ("150000 100000", 2), ("max 100000", None),
+                                         ("50000 100000", 1), ("garbage", None)])
+def test_cgroup_cpu_quota_caps_the_core_count(tmp_path, text, limit):
+    from service.config import cgroup_cpu_limit
+    path = tmp_path / "cpu.max"
+    path.write_text(text)
+    assert cgroup_cpu_limit(str(path)) == limit
+    assert cgroup_cpu_limit(str(tmp_path / "absent")) is None
