@@ -12,11 +12,12 @@ The model is built (and so compiled) inside ``strategy.scope()``. The config's
 step consumes is that times the replicas, so a run keeps its per-device memory
 whatever the cluster size, and the recorded config stays the same recipe.
 
-After the fit, every worker reads the weights once (batch-norm moving statistics
-are kept per replica and averaged on read, which is a collective step all workers
-must join); from there on the chief alone evaluates, checkpoints into the run
-directory and publishes, on a plain copy of the model outside the strategy.
-Other workers train into a temporary directory and publish nothing.
+Only the chief writes checkpoints and logs into the run directory; the other
+workers write theirs (their callbacks must run in step) into a temporary
+directory. After the fit every worker reads the weights once (batch-norm moving
+statistics are kept per replica and averaged on read, a collective step all
+workers must join); then the chief alone restores the best epoch, evaluates and
+publishes, on a plain copy of the model outside the strategy.
 """
 from __future__ import annotations
 
