@@ -67,6 +67,7 @@ def test_one_scrape_sums_every_worker_and_survives_a_worker_restart(tmp_path, ar
     server = Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0,
                     workers=2).wait()
     try:
+        assert wait_for(lambda: len(worker_pids(server)) == 2)   # ready means one worker; the other may be forking
         a, b = worker_pids(server)
         # A stopped worker cannot accept: the other one serves every request meanwhile.
         for stopped, n in ((a, 5), (b, 7)):
