@@ -1,6 +1,7 @@
 """Plain training: build the configured model, fit it through the shared trainer, test it."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
@@ -14,8 +15,10 @@ from .config import ConfigError, ExperimentConfig
 from .data import Dataset, load_data
 from .models import build_model
 from .pipeline import steps_per_epoch, to_float, training_batches, validation_batches
-from .recipe import resolve_budget
+from .recipe import MIN_STEPS, resolve_budget
 from .trainer import fit, restore_best, run_dir_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +52,11 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
         budget = resolve_budget(cfg.train, len(train_set))
     except ValueError as exc:
         raise ConfigError(f"training budget: {exc}") from None
+    if cfg.data.source == "folder" and budget["optimizer_steps"] < MIN_STEPS:
+        # the Fashion-MNIST presets count epochs of 54,000 images; a folder needs steps
+        log.warning("only %d optimizer steps on this folder: too few for batch norm and the schedule to settle "
+                    "(--preset folder sizes the budget from the data, or --set train.steps=auto)",
+                    budget["optimizer_steps"])
     num_classes = len(train_set.class_names)
     dist = dist or distribute.make("default")
     distributed = dist.kind != "default"
