@@ -140,6 +140,23 @@ def _decode(files: list, spec: InputSpec, base: Path) -> tuple:
     return images, labels
 
 
+def _scan(base: Path, test_fraction: float, val_fraction: float):
+    try:
+        return scan_folder(base, test_fraction=test_fraction, val_fraction=val_fraction)
+    except FolderError as exc:
+        raise DataError(str(exc)) from None
+
+
+def _require_two_classes(labels, index, base: Path, what: str) -> None:
+    if not len(labels):
+        raise DataError(f"image folder '{base}' holds no readable {what} "
+                        f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    found = np.unique(labels)
+    if len(found) < 2:
+        raise DataError(f"image folder '{base}' has {what} for only one class "
+                        f"('{index.class_names[found[0]]}'); need at least two")
+
+
 def _spec(cfg_size, cfg_mode, base: Path) -> InputSpec:
     try:
         return InputSpec.of(cfg_size, cfg_size, cfg_mode)
@@ -160,10 +177,7 @@ def resolve_auto_input(cfg, summary: dict) -> None:
 def load_folder(cfg) -> tuple:
     """(train, validation, test) from an image folder, split as ``training.folders`` says."""
     base = Path(cfg.path)
-    try:
-        index = scan_folder(base, test_fraction=cfg.test_split, val_fraction=cfg.validation_split)
-    except FolderError as exc:
-        raise DataError(str(exc)) from None
+    index = _scan(base, cfg.test_split, cfg.validation_split)
     summary = describe(index)
     resolve_auto_input(cfg, summary)
     log.info("image folder %s (%s): %d classes %s; split sizes %s; sizes seen %s; modes seen %s; "
@@ -180,13 +194,7 @@ def load_folder(cfg) -> tuple:
         x = np.stack(images) if images else np.zeros(shape, np.uint8)
         parts[split_name] = Dataset(x, np.asarray(labels, np.int64), list(index.class_names))
     train = parts["train"]
-    if not len(train):
-        raise DataError(f"image folder '{base}' holds no readable training images "
-                        f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    found = np.unique(train.y)
-    if len(found) < 2:
-        raise DataError(f"image folder '{base}' has training images for only one class "
-                        f"('{index.class_names[found[0]]}'); need at least two")
+    _require_two_classes(train.y, index, base, "training images")
     train.summary = summary
     return train, parts["val"], parts["test"]
 
@@ -194,18 +202,9 @@ def load_folder(cfg) -> tuple:
 def load_image_folder(root: str, size: int, color_mode: str = "RGB") -> Dataset:
     """Every image of a folder as one Dataset, decoded exactly as the service decodes uploads."""
     base = Path(root)
-    try:
-        index = scan_folder(base, test_fraction=0.0, val_fraction=0.0)
-    except FolderError as exc:
-        raise DataError(str(exc)) from None
+    index = _scan(base, 0.0, 0.0)
     images, labels = _decode(index.files, _spec(size, color_mode, base), base)
-    if not images:
-        raise DataError(f"image folder '{base}' holds no readable images "
-                        f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    found = sorted(set(labels))
-    if len(found) < 2:
-        raise DataError(f"image folder '{base}' has images for only one class "
-                        f"('{index.class_names[found[0]]}'); need at least two")
+    _require_two_classes(labels, index, base, "images")
     return Dataset(np.stack(images), np.asarray(labels, np.int64), list(index.class_names))
 
 
