@@ -52,15 +52,15 @@ def _cli(args: list, log_path: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _run(name: str, folder: Path, work: Path, tag: str, tuning: list) -> dict:
-    models, runs = work / f"models_{tag}", work / f"runs_{tag}"
+def _run(name: str, folder: Path, work: Path, tag: str, tuning: list, seed: int) -> dict:
+    models, runs = work / f"models_{tag}_{seed}", work / f"runs_{tag}_{seed}"
     where = ["--set", f"name={name}", "--set", "data.source=folder", "--set", f"data.path={folder}",
-             "--set", f"models_dir={models}", "--set", f"output_dir={runs}"]
-    log = work / f"{name}_{tag}.log"
+             "--set", f"models_dir={models}", "--set", f"output_dir={runs}", "--set", f"train.seed={seed}"]
+    log = work / f"{name}_{tag}_{seed}.log"
     start = time.perf_counter()
     trained = _cli(["train", *tuning, *where, "--publish", "--force"], log)
     seconds = time.perf_counter() - start
-    evaluated = _cli(["evaluate", "--model-dir", trained["published"], "--out", str(work / f"eval_{name}_{tag}")],
+    evaluated = _cli(["evaluate", "--model-dir", trained["published"], "--out", str(work / f"eval_{name}_{tag}_{seed}")],
                      log)
     return {"accuracy": evaluated["tflite"], "saved_model_accuracy": evaluated["saved_model"],
             "seconds": round(seconds, 1), "budget": trained.get("budget")}
@@ -79,17 +79,19 @@ def main() -> None:
     parser.add_argument("--folders", nargs="+", default=list(image_folders.BUILDERS))
     parser.add_argument("--work", default="/tmp/own_data_bench", help="folders, runs and models go here")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--seed", type=int, default=42, help="train.seed of both runs (the split does not depend on it)")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     for name in args.folders:
         folder = image_folders.build(name, work / "data" / name)
-        recipe = _run(name, folder, work, "recipe", ["--preset", "folder"])
-        line = {"benchmark": "own_data", "folder": name, "images": sum(1 for p in folder.rglob("*") if p.is_file()),
+        recipe = _run(name, folder, work, "recipe", ["--preset", "folder"], args.seed)
+        line = {"benchmark": "own_data", "folder": name, "seed": args.seed,
+                "images": sum(1 for p in folder.rglob("*") if p.is_file()),
                 "majority_rate": majority(folder), "recipe_accuracy": recipe["accuracy"],
                 "recipe_seconds": recipe["seconds"], "recipe_budget": recipe["budget"]}
         if not args.skip_reference:
-            reference = _run(name, folder, work, "reference", REFERENCES[name])
+            reference = _run(name, folder, work, "reference", REFERENCES[name], args.seed)
             line |= {"reference_accuracy": reference["accuracy"], "reference_seconds": reference["seconds"],
                      "recipe_minus_reference_pp": round(100 * (recipe["accuracy"] - reference["accuracy"]), 2)}
         print(json.dumps(line), flush=True)
