@@ -35,7 +35,7 @@ REFERENCES = {
                   "--set", "train.epochs=40", "--set", "train.batch_size=64"],
     "fashion32": ["--preset", "default", "--set", "data.image_size=28", "--set", "data.color_mode=L",
                   "--set", "train.epochs=60", "--set", "train.batch_size=32", "--set", "augment.flip=true"],
-    "shapes": ["--preset", "folder", "--set", "data.image_size=32", "--set", "train.steps=3000",
+    "shapes": ["--preset", "folder", "--set", "data.image_size=48", "--set", "train.steps=4000",
                "--set", "train.batch_size=32"],
     "digits": ["--preset", "default", "--set", "data.image_size=32", "--set", "train.batch_size=32",
                "--set", "augment.flip=false", "--set", "train.epochs=30"],

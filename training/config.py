@@ -71,7 +71,7 @@ class TrainConfig:
     batch_size: Any = 128              # images per optimizer step, or "auto": sized from the data
                                        # (training.recipe: about n/32 within 16-64)
     steps: Any = 0                     # optimizer steps instead of epochs, rounded up to whole passes;
-                                       # "auto": sized from the data (at least 2,000); 0: use epochs
+                                       # "auto": sized from the data (at least 3,000); 0: use epochs
     optimizer: str = "adam"            # adam | adamw | sgd
     learning_rate: float = 3e-3
     momentum: float = 0.9              # sgd only
