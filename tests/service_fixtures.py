@@ -179,6 +179,16 @@ def metric(text: str, name: str, **labels) -> float:
     return total
 
 
+def wait_for(check, timeout: float = 30.0) -> bool:
+    """Poll ``check`` until it is true (True) or ``timeout`` seconds pass (False)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def worker_pids(server: "Server") -> list[int]:
     pid = server.proc.pid
     return sorted(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())

@@ -2,27 +2,18 @@
 import shutil
 import signal
 import threading
-import time
 
 import pytest
 import requests
 
-from service_fixtures import Server, artifact, fashion_data, metric, publish_copy, worker_pids  # noqa: F401
+from service_fixtures import (Server, artifact, fashion_data, metric, publish_copy,  # noqa: F401
+                              wait_for, worker_pids)
 
 PIXELS = fashion_data()["x_test"][0].tolist()
 
 
 def predict(server, **kw):
     return requests.post(server.url + "/v1/models/fashion:predict", json={"instances": [PIXELS]}, **kw)
-
-
-def wait_for(check, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture()

@@ -9,7 +9,8 @@ import time
 import requests
 import urllib3
 
-from service_fixtures import Server, artifact, fashion_data, metric, publish_copy, worker_pids  # noqa: F401
+from service_fixtures import (Server, artifact, fashion_data, metric, publish_copy,  # noqa: F401
+                              wait_for, worker_pids)
 
 PIXELS = fashion_data()["x_test"][0].tolist()
 PREDICT = "/v1/models/fashion:predict"
@@ -17,15 +18,6 @@ PREDICT = "/v1/models/fashion:predict"
 
 def predict(server, session=requests):
     return session.post(server.url + PREDICT, json={"instances": [PIXELS]}, timeout=60)
-
-
-def wait_for(check, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def refused(exc: requests.ConnectionError) -> bool:
@@ -67,7 +59,7 @@ def test_one_scrape_sums_every_worker_and_survives_a_worker_restart(tmp_path, ar
     server = Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0,
                     workers=2).wait()
     try:
-        assert wait_for(lambda: len(worker_pids(server)) == 2)   # ready means one worker; the other may be forking
+        assert wait_for(lambda: len(worker_pids(server)) == 2, 60.0)   # ready means one worker; the other may be forking
         a, b = worker_pids(server)
         # A stopped worker cannot accept: the other one serves every request meanwhile.
         for stopped, n in ((a, 5), (b, 7)):
@@ -83,8 +75,8 @@ def test_one_scrape_sums_every_worker_and_survives_a_worker_restart(tmp_path, ar
         assert served(text) == 12 and metric(text, "service_workers") == 2
 
         os.kill(a, signal.SIGKILL)
-        assert wait_for(lambda: len(worker_pids(server)) == 2 and a not in worker_pids(server))
-        assert wait_for(lambda: metric(requests.get(server.url + "/metrics").text, "service_workers") == 2)
+        assert wait_for(lambda: len(worker_pids(server)) == 2 and a not in worker_pids(server), 60.0)
+        assert wait_for(lambda: metric(requests.get(server.url + "/metrics").text, "service_workers") == 2, 60.0)
         assert served(requests.get(server.url + "/metrics").text) == 12   # the dead worker's count stays
     finally:
         server.stop()

@@ -2,7 +2,6 @@
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -12,7 +11,7 @@ from artifact.locks import model_lock
 from artifact.versions import publish, retired, versions
 
 from conftest import ROOT
-from service_fixtures import Server, artifact, fashion_data, publish_copy, worker_pids  # noqa: F401
+from service_fixtures import Server, artifact, fashion_data, publish_copy, wait_for, worker_pids  # noqa: F401
 
 
 def rollback(models, *args, expect=0):
@@ -66,15 +65,6 @@ def served_version(server) -> str:
     pixels = fashion_data()["x_test"][0].tolist()
     r = requests.post(server.url + "/v1/models/fashion:predict", json={"instances": [pixels]}, timeout=30)
     return r.json().get("model_version")
-
-
-def wait_for(check, timeout=30.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 @pytest.fixture()
