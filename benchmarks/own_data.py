@@ -69,9 +69,8 @@ def _run(name: str, folder: Path, work: Path, tag: str, tuning: list, seed: int)
 def majority(folder: Path) -> float:
     sys.path.insert(0, str(REPO))
     from training.folders import scan_folder
-    test = scan_folder(folder).split_files("test")
-    counts = np.bincount([f.label for f in test])
-    return round(float(counts.max() / counts.sum()), 4)
+    from training.gate import majority_rate
+    return round(majority_rate(np.array([f.label for f in scan_folder(folder).split_files("test")])), 4)
 
 
 def main() -> None:

@@ -3,22 +3,12 @@ import subprocess
 import sys
 
 import pytest
-import tf_keras as keras
 
+from training_helpers import CrashAtEpoch
 from training.config import ConfigError
 from training.train import train
 
 from conftest import ROOT
-
-
-class CrashAtEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("simulated crash")
 
 
 def test_interrupted_training_resumes_from_last_epoch(tiny_config, fixture_data):

@@ -7,22 +7,13 @@ import pytest
 import tf_keras as keras
 
 from compress_helpers import fixture_data, tiny_config
+from training_helpers import CrashAtEpoch
 from training.config import ConfigError, ModelConfig
 from training.distill import distill
 from training.models import build_model
 from training.prune import PruneSettings, prune, sparsity_report
 from training.quantize import QATSettings, qat
 from training.trainer import run_dir_for
-
-
-class CrashAtEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("simulated crash")
 
 
 class StudentWeights(keras.callbacks.Callback):

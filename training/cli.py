@@ -29,6 +29,13 @@ def add_strategy_arg(parser: argparse.ArgumentParser) -> None:
                              "machines in TF_CONFIG; train.batch_size is per replica (default: %(default)s)")
 
 
+def add_force_arg(parser: argparse.ArgumentParser) -> None:
+    """--force, for every command that publishes: skip the publish check's refusal."""
+    parser.add_argument("--force", action="store_true",
+                        help="publish even when the held-out accuracy is not clearly above the "
+                             "majority-class rate (the check is still recorded in metadata.json)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training",
                                      description="Train, evaluate, optimise and publish CNN classifiers.")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from artifact import metadata as md
 
-from .cli import add_config_args
+from .cli import add_config_args, add_force_arg
 
 
 def add_parser(sub) -> None:
@@ -26,8 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--stages", help="comma list from distill, prune, qat|pqat, dynamic|float16|int8 "
                                     "(optimize.stages, default prune,pqat,int8)")
     p.add_argument("--name", help="model name to publish under (optimize.name, default: the config's name)")
-    p.add_argument("--force", action="store_true",
-                   help="publish even when the held-out accuracy is not clearly above the majority-class rate")
+    add_force_arg(p)
     g = p.add_argument_group("distillation (config section distill)")
     g.add_argument("--student-preset", help="preset/YAML for the student (default: the source config)")
     g.add_argument("--student-set", dest="student_overrides", action="append", metavar="KEY=VALUE",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .cli import add_config_args
+from .cli import add_config_args, add_force_arg
 
 
 def _unfreeze(text: str):
@@ -43,8 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--fine-tune-epochs", type=int, help="stage 2 epochs")
     p.add_argument("--fine-tune-lr", type=float, help="stage 2 learning rate (about 1e-5 for ImageNet)")
     p.add_argument("--publish", action="store_true", help="publish to the model repository when done")
-    p.add_argument("--force", action="store_true",
-                   help="publish even when the held-out accuracy is not clearly above the majority-class rate")
+    add_force_arg(p)
 
 
 FLAGS = {"backbone": "backbone", "weights": "weights", "alpha": "alpha", "unfreeze": "unfreeze",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli import add_config_args, add_strategy_arg
+from .cli import add_config_args, add_force_arg, add_strategy_arg
 
 
 def add_parser(sub) -> None:
@@ -12,14 +12,14 @@ def add_parser(sub) -> None:
     add_config_args(p)
     p.add_argument("--publish", action="store_true",
                    help="publish to <models_dir>/<name>/<next version> when done, if the publish check passes")
-    _force_arg(p)
+    add_force_arg(p)
     add_strategy_arg(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("publish", help="export a training checkpoint and publish it as a new version")
     add_config_args(p)
     p.add_argument("--checkpoint", help="weights file (default: <output_dir>/<name>/checkpoints/best.h5)")
-    _force_arg(p)
+    add_force_arg(p)
     p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("config", help="print every config key with its value and comment")
@@ -43,12 +43,6 @@ def add_parser(sub) -> None:
     p.add_argument("--samples", type=int, default=8, help="distinct images (rows)")
     p.add_argument("--variants", type=int, default=8, help="augmented copies per image (columns)")
     p.set_defaults(func=cmd_preview)
-
-
-def _force_arg(parser) -> None:
-    parser.add_argument("--force", action="store_true",
-                        help="publish even when the held-out accuracy is not clearly above the "
-                             "majority-class rate (the check is still recorded in metadata.json)")
 
 
 def _config(args, base: dict = None):

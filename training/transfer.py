@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -156,7 +157,7 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
     if tcfg.head_steps:
         # a small folder gives a few steps per pass: epochs alone leave the new head untrained
         head_steps = auto_steps(len(train_set), cfg.train.batch_size) if tcfg.head_steps == AUTO else tcfg.head_steps
-        tcfg.head_epochs = max(1, -(-head_steps // steps))
+        tcfg.head_epochs = max(1, math.ceil(head_steps / steps))
         log.info("head stage: %d optimizer steps = %d passes x %d batches of %d", tcfg.head_epochs * steps,
                  tcfg.head_epochs, steps, cfg.train.batch_size)
 

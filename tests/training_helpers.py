@@ -1,0 +1,14 @@
+"""Helpers shared by the training tests."""
+import tf_keras as keras
+
+
+class CrashAtEpoch(keras.callbacks.Callback):
+    """Interrupt a fit at the start of ``epoch``, as Ctrl-C would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated crash")
