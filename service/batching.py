@@ -10,8 +10,8 @@ arrive while a call runs queue, and the thread holding the turn runs what
 is waiting, up to ``max_batch_size`` rows, as one call. Once its own job is
 answered it passes the turn to the thread of the oldest waiting job, so
 each waiting request costs one thread wake-up, for its answer or for the
-turn (on 2 busy cores a wake-up costs tens of microseconds, about a tenth
-of a model call). ``max_delay_s`` > 0 adds a wait for more rows (worth it
+turn (on a busy machine a wake-up is slow, and the thread that wakes
+another holds the GIL meanwhile). ``max_delay_s`` > 0 adds a wait for more rows (worth it
 where bigger batches are much cheaper, as on a GPU). The queue is bounded
 (429 when full); a job whose deadline passed before its turn is answered
 504 and not run. After ``close()`` the queued jobs still run; late jobs of
@@ -79,6 +79,7 @@ class Batcher:
         ``admit`` skips the queue bound (warm-up calls on a fresh version)."""
         jobs = [_Job(pixels[i:i + self._max_batch], deadline)
                 for i in range(0, pixels.shape[0], self._max_batch)]
+        lead = False  # this thread takes the turn for its first job
         with self._cond:
             closed = self._closed
             if not closed:
