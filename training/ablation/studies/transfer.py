@@ -27,9 +27,9 @@ from ..study import Budget, Claim, Study, Variant
 
 SOURCE, TARGET = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
 SOURCE_EPOCHS = 2           # pretraining passes over the 27,000 source training images
-# A frozen head sees fixed features: a constant, higher rate and no dropout let it converge
-# within the budget (onecycle at 3e-3 left it well below the linear probe).
-HEAD = {"learning_rate": 1e-2, "schedule": "constant", "warmup_epochs": 0.0}
+# A frozen head sees fixed features: the recipe's rate held constant, without dropout, fits
+# them within the budget (k=10 and 50: train loss 0.04-0.06 after 200 steps; 1e-2 did no better).
+HEAD = {"schedule": "constant", "warmup_epochs": 0.0}
 FINE_TUNE_LR = 1e-4         # stage 2: small own backbone; ImageNet ones want about 1e-5
 PROBE_C = 1.0               # inverse L2 strength of the logistic-regression probe
 KS = (10, 50, 200)
