@@ -45,6 +45,5 @@ def test_distilled_student_trains_as_long_as_scratch(tmp_path, fixture_as_fashio
     scratch = STUDY.run(variant("student"), 1, TINY, tmp_path)
     distilled = STUDY.run(variant("distill-T2-a0.1"), 1, TINY, tmp_path)
     assert scratch["steps"] == distilled["steps"] > 0
-    assert distilled["alpha"] == 0.1 and distilled["temperature"] == 2
     assert scratch["params"] == distilled["params"] < 100_000
     assert len(distilled["curves"]["loss"]) == len(scratch["curves"]["loss"])

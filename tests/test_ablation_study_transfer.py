@@ -35,11 +35,12 @@ def test_k_shot_draws_k_per_class_by_seed(fixture_data):
 @pytest.mark.slow
 def test_every_method_gets_the_same_steps_and_reuses_the_source(tmp_path, fixture_as_fashion, monkeypatch):
     monkeypatch.setattr(transfer, "SOURCE_EPOCHS", 1)
-    records = {v.settings["method"]: transfer.STUDY.run(v, 0, TINY, tmp_path)
+    study_dir = tmp_path / "transfer"      # the runner gives each run a directory inside it
+    records = {v.settings["method"]: transfer.STUDY.run(v, 0, TINY, study_dir / v.group / f"{v.name}-0")
                for v in transfer.STUDY.variants if v.settings["k"] == 10}
     for method in ("scratch", "frozen", "finetune"):
         assert records[method]["steps"] == TINY.steps
         assert {"test_accuracy", "seconds", "final_train_loss"} <= records[method].keys()
     assert records["probe"]["steps"] == 0 and records["probe"]["probe_iterations"] > 0
     assert all(r["k"] == 10 and r["train_images"] == 50 and r["test_images"] == 60 for r in records.values())
-    assert len(list((tmp_path / "source" / "models" / "fashion-source").iterdir())) == 1
+    assert len(list((study_dir / "source" / "models" / "fashion-source").iterdir())) == 1

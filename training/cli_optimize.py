@@ -2,7 +2,7 @@
 config) through chosen stages and publish the result with its lineage.
 
     python -m training optimize --from models/fashion/1 --stages distill,prune,pqat,int8 \\
-        --student-preset student --sparsity 0.75 --alpha 0.3 --temperature 4
+        --student-preset student --sparsity 0.75 --temperature 4
 
 Every flag is shorthand for a config key (``--sparsity`` is ``--set optimize.sparsity=``,
 ``--alpha`` is ``--set distill.alpha=``); an explicit --set wins. Defaults are the config's.

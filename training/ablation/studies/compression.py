@@ -135,7 +135,7 @@ def _student_run(teacher, cfg, variant: Variant, data, passes: int, files: Path)
     record = _measure(model, data[2], "none", None, files, 0)
     record["curves"] = {"train_accuracy": history.get("accuracy", []),
                         "val_accuracy": history.get("val_accuracy", []), "loss": history.get("loss", [])}
-    return {**record, **variant.settings}
+    return record
 
 
 def _measure(model, test, quantization: str, calibrate, files: Path, steps: int) -> dict:

@@ -50,6 +50,12 @@ def k_shot(pool, k: int, seed: int):
     return pool.subset(rng.permutation(index))
 
 
+def shared_dir(workdir: Path) -> Path:
+    """Where runs of this study share files: the runner gives each run its own directory
+    inside ``<workdir>/transfer/``, so the nearest ancestor of that name (else ``workdir``)."""
+    return next((p for p in (workdir, *workdir.parents) if p.name == "transfer"), workdir)
+
+
 def source_backbone(workdir: Path) -> Path:
     """The published source model, trained on the first call and reused by every later run."""
     from artifact.versions import latest_version
@@ -88,7 +94,7 @@ def run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
     from artifact import metadata as md
     from training.data import load_fashion_mnist
     start = time.perf_counter()
-    backbone = source_backbone(Path(workdir))
+    backbone = source_backbone(shared_dir(Path(workdir)))
     cfg = target_config(backbone, budget.batch_size)
     train, test = load_fashion_mnist()
     k, method = variant.settings["k"], variant.settings["method"]
