@@ -23,7 +23,7 @@ def variant(name):
 
 def test_every_claim_names_variants_of_its_group():
     groups = {v.name: v.group for v in STUDY.variants}
-    assert len(groups) == len(STUDY.variants)
+    assert len(groups) == len(STUDY.variants) and set(groups.values()) == {"size", "distill"}
     for claim in STUDY.claims:
         assert groups[claim.variant] == groups[claim.baseline] == claim.group
 
@@ -46,4 +46,4 @@ def test_distilled_student_trains_as_long_as_scratch(tmp_path, fixture_as_fashio
     distilled = STUDY.run(variant("distill-T2-a0.1"), 1, TINY, tmp_path)
     assert scratch["steps"] == distilled["steps"] > 0
     assert scratch["params"] == distilled["params"] < 100_000
-    assert len(distilled["curves"]["loss"]) == len(scratch["curves"]["loss"])
+    assert distilled["final_train_loss"] > 0 and scratch["final_train_loss"] > 0

@@ -132,10 +132,7 @@ def _student_run(teacher, cfg, variant: Variant, data, passes: int, files: Path)
     else:
         result = train(student_cfg, data)
         model, history = result.model, result.history
-    record = _measure(model, data[2], "none", None, files, 0)
-    record["curves"] = {"train_accuracy": history.get("accuracy", []),
-                        "val_accuracy": history.get("val_accuracy", []), "loss": history.get("loss", [])}
-    return record
+    return {**_measure(model, data[2], "none", None, files, 0), "final_train_loss": round(history["loss"][-1], 4)}
 
 
 def _measure(model, test, quantization: str, calibrate, files: Path, steps: int) -> dict:
