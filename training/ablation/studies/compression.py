@@ -13,6 +13,7 @@ gets no extra training.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -79,12 +80,22 @@ def _config(teacher_config: dict, variant: Variant, seed: int, budget: Budget, w
     optimize = {"stages": variant.settings.get("stages", []), "prune_epochs": epochs, "qat_epochs": epochs,
                 **variant.settings.get("optimize", {})}
     return load_config(None, base=teacher_config, flags={
-        "output_dir": str(workdir / "runs" / variant.name / f"seed{seed}"),
+        "output_dir": str(workdir / "runs"),
         "train": {"batch_size": budget.batch_size, "seed": seed, "verbose": 0},
         "optimize": optimize})
 
 
 def run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
+    """One (variant, seed); its fine-tune checkpoints and files live in ``workdir`` until it ends."""
+    workdir = Path(workdir)
+    shutil.rmtree(workdir, ignore_errors=True)     # an interrupted run starts afresh
+    try:
+        return _run(variant, seed, budget, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
     from training.pipeline import steps_per_epoch
     from training.published import load_keras_model
     start = time.perf_counter()
@@ -92,12 +103,12 @@ def run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
     teacher, meta = load_keras_model(TEACHER)
     per_pass = steps_per_epoch(data[0], budget.batch_size)
     if variant.group == "size":
-        cfg = _config(meta["config"], variant, seed, budget, Path(workdir), max(1, round(budget.steps / per_pass)))
-        record = _compress(teacher, cfg, data, Path(workdir) / "files" / variant.name / f"seed{seed}", per_pass)
+        cfg = _config(meta["config"], variant, seed, budget, workdir, max(1, round(budget.steps / per_pass)))
+        record = _compress(teacher, cfg, data, workdir / "files", per_pass)
     else:
         passes = max(1, round(STUDENT_STEPS * budget.steps / per_pass))
-        cfg = _config(meta["config"], variant, seed, budget, Path(workdir), passes)
-        record = _student_run(teacher, cfg, variant, data, passes, Path(workdir) / "files" / variant.name / f"seed{seed}")
+        cfg = _config(meta["config"], variant, seed, budget, workdir, passes)
+        record = _student_run(teacher, cfg, variant, data, passes, workdir / "files")
         record["steps"] = passes * per_pass
     record.update(seconds=round(time.perf_counter() - start, 1), train_images=len(data[0]),
                   test_images=len(data[2]))
