@@ -108,7 +108,8 @@ class TransferConfig:
 @dataclass
 class DistillConfig:
     """Knowledge distillation (training.distill), the ``distill`` stage of ``optimize``."""
-    alpha: float = 0.5                 # weight of the hard-label loss; 0 = soft labels only
+    alpha: float = 0.1                 # weight of the hard-label loss (0 = soft labels only); the best
+                                       # of the compression study's grid (0.1, 0.5) at T=4
     temperature: float = 4.0           # softens both softmaxes; the soft term is scaled by T^2
     labelled: bool = True              # False: the transfer set's labels are not used
     epochs: Optional[int] = None       # student epochs; None: the student config's train.epochs
