@@ -23,15 +23,15 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "data" / "fashion_fixture.npz"
 
 
-def _fashion_train():
-    """Fashion-MNIST training images: the Debian idx files, else the committed fixture."""
+def _fashion(split: str = "train"):
+    """Fashion-MNIST images of ``split`` (train or test): the Debian idx files, else the committed fixture."""
     sys.path.insert(0, str(REPO))
     from training.data import FASHION_CLASSES, fashion_mnist_dir, load_fashion_mnist
     if fashion_mnist_dir() is not None:
-        train, _ = load_fashion_mnist()
-        return train.x[..., 0], train.y, FASHION_CLASSES
+        data = load_fashion_mnist()[0 if split == "train" else 1]
+        return data.x[..., 0], data.y, FASHION_CLASSES
     with np.load(FIXTURE) as f:
-        return f["x_train"].reshape(-1, 28, 28), f["y_train"], FASHION_CLASSES
+        return f[f"x_{split}"].reshape(-1, 28, 28), f[f"y_{split}"], FASHION_CLASSES
 
 
 def _class_dir(root: Path, name: str) -> Path:
@@ -40,9 +40,10 @@ def _class_dir(root: Path, name: str) -> Path:
     return path
 
 
-def fashion_folder(root: Path, per_class: int, size: int, mode: str, fmt: str, seed: int = 0) -> Path:
-    """``per_class`` random Fashion-MNIST images per class, resized and saved as ``fmt``."""
-    x, y, names = _fashion_train()
+def fashion_folder(root: Path, per_class: int, size: int, mode: str, fmt: str, seed: int = 0,
+                   split: str = "train") -> Path:
+    """``per_class`` random Fashion-MNIST images of ``split`` per class, resized and saved as ``fmt``."""
+    x, y, names = _fashion(split)
     rng = np.random.default_rng(seed)
     for label, name in enumerate(names):
         members = rng.permutation(np.flatnonzero(y == label))[:per_class]
@@ -130,10 +131,20 @@ def digits(root: Path) -> Path:
 
 BUILDERS = {"fashion64": fashion64, "fashion32": fashion32, "shapes": shapes, "digits": digits}
 
+# Larger held-out folders of the same kind and format, never seen in training: a
+# folder's own 10% test split is about 100 images (1 point per image), too few to
+# tell a 2-point gap. Fashion-MNIST's official test images; shapes from another seed.
+# Digits has no more images (all 1,797 are in its folder).
+HOLDOUTS = {
+    "fashion64": lambda root: fashion_folder(root, per_class=200, size=64, mode="RGB", fmt="jpg", split="test"),
+    "fashion32": lambda root: fashion_folder(root, per_class=200, size=32, mode="L", fmt="png", split="test"),
+    "shapes": lambda root: shapes(root, per_class=500, seed=1),
+}
 
-def build(name: str, root: Path) -> Path:
+
+def build(name: str, root: Path, builders: dict = None) -> Path:
     """Build the named folder under ``root`` unless it is there already."""
     if root.is_dir() and any(root.iterdir()):
         return root
-    return BUILDERS[name](root)
+    return (builders or BUILDERS)[name](root)
 

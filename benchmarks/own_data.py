@@ -3,14 +3,22 @@
 For each folder of ``benchmarks/image_folders.py`` (built offline), this runs
 exactly the README recipe (``--preset folder``, no tuning flag: only where to
 read and where to write), then a reference run whose settings were tuned by
-hand for that folder, and prints one JSON line per folder: held-out accuracy
-of both (from ``python -m training evaluate`` on the published files, the
-ones the service would load), the majority-class rate, and wall seconds.
+hand for that folder, and prints one JSON line per folder and seed: held-out
+accuracy of both (from ``python -m training evaluate`` on the published files,
+the ones the service would load), the majority-class rate, and wall seconds.
 
-    python benchmarks/own_data.py                       # all folders
-    python benchmarks/own_data.py --folders digits shapes --work /tmp/own
+    python benchmarks/own_data.py                       # all folders, seeds 42 7 1
+    python benchmarks/own_data.py --folders digits shapes --seeds 42 --work /tmp/own
 
-Target (issue): the recipe within 2 points of the tuned reference everywhere.
+A folder's own test split is about 100 images (1 point per image): on it one
+seed showed the recipe 8 points behind the reference, while on 1,800 unseen
+images of the same kind the recipe was 1 point ahead. So accuracy is also
+measured on a larger held-out folder of the same kind (image_folders.HOLDOUTS:
+Fashion-MNIST's official test images, shapes drawn with another seed; digits
+has no more images), the gap is taken there, and each folder runs over several
+seeds (the split does not depend on the seed), with a summary line per folder:
+the mean of each side and the mean gap with its standard error. Target
+(issue): the recipe within 2 points of the tuned reference on every folder.
 """
 from __future__ import annotations
 
@@ -52,7 +60,7 @@ def _cli(args: list, log_path: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _run(name: str, folder: Path, work: Path, tag: str, tuning: list, seed: int) -> dict:
+def _run(name: str, folder: Path, holdout, work: Path, tag: str, tuning: list, seed: int) -> dict:
     models, runs = work / f"models_{tag}_{seed}", work / f"runs_{tag}_{seed}"
     where = ["--set", f"name={name}", "--set", "data.source=folder", "--set", f"data.path={folder}",
              "--set", f"models_dir={models}", "--set", f"output_dir={runs}", "--set", f"train.seed={seed}"]
@@ -62,8 +70,14 @@ def _run(name: str, folder: Path, work: Path, tag: str, tuning: list, seed: int)
     seconds = time.perf_counter() - start
     evaluated = _cli(["evaluate", "--model-dir", trained["published"], "--out", str(work / f"eval_{name}_{tag}_{seed}")],
                      log)
-    return {"accuracy": evaluated["tflite"], "saved_model_accuracy": evaluated["saved_model"],
-            "seconds": round(seconds, 1), "budget": trained.get("budget")}
+    run = {"accuracy": evaluated["tflite"], "saved_model_accuracy": evaluated["saved_model"],
+           "seconds": round(seconds, 1), "budget": trained.get("budget")}
+    if holdout is not None:
+        # all but a sliver of the held-out folder is its test split (the loader wants a non-empty train part)
+        run["holdout_accuracy"] = _cli(["evaluate", "--model-dir", trained["published"], "--set", f"data.path={holdout}",
+                                        "--set", "data.test_split=0.9", "--set", "data.validation_split=0.05",
+                                        "--out", str(work / f"eval_holdout_{name}_{tag}_{seed}")], log)["tflite"]
+    return run
 
 
 def majority(folder: Path) -> float:
@@ -78,23 +92,65 @@ def main() -> None:
     parser.add_argument("--folders", nargs="+", default=list(image_folders.BUILDERS))
     parser.add_argument("--work", default="/tmp/own_data_bench", help="folders, runs and models go here")
     parser.add_argument("--skip-reference", action="store_true")
-    parser.add_argument("--seed", type=int, default=42, help="train.seed of both runs (the split does not depend on it)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1],
+                        help="train.seed of both runs, one pair per seed (the split does not depend on it)")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     for name in args.folders:
         folder = image_folders.build(name, work / "data" / name)
-        recipe = _run(name, folder, work, "recipe", ["--preset", "folder"], args.seed)
-        line = {"benchmark": "own_data", "folder": name, "seed": args.seed,
-                "images": sum(1 for p in folder.rglob("*") if p.is_file()),
-                "majority_rate": majority(folder), "recipe_accuracy": recipe["accuracy"],
-                "recipe_seconds": recipe["seconds"], "recipe_budget": recipe["budget"]}
-        if not args.skip_reference:
-            reference = _run(name, folder, work, "reference", REFERENCES[name], args.seed)
-            line |= {"reference_accuracy": reference["accuracy"], "reference_seconds": reference["seconds"],
-                     "recipe_minus_reference_pp": round(100 * (recipe["accuracy"] - reference["accuracy"]), 2)}
-        print(json.dumps(line), flush=True)
+        holdout = (image_folders.build(name, work / "holdout" / name, image_folders.HOLDOUTS)
+                   if name in image_folders.HOLDOUTS else None)
+        lines = [_compare(name, folder, holdout, work, seed, args.skip_reference) for seed in args.seeds]
+        if len(lines) > 1:
+            print(json.dumps(summary(name, lines)), flush=True)
 
+
+def _compare(name: str, folder: Path, holdout, work: Path, seed: int, skip_reference: bool) -> dict:
+    """One seed: the recipe (and the reference) on the folder's test split and, where there is
+    one, the larger held-out folder; the gap is taken on the larger set."""
+    recipe = _run(name, folder, holdout, work, "recipe", ["--preset", "folder"], seed)
+    line = {"benchmark": "own_data", "folder": name, "seed": seed,
+            "images": sum(1 for p in folder.rglob("*") if p.is_file()),
+            "holdout_images": sum(1 for p in holdout.rglob("*") if p.is_file()) if holdout else 0,
+            "majority_rate": majority(folder), "recipe_accuracy": recipe["accuracy"],
+            "recipe_holdout_accuracy": recipe.get("holdout_accuracy"),
+            "recipe_seconds": recipe["seconds"], "recipe_budget": recipe["budget"]}
+    if not skip_reference:
+        reference = _run(name, folder, holdout, work, "reference", REFERENCES[name], seed)
+        judged = "holdout_accuracy" if holdout else "accuracy"
+        line |= {"reference_accuracy": reference["accuracy"],
+                 "reference_holdout_accuracy": reference.get("holdout_accuracy"),
+                 "reference_seconds": reference["seconds"],
+                 "recipe_minus_reference_pp": round(100 * (recipe[judged] - reference[judged]), 2),
+                 "gap_measured_on": "holdout" if holdout else "test split"}
+    print(json.dumps(line), flush=True)
+    return line
+
+
+def _mean_sd(values: list) -> dict:
+    return {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values, ddof=1)), 4)}
+
+
+def summary(name: str, lines: list) -> dict:
+    """Means over seeds; the recipe-minus-reference gap in points with its standard error."""
+    out = {"benchmark": "own_data", "folder": name, "summary": True, "seeds": [line["seed"] for line in lines],
+           "majority_rate": lines[0]["majority_rate"],
+           "recipe_accuracy": _mean_sd([line["recipe_accuracy"] for line in lines]),
+           "recipe_seconds": round(float(np.mean([line["recipe_seconds"] for line in lines])), 1)}
+    if lines[0]["recipe_holdout_accuracy"] is not None:
+        out["recipe_holdout_accuracy"] = _mean_sd([line["recipe_holdout_accuracy"] for line in lines])
+        if "reference_holdout_accuracy" in lines[0]:
+            out["reference_holdout_accuracy"] = _mean_sd([line["reference_holdout_accuracy"] for line in lines])
+    if "reference_accuracy" in lines[0]:
+        gaps = [line["recipe_minus_reference_pp"] for line in lines]
+        out |= {"reference_accuracy": _mean_sd([line["reference_accuracy"] for line in lines]),
+                "gap_measured_on": lines[0]["gap_measured_on"],
+                "reference_seconds": round(float(np.mean([line["reference_seconds"] for line in lines])), 1),
+                "recipe_minus_reference_pp": round(float(np.mean(gaps)), 2),
+                "gap_standard_error_pp": round(float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))), 2),
+                "within_2_points": bool(np.mean(gaps) >= -2.0)}
+    return out
 
 if __name__ == "__main__":
     main()

@@ -70,6 +70,7 @@ def test_folder_recipe_publishes_the_best_epoch_and_evaluate_reuses_the_recorded
     assert metadata["publish_check"]["passed"] and metadata["config"]["train"]["batch_size"] == 16
     assert metadata["config"]["data"]["image_size"] == 16 and metadata["config"]["data"]["color_mode"] == "L"
     assert metadata["dataset"]["folder"]["layout"] == "hash split"
+    assert metadata["command"].startswith("python -m training train --preset folder --set name=bars")
 
     # no data flags: the version's own data and preprocessing are used
     evaluated = _cli("evaluate", "--model-dir", str(version), "--out", str(tmp_path / "eval"))

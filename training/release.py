@@ -3,6 +3,8 @@ the test set, and record what the run applied."""
 from __future__ import annotations
 
 import logging
+import shlex
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +34,13 @@ def techniques(cfg: ExperimentConfig) -> dict:
         "label_smoothing": cfg.train.label_smoothing,
         "weight_decay": cfg.model.weight_decay,
     }
+
+
+def command_line() -> str:
+    """The running command as a user would retype it, so a version says how it was made."""
+    script = Path(sys.argv[0])
+    head = ["python", "-m", script.parent.name] if script.name == "__main__.py" else ["python", sys.argv[0]]
+    return shlex.join(head + sys.argv[1:])
 
 
 def _best_epoch_accuracies(history: dict) -> tuple:
@@ -67,7 +76,7 @@ def publish_model(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
                                   color_mode=cfg.data.color_mode if cfg.data.source == "folder" else "L",
                                   quantization=quantization, representative=representative,
                                   extra={"config": cfg.to_dict(), "parent": parent, "publish_check": checks,
-                                         **extra},
+                                         "command": command_line(), **extra},
                                   weights_model=weights_model)
         reports = evaluate_artifact(staging, test)
         metadata.metrics = {"test_examples": len(test), "keras": {"accuracy": keras_report["accuracy"]}}
