@@ -13,6 +13,7 @@ gets no extra training.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from dataclasses import replace
@@ -26,13 +27,26 @@ STUDENT_PRESET = "student"
 STUDENT_STEPS = 3          # a student learns from scratch: 3x the fine-tune steps
 
 
+def _teacher_id() -> str:
+    """Which committed model the runs start from: part of every variant's settings, so the
+    runner's fingerprint changes, and the study runs again, when that model is replaced."""
+    try:
+        meta = json.loads((TEACHER / "metadata.json").read_text())
+    except FileNotFoundError:
+        return "missing"
+    return f"{meta['name']}/{meta['version']} created {meta['created']}"
+
+
+TEACHER_ID = _teacher_id()
+
+
 def _size(name, stages, **optimize):
-    return Variant(name, {"stages": stages, "optimize": optimize}, group="size")
+    return Variant(name, {"teacher": TEACHER_ID, "stages": stages, "optimize": optimize}, group="size")
 
 
 def _student(name, alpha=None, temperature=None):
-    settings = {} if alpha is None else {"alpha": alpha, "temperature": temperature}
-    return Variant(name, settings, group="distill")
+    knobs = {} if alpha is None else {"alpha": alpha, "temperature": temperature}
+    return Variant(name, {"teacher": TEACHER_ID, **knobs}, group="distill")
 
 
 GRID = [(t, a) for t in (2, 4) for a in (0.1, 0.5)]
