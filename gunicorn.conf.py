@@ -40,6 +40,7 @@ keepalive = 5
 max_requests = 0
 control_socket_disable = True    # not used; several instances would share its path
 accesslog = None                  # the app logs each request as JSON with its id
+logger_class = "service.logs.GunicornLogger"  # and gunicorn builds no access line
 errorlog = "-"
 logconfig_dict = {
     "version": 1,

@@ -93,7 +93,8 @@ class TFBackend:
 
 
 class TFLiteBackend:
-    """One runner per calling thread (a LiteRT interpreter is not thread-safe)."""
+    """A LiteRT interpreter is not thread-safe: a call takes an idle one, made
+    on demand. The batcher runs one call at a time, so that is usually one."""
 
     name = "tflite"
     device = "CPU:0"
@@ -104,17 +105,18 @@ class TFLiteBackend:
             raise FileNotFoundError(f"{info.name}/{info.version}: no model.tflite")
         self._content = path.read_bytes()
         self._threads = threads
-        self._local = threading.local()
-        self._runner()  # fail at load time, not on the first request
-
-    def _runner(self) -> LiteRTRunner:
-        runner = getattr(self._local, "runner", None)
-        if runner is None:
-            runner = self._local.runner = LiteRTRunner(self._content, self._threads)
-        return runner
+        # list.pop and list.append are atomic: no lock needed.
+        self._idle = [LiteRTRunner(self._content, threads)]  # fail at load time, not on the first request
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        return self._runner()(pixels)
+        try:
+            runner = self._idle.pop()
+        except IndexError:
+            runner = LiteRTRunner(self._content, self._threads)
+        try:
+            return runner(pixels)
+        finally:
+            self._idle.append(runner)
 
 
 def load_backend(kind: str, info: VersionInfo, threads: int, device: str):

@@ -6,10 +6,10 @@ every item failed, the request as a whole is a 400.
 """
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
+import orjson
 from flask import current_app, request
 
 from .config import ServiceConfig
@@ -56,11 +56,12 @@ def read_json(allow_binary: bool = False) -> tuple[object, bytes]:
             raise BadRequest("Inference-Header-Content-Length is outside the body")
         body, tail = body[:n], body[n:]
     try:
-        return json.loads(body), tail
-    except (ValueError, UnicodeDecodeError) as exc:
+        # orjson: a third of json.loads' time on a 28x28 pixel array.
+        return orjson.loads(body), tail
+    except orjson.JSONDecodeError as exc:
+        if str(exc).startswith("depth limit"):  # more than 1024 levels
+            raise BadRequest("malformed JSON: nested too deeply") from None
         raise BadRequest(f"malformed JSON: {exc}") from None
-    except RecursionError:
-        raise BadRequest("malformed JSON: nested too deeply") from None
 
 
 def check_count(n: int) -> None:

@@ -85,11 +85,20 @@ class Metrics:
             "service_workers", "Live worker processes.", multiprocess_mode="livesum", registry=r)
         self.workers.set(1)
         self.ready.set(0)
+        # labels() takes the metric's lock on every call; request threads
+        # look their series up here instead (a few routes x statuses x models).
+        self._request_series: dict[tuple, tuple] = {}
 
     def request(self, model: str, version: str, endpoint: str, method: str, status: int,
                 seconds: float) -> None:
-        self.requests.labels(model, version, endpoint, method, str(status)).inc()
-        self.request_seconds.labels(model, endpoint).observe(seconds)
+        key = (model, version, endpoint, method, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = (
+                self.requests.labels(model, version, endpoint, method, str(status)),
+                self.request_seconds.labels(model, endpoint))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def model_load(self, model: str, result: str, seconds: float, backend: str = "", device: str = "") -> None:
         self.loads.labels(model, result, backend, device).inc()

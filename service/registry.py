@@ -175,10 +175,10 @@ class ModelRegistry:
         kind = choose_backend(cfg.backend, info, cfg.device)
         backend = load_backend(kind, info, cfg.resolved_model_threads, cfg.device)
         batcher = Batcher(backend.predict, cfg.max_batch_size, cfg.max_batch_delay_ms / 1000.0,
-                          cfg.max_queue, name=f"batcher-{name}-{version}")
+                          cfg.max_queue)
         loaded = LoadedVersion(info, kind, backend.device, batcher)
         if cfg.warmup:
-            # Through the batcher thread, so that thread's interpreter is the warm one.
+            # Through the batcher, so that the interpreter requests will use is the warm one.
             for n in sorted({1, cfg.max_batch_size}):
                 zeros = np.zeros((n, *info.input.shape), np.uint8)
                 out = batcher.submit(zeros, time.monotonic() + 120, admit=True)

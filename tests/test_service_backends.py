@@ -1,5 +1,6 @@
 """Both runtimes, every TFLite flavour the training side may publish, same answers."""
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -40,6 +41,26 @@ def test_tf_and_every_tflite_variant_agree_on_top1(variants):
             np.testing.assert_allclose(probs, tf_probs, atol={"none": 1e-5}.get(quant, 0.01))
         else:  # dequantized outputs: close on average, a near tie may move
             assert np.abs(probs - tf_probs).mean() < 0.01
+
+
+def test_tflite_calls_from_several_threads_at_once_each_get_their_own_answer(variants):
+    x = fashion_data()["x_test"][:32, :, :, None]
+    backend = backends.TFLiteBackend(repository.read_version(variants, 1), threads=1)
+    expected = backend.predict(x)
+    results = {}
+    barrier = threading.Barrier(4)
+
+    def call(i):
+        barrier.wait()  # all four at once: the idle pool holds one interpreter
+        results[i] = [backend.predict(x[j:j + 8]) for j in range(0, 32, 8)]
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        np.testing.assert_array_equal(np.concatenate(results[i]), expected)
 
 
 def test_auto_backend_choice(variants, monkeypatch):

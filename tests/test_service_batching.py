@@ -85,6 +85,20 @@ def test_full_queue_and_deadline_and_model_errors():
     failing.close()
 
 
+def test_a_request_that_gave_up_waiting_does_not_hold_up_the_turn():
+    model = Model(delay=0.3)
+    batcher = Batcher(model, max_batch_size=1, max_delay_s=0.0, max_queue=8)
+    first = threading.Thread(target=batcher.submit, args=(np.ones((1, 1), np.uint8), time.monotonic() + 5))
+    first.start()
+    time.sleep(0.1)                       # first holds the turn, its model call runs
+    with pytest.raises(DeadlineExceeded):
+        batcher.submit(np.full((1, 1), 2, np.uint8), time.monotonic() + 0.05)   # queued, gives up
+    third = batcher.submit(np.full((1, 1), 3, np.uint8), time.monotonic() + 5)  # behind the abandoned one
+    first.join()
+    batcher.close()
+    assert third.tolist() == [[3.0]] and model.calls == [1, 1]
+
+
 def test_closed_batcher_still_answers_late_requests():
     model = Model()
     batcher = Batcher(model, 4, 0.0, 0)
