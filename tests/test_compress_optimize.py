@@ -77,15 +77,15 @@ def test_set_and_yaml_reach_the_pruning_and_distillation_settings(tmp_path):
 
 def test_flags_are_shorthands_and_an_explicit_set_wins():
     from training.optimize import prune_settings
-    cfg = optimize_config("--sparsity", "0.6", "--set", "optimize.sparsity=0.7", "--dense-block", "4,1",
-                          "--prune-ends", "--unlabelled", "--stages", "prune, int8", "--qat-lr", "0.001")
-    assert cfg.optimize.sparsity == 0.7 and cfg.optimize.dense_block == [4, 1]
+    cfg = optimize_config("--sparsity", "0.6", "--set", "optimize.sparsity=0.7", "--dense-block", "2,1",
+                          "--prune-ends", "--unlabelled", "--stages", "prune, pqat, int8", "--qat-lr", "0.001")
+    assert cfg.optimize.sparsity == 0.7 and cfg.optimize.dense_block == [2, 1]
     assert cfg.optimize.keep_ends is False and cfg.distill.labelled is False
-    assert cfg.optimize.stages == ["prune", "int8"] and cfg.optimize.qat_learning_rate == 0.001
+    assert cfg.optimize.stages == ["prune", "pqat", "int8"] and cfg.optimize.qat_learning_rate == 0.001
     two_four = prune_settings(optimize_config("--two-four"))
     assert (two_four.target, two_four.m_by_n) == (0.5, (2, 4))
     unset = optimize_config()                        # no flag given: the config's own defaults
-    assert unset.optimize.sparsity == 0.75 and unset.optimize.stages == ["prune", "pqat", "int8"]
+    assert unset.optimize.sparsity == 0.75 and unset.optimize.stages == ["prune", "int8"]
 
 
 @pytest.mark.parametrize("override, message", [

@@ -1,4 +1,3 @@
-import gzip
 import logging
 
 import numpy as np
@@ -6,6 +5,7 @@ import pytest
 from PIL import Image
 
 from training.data import (FASHION_CLASSES, DataError, load_fashion_mnist, load_image_folder, split)
+from training_helpers import fashion_dir
 
 
 def write_image(path, color=(200, 30, 30), size=(40, 30), mode="RGB"):
@@ -75,18 +75,9 @@ def test_missing_folder(tmp_path):
         load_image_folder(str(tmp_path / "nope"), size=8)
 
 
-def write_idx(path, array):
-    header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
 def test_fashion_loader_reads_idx_from_env_dir_first(tmp_path, monkeypatch, fixture_data):
     train, _, test = fixture_data
-    write_idx(tmp_path / "train-images-idx3-ubyte.gz", train.x[:50, ..., 0])
-    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", train.y[:50])
-    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", test.x[:20, ..., 0])
-    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", test.y[:20])
+    fashion_dir(tmp_path, train.subset(slice(0, 50)), test.subset(slice(0, 20)))
     monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path))
     loaded_train, loaded_test = load_fashion_mnist()
     np.testing.assert_array_equal(loaded_train.x, train.x[:50])

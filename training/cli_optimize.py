@@ -2,7 +2,7 @@
 config) through chosen stages and publish the result with its lineage.
 
     python -m training optimize --from models/fashion/1 --stages distill,prune,pqat,int8 \\
-        --student-preset student --sparsity 0.75 --alpha 0.3 --temperature 4
+        --student-preset student --sparsity 0.75 --temperature 4
 
 Every flag is shorthand for a config key (``--sparsity`` is ``--set optimize.sparsity=``,
 ``--alpha`` is ``--set distill.alpha=``); an explicit --set wins. Defaults are the config's.
@@ -18,43 +18,46 @@ from .cli import add_config_args, add_force_arg
 
 
 def add_parser(sub) -> None:
+    from .config import DistillConfig, OptimizeConfig
+    d, o = DistillConfig(), OptimizeConfig()     # the help states the config's own defaults
     p = sub.add_parser("optimize", help="distill / prune / quantize a model and publish the result")
     add_config_args(p)
     p.add_argument("--from", dest="source", metavar="VERSION_DIR",
                    help="a published version to start from, e.g. models/fashion/1 (its config "
                         "is used, --set still overrides it); without it the --preset is trained first")
     p.add_argument("--stages", help="comma list from distill, prune, qat|pqat, dynamic|float16|int8 "
-                                    "(optimize.stages, default prune,pqat,int8)")
+                                    f"(optimize.stages, default {','.join(o.stages)})")
     p.add_argument("--name", help="model name to publish under (optimize.name, default: the config's name)")
     add_force_arg(p)
     g = p.add_argument_group("distillation (config section distill)")
     g.add_argument("--student-preset", help="preset/YAML for the student (default: the source config)")
     g.add_argument("--student-set", dest="student_overrides", action="append", metavar="KEY=VALUE",
                    help="override one student config value (repeatable)")
-    g.add_argument("--alpha", type=float, help="hard-label weight (default 0.5)")
-    g.add_argument("--temperature", type=float, help="softmax temperature (default 4)")
+    g.add_argument("--alpha", type=float, help=f"hard-label weight (default {d.alpha})")
+    g.add_argument("--temperature", type=float, help=f"softmax temperature (default {d.temperature:g})")
     g.add_argument("--unlabelled", dest="labelled", action="store_const", const=False,
                    help="ignore the transfer set's labels (alpha = 0)")
     g.add_argument("--distill-epochs", type=int, help="student epochs (default: the student config's)")
     g = p.add_argument_group("pruning (config section optimize)")
-    g.add_argument("--sparsity", type=float, help="target kernel sparsity (default 0.75)")
-    g.add_argument("--schedule", choices=("polynomial", "constant"), help="default polynomial")
+    g.add_argument("--sparsity", type=float, help=f"target kernel sparsity (default {o.sparsity})")
+    g.add_argument("--schedule", choices=("polynomial", "constant"), help=f"default {o.schedule}")
     g.add_argument("--two-four", dest="two_four", action="store_const", const=True,
                    help="2:4 structured sparsity (50%%) instead")
-    g.add_argument("--prune-epochs", type=int, help="default 2")
-    g.add_argument("--prune-lr", type=float, help="default 5e-4")
+    g.add_argument("--prune-epochs", type=int, help=f"default {o.prune_epochs}")
+    g.add_argument("--prune-lr", type=float, help=f"default {o.prune_learning_rate:g}")
     g.add_argument("--prune-ends", dest="keep_ends", action="store_const", const=False,
                    help="also prune the first and last Conv2D/Dense (left dense by default)")
     g.add_argument("--dense-block", metavar="ROWS,COLS",
-                   help="block sparsity for Dense kernels, e.g. 4,1 (default 1,1 = element-wise)")
+                   help="block sparsity for Dense kernels as ROWS,COLS; 1,1 = element-wise "
+                        f"(default {','.join(map(str, o.dense_block))})")
     g.add_argument("--prune-ramp", type=float,
                    help="share of the pruning epochs spent raising sparsity; the rest retrains at the "
-                        "target (default 0.7)")
+                        f"target (default {o.ramp})")
     g = p.add_argument_group("quantization (config section optimize)")
-    g.add_argument("--qat-epochs", type=int, help="default 1")
-    g.add_argument("--qat-lr", type=float, help="default 1e-4")
+    g.add_argument("--qat-epochs", type=int, help=f"default {o.qat_epochs}")
+    g.add_argument("--qat-lr", type=float, help=f"default {o.qat_learning_rate:g}")
     g.add_argument("--calibration-samples", type=int,
-                   help="representative images for int8 calibration (default 300)")
+                   help=f"representative images for int8 calibration (default {o.calibration_samples})")
     p.set_defaults(func=cmd_optimize)
 
 

@@ -108,7 +108,8 @@ class TransferConfig:
 @dataclass
 class DistillConfig:
     """Knowledge distillation (training.distill), the ``distill`` stage of ``optimize``."""
-    alpha: float = 0.5                 # weight of the hard-label loss; 0 = soft labels only
+    alpha: float = 0.1                 # weight of the hard-label loss (0 = soft labels only); the best
+                                       # of the compression study's grid (0.1, 0.5) at T=4
     temperature: float = 4.0           # softens both softmaxes; the soft term is scaled by T^2
     labelled: bool = True              # False: the transfer set's labels are not used
     epochs: Optional[int] = None       # student epochs; None: the student config's train.epochs
@@ -119,7 +120,8 @@ class DistillConfig:
 @dataclass
 class OptimizeConfig:
     """Compression (training.optimize): stages, pruning and quantization-aware training."""
-    stages: List[str] = field(default_factory=lambda: ["prune", "pqat", "int8"])   # see optimize.STAGES
+    # see optimize.STAGES; docs/compression.md has the measurement behind this default
+    stages: List[str] = field(default_factory=lambda: ["prune", "int8"])
     name: Optional[str] = None         # publish under this model name; None: the config's name
     # pruning (training.prune.PruneSettings)
     sparsity: float = 0.75             # fraction of each pruned Conv2D/Dense kernel set to zero
@@ -127,8 +129,9 @@ class OptimizeConfig:
     initial_sparsity: float = 0.0      # polynomial start
     two_four: bool = False             # 2:4 structured sparsity (50%) instead of ``sparsity``
     keep_ends: bool = True             # first and last Conv2D/Dense stay dense
-    dense_block: List[int] = field(default_factory=lambda: [1, 1])   # Dense kernel blocks (rows, cols)
-    prune_epochs: int = 2              # fine-tune epochs while pruning
+    # Dense kernel blocks (rows, cols): 4,1 puts runs of zeros in TFLite's [out, in] layout
+    dense_block: List[int] = field(default_factory=lambda: [4, 1])
+    prune_epochs: int = 3              # fine-tune epochs while pruning
     ramp: float = 0.7                  # share of the pruning epochs spent raising sparsity
     prune_learning_rate: float = 5e-4  # fine-tune peak rate; the model is already trained
     # quantization-aware training (training.quantize.QATSettings) and int8 calibration

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from .config import load_config
+from .config import DistillConfig, load_config
 from .data import Dataset
 from .models import build_model
 from .pipeline import steps_per_epoch, to_float, training_batches, validation_batches
@@ -53,8 +53,8 @@ class Distiller(keras.Model):
     (one-hot) and optional ``teacher_logits`` (precomputed soft targets); when
     these are missing the teacher runs on the batch, so augmentation still works."""
 
-    def __init__(self, student: keras.Model, teacher: keras.Model, alpha: float = 0.5,
-                 temperature: float = 4.0):
+    def __init__(self, student: keras.Model, teacher: keras.Model, alpha: float = DistillConfig.alpha,
+                 temperature: float = DistillConfig.temperature):
         super().__init__(name="distiller")
         if not 0.0 <= alpha <= 1.0 or temperature <= 0:
             raise ValueError(f"need 0 <= alpha <= 1 and temperature > 0, got {alpha}, {temperature}")
@@ -139,8 +139,8 @@ def transfer_dataset(data: Dataset, cfg, num_classes: int, teacher: keras.Model 
 
 
 def distill(teacher: keras.Model, student_cfg, train: Dataset, validation: Dataset = None, *,
-            alpha: float = 0.5, temperature: float = 4.0, labelled: bool = True,
-            student: keras.Model = None, run_dir=None, callbacks=()) -> tuple:
+            alpha: float = DistillConfig.alpha, temperature: float = DistillConfig.temperature,
+            labelled: bool = True, student: keras.Model = None, run_dir=None, callbacks=()) -> tuple:
     """Steps (2)-(3): train a student (built from ``student_cfg`` unless given) toward the
     teacher. Returns (student, history dict, fit seconds). The fit keeps the student's
     checkpoint, history and resume backup in ``run_dir`` (default ``<output_dir>/<name>/distill``);

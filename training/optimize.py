@@ -94,48 +94,53 @@ def _record(state: State, stage: str, settings: dict, seconds: float, test, cali
                                                               "nonzero_params", "tflite_gzip_bytes")})
 
 
+def apply_stage(state: State, stage: str, cfg: ExperimentConfig, train, val) -> tuple:
+    """One stage on ``state``; returns (new state, the stage's settings, its fine-tune history).
+    An export stage after qat/pqat returns ``None`` settings: the QAT file is already the int8 one."""
+    d, history = cfg.distill, None
+    if stage == "distill":
+        student_cfg = student_config(state.cfg, d.student_preset, d.student_overrides)
+        if d.epochs:
+            student_cfg = replace(student_cfg, train=replace(student_cfg.train, epochs=d.epochs))
+        student, history, _ = distill(state.model, student_cfg, train, val, alpha=d.alpha,
+                                      temperature=d.temperature, labelled=d.labelled)
+        settings = {"alpha": d.alpha if d.labelled else 0.0, "temperature": d.temperature,
+                    "labelled": d.labelled, "epochs": student_cfg.train.epochs,
+                    "student": student_cfg.model.__dict__, "teacher_params": int(state.model.count_params())}
+        return replace(state, model=student, cfg=student_cfg, float_model=student), settings, history
+    if stage == "prune":
+        settings = prune_settings(cfg)
+        pruned, history = prune(state.model, train, state.cfg, settings, val)
+        return replace(state, model=pruned, float_model=pruned), asdict(settings), history
+    if stage in QAT_STAGES:
+        settings = qat_settings(cfg, preserve_sparsity=stage == "pqat")
+        if stage == "pqat" and sparsity_report(state.model)["kernels"] < 0.01:
+            log.warning("pqat on a model with no pruned kernels: put 'prune' before it")
+        qmodel, history = qat(state.model, train, state.cfg, settings, val)
+        return replace(state, model=qmodel, quantization="qat"), asdict(settings), history
+    if state.quantization == "qat":
+        return state, None, None
+    settings = {"calibration_samples": cfg.optimize.calibration_samples} if stage == "int8" else {}
+    return replace(state, quantization=stage), settings, None
+
+
 def run_stages(model, cfg: ExperimentConfig, data: tuple, workdir: Path) -> State:
     """Apply the stages ``cfg.optimize`` names to ``model``, with its ``distill`` and pruning/QAT
     settings; returns the final state with one record per stage. The files each stage is
     measured on are written under ``workdir``."""
-    stages, d = parse_stages(cfg.optimize.stages), cfg.distill
     train, val, test = data
     workdir = Path(workdir)
     calibrate = representative(train, cfg.optimize.calibration_samples, seed=cfg.train.seed)
     state = State(model, cfg, model)
     _record(state, "source", {"config": cfg.name}, 0.0, test, calibrate, workdir)
-    for stage in stages:
-        start, history = time.perf_counter(), None
-        if stage == "distill":
-            student_cfg = student_config(state.cfg, d.student_preset, d.student_overrides)
-            if d.epochs:
-                student_cfg = replace(student_cfg, train=replace(student_cfg.train, epochs=d.epochs))
-            student, history, _ = distill(state.model, student_cfg, train, val, alpha=d.alpha,
-                                          temperature=d.temperature, labelled=d.labelled)
-            settings = {"alpha": d.alpha if d.labelled else 0.0, "temperature": d.temperature,
-                        "labelled": d.labelled, "epochs": student_cfg.train.epochs,
-                        "student": student_cfg.model.__dict__, "teacher_params": int(state.model.count_params())}
-            state = replace(state, model=student, cfg=student_cfg, float_model=student)
-        elif stage == "prune":
-            settings = prune_settings(cfg)
-            pruned, history = prune(state.model, train, state.cfg, settings, val)
-            settings = asdict(settings)
-            state = replace(state, model=pruned, float_model=pruned)
-        elif stage in QAT_STAGES:
-            settings = qat_settings(cfg, preserve_sparsity=stage == "pqat")
-            if stage == "pqat" and sparsity_report(state.model)["kernels"] < 0.01:
-                log.warning("pqat on a model with no pruned kernels: put 'prune' before it")
-            qmodel, history = qat(state.model, train, state.cfg, settings, val)
-            settings = asdict(settings)
-            state = replace(state, model=qmodel, quantization="qat")
-        else:
-            if state.quantization == "qat":    # qat/pqat already measured this very file
-                same = {k: v for k, v in state.records[-1].items() if k != "history"}
-                state.records.append({**same, "stage": stage, "seconds": 0.0,
-                                      "settings": {"ranges": "learned by quantization-aware training"}})
-                continue
-            settings = {"calibration_samples": cfg.optimize.calibration_samples} if stage == "int8" else {}
-            state = replace(state, quantization=stage)
+    for stage in parse_stages(cfg.optimize.stages):
+        start = time.perf_counter()
+        state, settings, history = apply_stage(state, stage, cfg, train, val)
+        if settings is None:               # qat/pqat already measured this very file
+            same = {k: v for k, v in state.records[-1].items() if k != "history"}
+            state.records.append({**same, "stage": stage, "seconds": 0.0,
+                                  "settings": {"ranges": "learned by quantization-aware training"}})
+            continue
         _record(state, stage, settings, time.perf_counter() - start, test, calibrate, workdir, history)
     return state
 

@@ -1,0 +1,57 @@
+"""``optimize``'s defaults: what --help states is what runs, and one distillation alpha everywhere."""
+import re
+from pathlib import Path
+
+import pytest
+
+from training.cli import build_parser
+from training.cli_optimize import config_from_args
+from training.config import DistillConfig, OptimizeConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def optimize_help(capsys) -> str:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["optimize", "--help"])
+    return " ".join(capsys.readouterr().out.split())      # argparse wraps lines anywhere
+
+
+def test_help_states_the_defaults_that_run(capsys):
+    text = optimize_help(capsys)
+    cfg = config_from_args(build_parser().parse_args(["optimize"]))
+    o, d = cfg.optimize, cfg.distill
+    assert f"default {','.join(o.stages)}" in text
+    assert f"(default {','.join(map(str, o.dense_block))})" in text
+    assert f"--prune-epochs PRUNE_EPOCHS default {o.prune_epochs}" in text
+    assert f"hard-label weight (default {d.alpha})" in text
+    assert (o.stages, o.dense_block, o.prune_epochs) == (OptimizeConfig().stages, OptimizeConfig().dense_block,
+                                                         OptimizeConfig().prune_epochs)
+
+
+def test_default_recipe_is_the_measured_one():
+    """The compression study's recommendation (docs/compression.md): prune with 4x1 Dense
+    blocks for 3 epochs, then post-training int8; no QAT stage, whose Dense -> BN head stays float."""
+    o = OptimizeConfig()
+    assert o.stages == ["prune", "int8"] and o.dense_block == [4, 1] and o.prune_epochs == 3
+
+
+def test_stages_flag_overrides_the_default():
+    cfg = config_from_args(build_parser().parse_args(["optimize", "--stages", "prune,pqat,int8"]))
+    assert cfg.optimize.stages == ["prune", "pqat", "int8"]
+
+
+def test_one_distillation_alpha_in_docs_and_code():
+    """Every alpha written in the docs, the README and the training code is the default
+    (0 is the unlabelled case, not a choice of weight)."""
+    pattern = re.compile(r"(?:--alpha|distill\.alpha=|alpha:|alpha =|alpha)\s*([0-9]*\.[0-9]+|[1-9])\b")
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "training").glob("*.py"))]
+    found = {}
+    for path in files:
+        for line in path.read_text().splitlines():
+            if "transfer" in line or "width multiplier" in line:
+                continue                  # transfer.alpha is MobileNetV2's width, not this one
+            for value in pattern.findall(line):
+                found.setdefault(float(value), []).append(f"{path.name}: {line.strip()}")
+    assert set(found) <= {DistillConfig.alpha}, found
+    assert DistillConfig.alpha in found        # it is documented somewhere
