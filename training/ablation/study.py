@@ -54,4 +54,4 @@ class Study:
     claims: tuple                    # of Claim
     run: RunFn
     budget: Budget                   # the default budget; the ablate config section overrides it
-    plots: tuple = ("curves",)       # which report plots apply: curves, bars, size_accuracy, k
+    plots: tuple = ("curves",)       # which report plots apply, see training.ablation.plots.PLOTS
