@@ -10,11 +10,8 @@ resumes at the next call: finished runs are never repeated.
 """
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
@@ -41,8 +38,9 @@ def _report_all(cfg, chosen: list) -> None:
         budget = budget_for(study, cfg.ablate) if name in chosen else study.budget
         records = current_records(study, budget, read_records(runs_path(reports_dir, study)))
         if not records:
-            if name in chosen:
-                log.warning("study %s: no finished runs at this budget in %s", name, runs_path(reports_dir, study))
+            if name in chosen and len(chosen) == 1:
+                raise FileNotFoundError(f"no finished runs of study '{name}' at this budget in "
+                                        f"{runs_path(reports_dir, study)}; run it without --report-only")
             continue
         plots = write_report(study, budget, records, reports_dir)
         print(f"{name}: {reports_dir / name / 'report.md'}")
