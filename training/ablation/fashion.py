@@ -108,11 +108,10 @@ def train_variant(settings: dict, seed: int, budget: Budget, workdir: Path, curv
     final, val_curve = probe.final, result.history.get("val_accuracy", [])
     early = next(i for i, step in enumerate(probe.steps) if step >= budget.steps / 4)
     return {"test_accuracy": final["test_accuracy"], "train_accuracy": final["train_accuracy"],
-            "gap": final["train_accuracy"] - final["test_accuracy"],
-            "early_val_accuracy": val_curve[early], "kept_test_accuracy": result.test_accuracy, "steps": result.budget["optimizer_steps"],
+            "gap": final["train_accuracy"] - final["test_accuracy"], "early_val_accuracy": val_curve[early],
+            "kept_test_accuracy": result.test_accuracy, "steps": result.budget["optimizer_steps"],
             "seconds": result.wall_seconds, "train_images": len(train_set), "test_images": len(test),
-            "curves": {"step": probe.steps, "train_accuracy": probe.train_accuracy,
-                       "val_accuracy": val_curve,
+            "curves": {"step": probe.steps, "train_accuracy": probe.train_accuracy, "val_accuracy": val_curve,
                        "val_loss": result.history.get("val_loss", []), "loss": result.history.get("loss", [])}}
 
 

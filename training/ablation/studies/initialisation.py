@@ -21,8 +21,8 @@ STUDY = Study(
         "He (Kaiming) initialisation scales weights by sqrt(2 / fan-in) for ReLU units, Glorot (Xavier) by "
         "sqrt(2 / (fan-in + fan-out)) for symmetric units such as tanh; the naive baseline draws every "
         "weight from N(0, 0.01) whatever the layer's size. Two networks: a ReLU CNN (4 conv layers, widths "
-        "16, 32) and a deeper tanh CNN (8 conv layers, widths 8, 16); SGD with Nesterov momentum 0.9, peak learning rate "
-        "0.05, warm-up then cosine decay; no batch norm, dropout, weight decay or augmentation."),
+        "16, 32) and a deeper tanh CNN (8 conv layers, widths 8, 16); SGD with Nesterov momentum 0.9, peak "
+        "learning rate 0.05, warm-up then cosine decay; no batch norm, dropout, weight decay or augmentation."),
     variants=tuple(Variant(init, {**settings, "model.initializer": value}, group=network)
                    for network, settings in NETWORKS.items() for init, value in INITIALISERS.items()),
     claims=(

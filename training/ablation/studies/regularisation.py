@@ -19,7 +19,7 @@ STUDY = Study(
         "decay); each variant adds one (dropout 0.1 / 0.2 after the stages and 0.3 before the classifier; "
         "batch norm after every conv; random flips and shifts up to 10%), and `all` adds the three. "
         "Adam, peak learning rate 0.003, warm-up then cosine decay. `gap` is train accuracy (inference "
-        "mode, 1,000 training images) minus test accuracy; `early_val_accuracy` is the validation "
+        "mode, 500 training images) minus test accuracy; `early_val_accuracy` is the validation "
         "accuracy after a quarter of the steps."),
     variants=(Variant("baseline"), Variant("dropout", DROPOUT), Variant("batchnorm", BATCH_NORM),
               Variant("augment", AUGMENT), Variant("all", {**DROPOUT, **BATCH_NORM, **AUGMENT})),
