@@ -5,17 +5,17 @@ Every size gets the same optimizer steps: 1,080 steps of 50 images are 54 passes
 """
 from ..fashion import fashion_run
 from ..study import Budget, Claim, Study, Variant
-from .regularisation import AUGMENT, BATCH_NORM, DROPOUT
+from .regularisation import AUGMENT, BATCH_NORM, DROPOUT, HEAD
 
 SIZES = (1000, 5400, 54000)
-SWITCHES = {"baseline": {}, "augment": AUGMENT, "all": {**DROPOUT, **BATCH_NORM, **AUGMENT}}
+SWITCHES = {"baseline": HEAD, "augment": {**HEAD, **AUGMENT}, "all": {**HEAD, **DROPOUT, **BATCH_NORM, **AUGMENT}}
 
 STUDY = Study(
     name="scarcity",
     description=(
         "Do augmentation and the regularisers help most when labelled data is scarce? The regularisation "
-        "study's baseline, its augmentation and its three-together variant (dropout, batch norm, "
-        "augmentation), each trained on 1,000, 5,400 and all 54,000 Fashion-MNIST training images with "
+        "study's baseline CNN (flatten and a 128-unit dense head), its augmentation and its three-together "
+        "variant (dropout, batch norm, augmentation), each trained on 1,000, 5,400 and all 54,000 Fashion-MNIST training images with "
         "the same number of optimizer steps (54, 10 and 1 passes). Each group is one data size; the "
         "baseline of each group is the plain CNN at that size."),
     variants=tuple(Variant(name, {**settings, "train_images": size}, group=str(size))
