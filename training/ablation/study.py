@@ -4,7 +4,8 @@ A study module (``training/ablation/studies/<name>.py``) defines one ``Study``. 
 runner (``training.ablation.runner``) runs every (variant, seed) pair that is not yet
 in ``reports/<study>/runs.jsonl``, appending one record per finished run, so an
 interrupted study resumes where it stopped. Aggregation and the report only read
-records, so they are tested on synthetic ones.
+records, so they are tested on synthetic ones. In the report's tables the first
+variant of each group is the baseline the differences are taken from.
 """
 from __future__ import annotations
 
