@@ -25,7 +25,8 @@ STUDY = Study(
         "shifts up to 10%), and `all` adds the three. "
         "Adam, peak learning rate 0.003, warm-up then cosine decay. `gap` is train accuracy (inference "
         "mode, 500 training images) minus test accuracy; `early_val_accuracy` is the validation "
-        "accuracy after a quarter of the steps."),
+        "accuracy after a quarter of the steps; batch norm's is read with its moving averages (momentum "
+        "0.99), which lag its training statistics for the first few hundred steps."),
     variants=(Variant("baseline", HEAD), Variant("dropout", {**HEAD, **DROPOUT}),
               Variant("batchnorm", {**HEAD, **BATCH_NORM}), Variant("augment", {**HEAD, **AUGMENT}),
               Variant("all", {**HEAD, **DROPOUT, **BATCH_NORM, **AUGMENT})),
