@@ -4,7 +4,8 @@
 variant, group, seed and a fingerprint of the budget (seeds aside) and the
 variant's settings, so an interrupted study resumes where it stopped, more seeds
 add runs, and a changed budget or variant runs again. Each line is flushed and
-fsynced as it is written; a line torn by a crash is dropped, not fatal.
+fsynced as it is written; a line torn by a crash is dropped, not fatal. Code is not
+fingerprinted: after changing what a study's run function does, delete its runs.jsonl.
 """
 from __future__ import annotations
 
