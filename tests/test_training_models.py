@@ -67,6 +67,12 @@ def test_explicit_initializer_wins():
                for c in layers_of(model, keras.layers.Conv2D))
 
 
+def test_naive_initializer_is_a_small_fixed_normal():
+    model = build_model(ModelConfig(widths=[8], activation="tanh", initializer="naive"), (28, 28, 1), 10)
+    kernels = [c.kernel_initializer for c in layers_of(model, keras.layers.Conv2D)]
+    assert kernels and all(isinstance(k, keras.initializers.RandomNormal) and k.stddev == 0.01 for k in kernels)
+
+
 def test_unknown_builder_and_activation_are_clear():
     with pytest.raises(ValueError, match="available: cnn, resnet"):
         build_model(ModelConfig(name="vgg99"), (28, 28, 1), 10)

@@ -11,7 +11,7 @@ import logging
 import sys
 
 COMMAND_MODULES = ["training.commands", "training.cli_optimize", "training.cli_transfer",
-                   "training.cli_retrain", "training.cli_rollback"]
+                   "training.cli_retrain", "training.cli_rollback", "training.cli_ablate"]
 
 
 def add_config_args(parser: argparse.ArgumentParser, default_preset: str = "default") -> None:

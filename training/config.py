@@ -57,7 +57,9 @@ class ModelConfig:
     convs_per_stage: Any = 2           # int, or a list with one count per stage
     batch_norm: bool = True
     activation: str = "relu"
-    initializer: str = "auto"          # auto: He for ReLU family, Glorot for tanh/sigmoid
+    initializer: str = "auto"          # auto: He for ReLU family, Glorot for tanh/sigmoid; naive: normal
+                                       # with std 0.01 (the baseline to beat); or any Keras initializer name
+                                       # (he_normal, glorot_uniform, lecun_normal, ...)
     dropout: Any = field(default_factory=lambda: [0.1, 0.2, 0.3])  # a rate, or one per stage
     head_dropout: float = 0.3
     head_pool: str = "avg"             # avg (global average) | flatten (max-pool, then flatten)
@@ -150,6 +152,19 @@ class RetrainConfig:
 
 
 @dataclass
+class AblateConfig:
+    """Ablation studies (``python -m training ablate``): the budget; None keeps the study's own default."""
+    steps: Optional[int] = None        # optimizer steps per run, the same for every variant
+    batch_size: Optional[int] = None   # images per optimizer step
+    train_images: Any = None           # training subset size, or "all" (54,000 Fashion-MNIST images)
+    test_images: Any = None            # test subset size, or "all" (the 10,000-image test set)
+    seeds: Any = None                  # one run per seed and variant: a list [1, 2, 3] or "1,2,3"
+    reports_dir: str = "reports"       # <reports_dir>/<study>/: runs.jsonl, report.md and the plots
+    workdir: str = "runs/ablate"       # each run's checkpoints while it trains (removed when it ends)
+    evidence: str = "docs/evidence.md" # every study's verdicts and plots on one page
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "fashion"              # model name in the repository
     output_dir: str = "runs"           # checkpoints, logs, history
@@ -162,6 +177,7 @@ class ExperimentConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    ablate: AblateConfig = field(default_factory=AblateConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -257,8 +273,35 @@ def _check_budget(train: TrainConfig) -> None:
     positive_or_auto("early_stopping_patience", train.early_stopping_patience, zero_ok=True)
 
 
+def _check_ablate(cfg: AblateConfig) -> None:
+    """Normalise the study budget's values ("all" -> None, "1,2,3" -> [1, 2, 3]) or name the bad one."""
+    def count(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+    for key in ("steps", "batch_size"):
+        if getattr(cfg, key) is not None and not count(getattr(cfg, key)):
+            raise ConfigError(f"'ablate.{key}' must be an integer of at least 1, got {getattr(cfg, key)!r}")
+    for key in ("train_images", "test_images"):
+        value = getattr(cfg, key)
+        if value is not None and value != "all" and not count(value):
+            raise ConfigError(f"'ablate.{key}' must be an integer of at least 1, or all; got {value!r}")
+    seeds = cfg.seeds
+    if isinstance(seeds, str):
+        try:
+            seeds = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            seeds = None
+    elif isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if cfg.seeds is not None and not (isinstance(seeds, list) and seeds
+                                      and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+                                      and len(set(seeds)) == len(seeds)):
+        raise ConfigError(f"'ablate.seeds' must be distinct integers such as 1,2,3; got {cfg.seeds!r}")
+    cfg.seeds = seeds
+
+
 def validate(config: ExperimentConfig) -> ExperimentConfig:
     _check_budget(config.train)
+    _check_ablate(config.ablate)
     steps = config.transfer.head_steps
     if not (steps == "auto" or (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0)):
         raise ConfigError(f"'transfer.head_steps' must be an integer of at least 0 (off), or auto; got {steps!r}")

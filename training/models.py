@@ -54,8 +54,15 @@ def build_model(cfg, input_shape: tuple, num_classes: int) -> keras.Model:
     return build_for_experiment(ExperimentConfig(model=cfg), input_shape, num_classes)
 
 
+# The textbook counter-example (a fixed small std whatever the fan-in): signals shrink layer
+# by layer without batch norm, so the initialisation ablation study has a baseline to beat.
+NAIVE_STDDEV = 0.01
+
+
 def initializer_for(activation: str, choice: str = "auto"):
     """The kernel initializer for layers feeding ``activation``."""
+    if choice == "naive":
+        return keras.initializers.RandomNormal(stddev=NAIVE_STDDEV)
     if choice != "auto":
         return keras.initializers.get(choice)
     if activation in HE_ACTIVATIONS:

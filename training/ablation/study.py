@@ -4,7 +4,8 @@ A study module (``training/ablation/studies/<name>.py``) defines one ``Study``. 
 runner (``training.ablation.runner``) runs every (variant, seed) pair that is not yet
 in ``reports/<study>/runs.jsonl``, appending one record per finished run, so an
 interrupted study resumes where it stopped. Aggregation and the report only read
-records, so they are tested on synthetic ones.
+records, so they are tested on synthetic ones. In the report's tables the first
+variant of each group is the baseline the differences are taken from.
 """
 from __future__ import annotations
 
@@ -54,4 +55,4 @@ class Study:
     claims: tuple                    # of Claim
     run: RunFn
     budget: Budget                   # the default budget; the ablate config section overrides it
-    plots: tuple = ("curves",)       # which report plots apply: curves, bars, size_accuracy, k
+    plots: tuple = ("curves",)       # which report plots apply, see training.ablation.plots.PLOTS

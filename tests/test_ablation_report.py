@@ -1,0 +1,83 @@
+"""The study report and the evidence page render from records alone: tables, verdicts, valid PNGs."""
+import pytest
+
+from training.ablation.plots import PLOTS
+from training.ablation.report import command, write_evidence, write_report
+from training.ablation.study import Budget, Claim, Study, Variant
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def synthetic_records():
+    """Two groups (data sizes) of two variants over three seeds, with curves and sizes."""
+    records = []
+    for group, boost in (("1000", 0.0), ("5000", 0.05)):
+        for variant, gain in (("baseline", 0.0), ("augment", 0.03)):
+            for seed in (1, 2, 3):
+                accuracy = 0.75 + boost + gain + 0.005 * seed
+                curve = [accuracy * f for f in (0.5, 0.8, 0.95, 1.0)]
+                records.append({"variant": variant, "group": group, "seed": seed, "test_accuracy": accuracy,
+                                "gap": 0.1 - gain, "steps": 400, "seconds": 12.0, "gzip_bytes": 20000 + 1000 * seed,
+                                "train_images": int(group), "machine": "Test CPU, 2 cores",
+                                "curves": {"step": [100, 200, 300, 400], "val_accuracy": curve,
+                                           "train_accuracy": [min(1.0, a + 0.05) for a in curve]}})
+    return records
+
+
+STUDY = Study(
+    name="toy", description="Does augmentation help a toy?",
+    variants=tuple(Variant(v, {}, g) for g in ("1000", "5000") for v in ("baseline", "augment")),
+    claims=(Claim("Augmentation helps with 1,000 images", "augment", "baseline", "1000"),
+            Claim("Augmentation shrinks the gap", "augment", "baseline", "5000", "gap", False)),
+    run=None, budget=Budget(train_images=None, steps=400, batch_size=50, seeds=(1, 2, 3)),
+    plots=("curves", "bars", "data_size", "k", "size_accuracy"))
+
+
+def test_report_holds_budget_table_verdicts_and_plots(tmp_path):
+    plots = write_report(STUDY, STUDY.budget, synthetic_records(), tmp_path)
+    text = (tmp_path / "toy" / "report.md").read_text()
+    assert "Does augmentation help a toy?" in text
+    assert "python -m training ablate --study toy\n" in text
+    assert "- machine: Test CPU, 2 cores" in text and "- optimizer steps per run: 400" in text
+    assert "| group | variant | seeds | test_accuracy (mean ± std) | SE | difference from baseline (± SE) |" in text
+    assert "| 1000 | augment | 3 | 79.0% ± 0.5 | 0.3 | +3.0 points ± 0.4 (7.3 SE) | 400 | 12 |" in text
+    assert "- Augmentation helps with 1,000 images: supported at this budget (+3.0 points" in text
+    assert "### gap" in text
+    assert len(plots) == len(STUDY.plots)
+    for caption, png in plots:
+        assert f"]({png.name})" in text
+        data = png.read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 5000, png
+
+
+def test_train_val_plot_for_a_single_group(tmp_path):
+    study = Study("one", "one group", (Variant("baseline"), Variant("augment")), (), None, STUDY.budget,
+                  plots=("train_val",))
+    records = [dict(r, group="") for r in synthetic_records() if r["group"] == "1000"]
+    [(caption, png)] = write_report(study, study.budget, records, tmp_path)
+    assert "side by side" in caption and png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_evidence_page_links_reports_and_plots_relative_to_itself(tmp_path):
+    records = synthetic_records()
+    reports = tmp_path / "reports"
+    plots = write_report(STUDY, STUDY.budget, records, reports)
+    page = write_evidence([(STUDY, STUDY.budget, records, plots)], tmp_path / "docs" / "evidence.md", reports)
+    text = page.read_text()
+    assert "## toy" in text and "](../reports/toy/report.md)" in text
+    assert "- Augmentation shrinks the gap: supported at this budget (-3.0 points" in text
+    for _, png in plots:
+        assert f"](../reports/toy/{png.name})" in text
+
+
+def test_the_command_names_only_what_differs_from_the_default_budget():
+    changed = Budget(train_images=1000, steps=400, batch_size=50, seeds=(1, 2), test_images=None)
+    assert command(STUDY, changed) == ("python -m training ablate --study toy --set ablate.train_images=1000 "
+                                       "--set ablate.seeds=1,2")
+
+
+def test_an_unknown_plot_kind_is_named(tmp_path):
+    study = Study("bad", "", STUDY.variants, (), None, STUDY.budget, plots=("pie",))
+    with pytest.raises(ValueError, match="unknown plot kind"):
+        write_report(study, study.budget, synthetic_records(), tmp_path)
+    assert "pie" not in PLOTS

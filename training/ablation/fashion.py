@@ -1,0 +1,122 @@
+"""One Fashion-MNIST run of a study: a variant's config overrides, trained by ``training.train``.
+
+The initialisation, regularisation and scarcity studies share this. Every variant of
+a study trains the same small CNN through the project's one trainer, on the same
+optimizer steps, and is measured the same way:
+
+- ``test_accuracy``: the weights after the last step, on the (budget's) test set, so
+  every variant is judged at equal steps. ``kept_test_accuracy`` is what the trainer
+  keeps and would publish (the best validation pass), for reference.
+- ``train_accuracy`` and ``gap`` (train minus test): train accuracy measured in
+  inference mode on a fixed sample of the training images, so dropout and
+  augmentation do not pull it down as Keras's running ``accuracy`` does.
+- ``early_val_accuracy``: validation accuracy at the first pass ending after a quarter
+  of the steps (how fast a variant learns).
+- curves, one point per pass: validation accuracy and loss from the trainer, and
+  the inference-mode train accuracy.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..config import load_config
+from .study import Budget, RunFn, Variant
+
+VALIDATION_IMAGES = 1000   # fixed sample of the 6,000 held out; evaluated every pass, so kept small
+TRAIN_PROBE_IMAGES = 500   # training images measured in inference mode for the curves and the gap
+                           # (a forward pass over them costs about 4 training steps, every pass)
+WARMUP_SHARE = 0.1         # of the optimizer steps, whatever a pass holds (the preset counts passes)
+
+# No technique on unless a variant switches it on: the studies add one thing at a time.
+PLAIN_CNN = {"model.name": "cnn", "model.widths": [16, 32], "model.convs_per_stage": 2,
+             "model.batch_norm": False, "model.dropout": 0.0, "model.head_dropout": 0.0,
+             "model.weight_decay": 0.0, "augment.enabled": False,
+             "train.early_stopping_patience": 0, "train.verbose": 0}
+
+
+@functools.lru_cache(maxsize=1)
+def fashion_splits() -> tuple:
+    """(training pool, validation sample, test set): the project's 54,000 / 6,000 split."""
+    from ..data import load_fashion_mnist, split
+    train, test = load_fashion_mnist()
+    pool, validation = split(train, 0.1, seed=1)
+    return pool, validation.take(VALIDATION_IMAGES), test
+
+
+def training_subset(pool, n, seed: int):
+    """``n`` images drawn with ``seed`` (every variant of a seed sees the same ones); None: all."""
+    if n is None or n >= len(pool):
+        return pool
+    return pool.subset(np.sort(np.random.default_rng(seed).permutation(len(pool))[:n]))
+
+
+def run_config(settings: dict, seed: int, budget: Budget, n_train: int, run_dir: Path):
+    """The ExperimentConfig of one run: the plain CNN, the budget, then the variant's overrides."""
+    per_pass = math.ceil(n_train / budget.batch_size)
+    overrides = {**PLAIN_CNN, "name": "ablate", "output_dir": str(run_dir),
+                 "train.steps": budget.steps, "train.batch_size": budget.batch_size, "train.seed": seed,
+                 "train.warmup_epochs": WARMUP_SHARE * budget.steps / per_pass, **settings}
+    return load_config(None, [f"{key}={json.dumps(value)}" for key, value in overrides.items()])
+
+
+def _probe(probe, test, per_pass: int, curves: bool):
+    """A callback recording, each pass, the optimizer steps so far and (``curves``) the
+    inference-mode train accuracy; at the end of training (before the trainer restores its
+    best pass) the final train and test accuracy."""
+    import tf_keras as keras
+
+    from ..train import accuracy
+
+    class Probe(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.steps, self.train_accuracy, self.final = [], [], {}
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.steps.append((epoch + 1) * per_pass)
+            if curves:
+                self.train_accuracy.append(accuracy(self.model, probe))
+
+        def on_train_end(self, logs=None):
+            self.final = {"train_accuracy": accuracy(self.model, probe), "test_accuracy": accuracy(self.model, test)}
+    return Probe()
+
+
+def train_variant(settings: dict, seed: int, budget: Budget, workdir: Path, curves: bool = True) -> dict:
+    """Train one variant for one seed; ``settings`` are config overrides plus ``train_images``
+    (this variant's training subset size, instead of the budget's). ``curves=False`` skips
+    the per-pass train accuracy (the validation curve comes from the trainer either way)."""
+    from ..train import train
+    settings = dict(settings)
+    pool, validation, test = fashion_splits()
+    train_set = training_subset(pool, settings.pop("train_images", budget.train_images), seed)
+    test = test.take(budget.test_images)
+    cfg = run_config(settings, seed, budget, len(train_set), workdir)
+    per_pass = math.ceil(len(train_set) / budget.batch_size)
+    probe = _probe(train_set.take(TRAIN_PROBE_IMAGES), test, per_pass, curves)
+    shutil.rmtree(workdir, ignore_errors=True)     # an interrupted run starts afresh
+    try:
+        result = train(cfg, data=(train_set, validation, test), callbacks=[probe], run_dir=workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    final, val_curve = probe.final, result.history.get("val_accuracy", [])
+    early = next(i for i, step in enumerate(probe.steps) if step >= budget.steps / 4)
+    return {"test_accuracy": final["test_accuracy"], "train_accuracy": final["train_accuracy"],
+            "gap": final["train_accuracy"] - final["test_accuracy"], "early_val_accuracy": val_curve[early],
+            "kept_test_accuracy": result.test_accuracy, "steps": result.budget["optimizer_steps"],
+            "seconds": result.wall_seconds, "train_images": len(train_set), "test_images": len(test),
+            "curves": {"step": probe.steps, "train_accuracy": probe.train_accuracy, "val_accuracy": val_curve,
+                       "val_loss": result.history.get("val_loss", []), "loss": result.history.get("loss", [])}}
+
+
+def fashion_run(base: dict, curves: bool = True) -> RunFn:
+    """The study's RunFn: ``base`` overrides (shared by its variants), then the variant's own."""
+    def run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
+        return train_variant({**base, **variant.settings}, seed, budget, workdir, curves)
+    return run

@@ -1,0 +1,147 @@
+"""Run a study: every (variant, seed) not yet recorded, one JSON line per finished run.
+
+``reports/<study>/runs.jsonl`` is the study's memory. A run is identified by its
+variant, group, seed and a fingerprint of the budget (seeds aside) and the
+variant's settings, so an interrupted study resumes where it stopped, more seeds
+add runs, and a changed budget or variant runs again. Each line is flushed and
+fsynced as it is written; a line torn by a crash is dropped, not fatal. Code is not
+fingerprinted: after changing what a study's run function does, delete its runs.jsonl.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import logging
+import os
+import pkgutil
+import time
+from pathlib import Path
+
+from ..config import ConfigError
+from .study import Budget, Study, Variant
+
+log = logging.getLogger(__name__)
+
+RUNS = "runs.jsonl"
+STUDIES_PACKAGE = "training.ablation.studies"
+
+
+def available() -> list:
+    """The study names: the modules of ``training/ablation/studies``."""
+    package = importlib.import_module(STUDIES_PACKAGE)
+    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+
+
+def load_study(name: str) -> Study:
+    if name not in available():
+        raise ConfigError(f"unknown study '{name}' (studies: {', '.join(available())}, or all)")
+    return importlib.import_module(f"{STUDIES_PACKAGE}.{name}").STUDY
+
+
+def machine() -> str:
+    """The CPU model and core count, for the records (where a run ran) and the report."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def budget_for(study: Study, ablate) -> Budget:
+    """The study's default budget with the ``ablate`` config section's values on top ("all": None)."""
+    given = {key: getattr(ablate, key) for key in ("steps", "batch_size", "train_images", "test_images", "seeds")
+             if getattr(ablate, key) is not None}
+    given = {key: (None if value == "all" else tuple(value) if key == "seeds" else value)
+             for key, value in given.items()}
+    return dataclasses.replace(study.budget, **given)
+
+
+def fingerprint(budget: Budget, variant: Variant) -> str:
+    """What makes two runs of a variant comparable: the budget (seeds aside) and the settings."""
+    payload = {"budget": {k: v for k, v in dataclasses.asdict(budget).items() if k != "seeds"},
+               "settings": variant.settings}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _key(record: dict) -> tuple:
+    return record["variant"], record["group"], record["seed"], record["fingerprint"]
+
+
+def runs_path(reports_dir: Path, study: Study) -> Path:
+    return Path(reports_dir) / study.name / RUNS
+
+
+def read_records(path: Path) -> list:
+    """Every complete record; a torn line (a crash while writing) is skipped with a warning."""
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s line %d is not a whole record (a run interrupted while writing?): ignored",
+                        path, number)
+    return records
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut an unterminated last line, so the next record starts on a line of its own."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
+def append_record(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def current_records(study: Study, budget: Budget, records: list) -> list:
+    """The records of this study's variants at this budget (any seed), the last of duplicates."""
+    wanted = {(v.name, v.group): fingerprint(budget, v) for v in study.variants}
+    latest = {}
+    for r in records:
+        if wanted.get((r.get("variant"), r.get("group"))) == r.get("fingerprint"):
+            latest[_key(r)] = r
+    return list(latest.values())
+
+
+def run_study(study: Study, budget: Budget, reports_dir: Path, workdir: Path) -> list:
+    """Run what is missing; returns the records of this budget (old and new)."""
+    path = runs_path(reports_dir, study)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _drop_torn_tail(path)
+    done = {_key(r) for r in current_records(study, budget, read_records(path))}
+    # seed by seed, so an interrupted study already holds whole comparisons
+    todo = [(v, seed) for seed in budget.seeds for v in study.variants
+            if (v.name, v.group, seed, fingerprint(budget, v)) not in done]
+    total = len(study.variants) * len(budget.seeds)
+    log.info("study %s: %d of %d runs already recorded in %s, %d to run", study.name, total - len(todo), total,
+             path, len(todo))
+    started = time.perf_counter()
+    for number, (variant, seed) in enumerate(todo, 1):
+        label = f"{variant.group}/{variant.name}" if variant.group else variant.name
+        log.info("study %s: run %d of %d: %s, seed %d", study.name, number, len(todo), label, seed)
+        start = time.perf_counter()
+        result = study.run(variant, seed, budget, Path(workdir) / study.name / f"{label}-{seed}")
+        record = {"study": study.name, "variant": variant.name, "group": variant.group, "seed": seed,
+                  "fingerprint": fingerprint(budget, variant), "budget": dataclasses.asdict(budget),
+                  "settings": variant.settings, "machine": machine(), **result}
+        record.setdefault("seconds", time.perf_counter() - start)
+        append_record(path, record)
+        log.info("study %s: run %d of %d done in %.0f s (test accuracy %.4f; %.0f s so far)", study.name,
+                 number, len(todo), time.perf_counter() - start, record.get("test_accuracy", float("nan")),
+                 time.perf_counter() - started)
+    return current_records(study, budget, read_records(path))
