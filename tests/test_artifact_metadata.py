@@ -8,7 +8,7 @@ import pytest
 
 from artifact import metadata as md
 
-REPO_MODEL = Path(__file__).resolve().parents[1] / "models" / "fashion" / "1"
+SCHEMA_0 = Path(__file__).resolve().parent / "data" / "metadata_schema0.json"
 
 
 def full_metadata() -> md.Metadata:
@@ -89,13 +89,18 @@ def test_read_names_the_file(tmp_path):
         md.read(tmp_path)
 
 
-def test_the_committed_model_written_before_schema_versions_still_loads():
-    raw = json.loads((REPO_MODEL / "metadata.json").read_text())
+def test_a_model_written_before_schema_versions_still_loads(tmp_path):
+    # the metadata.json of the first committed models/fashion/1, as it was written
+    version_dir = tmp_path / "fashion" / "1"
+    version_dir.mkdir(parents=True)
+    raw = json.loads(SCHEMA_0.read_text())
+    (version_dir / "metadata.json").write_text(SCHEMA_0.read_text())
+    (version_dir / "model.tflite").write_bytes(b"")            # format_path names files that exist
     assert "schema_version" not in raw                          # a schema-0 file, left as it is
-    meta = md.read(REPO_MODEL)
+    meta = md.read(version_dir)
     assert meta.schema_version == md.SCHEMA_VERSION
     assert (meta.name, meta.version, len(meta.labels), meta.input.shape) == ("fashion", 1, 10, (28, 28, 1))
-    assert meta.format_path(REPO_MODEL, "tflite") == REPO_MODEL / "model.tflite"
+    assert meta.format_path(version_dir, "tflite") == version_dir / "model.tflite"
     assert meta.config["model"]["name"] == "cnn" and meta.extra["preset"] == "default"
     assert meta.metrics["tflite"]["accuracy"] == raw["metrics"]["tflite"]["accuracy"]
     assert json.loads(meta.to_json()) == {**raw, "schema_version": md.SCHEMA_VERSION}
