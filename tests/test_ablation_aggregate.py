@@ -81,4 +81,4 @@ def test_raw_units_for_metrics_that_are_not_accuracies():
     sizes = records("float", [1000.0, 1010.0, 990.0], metric="gzip_bytes") + \
         records("int8", [300.0, 310.0, 290.0], metric="gzip_bytes")
     line = verdict(Claim("int8 is smaller", "int8", "float", metric="gzip_bytes", higher_is_better=False), sizes)
-    assert line.startswith("int8 is smaller: supported at this budget (-700, 85.7 SE; int8 300 vs float 1000")
+    assert line.startswith("int8 is smaller: supported at this budget (-700, 85.7 SE; int8 300 vs float 1,000")

@@ -37,14 +37,16 @@ def test_default_recipe_is_the_measured_one():
     assert o.stages == ["prune", "int8"] and o.dense_block == [4, 1] and o.prune_epochs == 3
 
 
-def test_a_version_saved_with_older_compression_settings_gets_the_current_defaults(tmp_path):
+def test_a_version_saved_elsewhere_with_older_compression_settings_gets_the_current_defaults(tmp_path):
     version = tmp_path / "fashion" / "1"
     version.mkdir(parents=True)
     saved = json.loads((ROOT / "tests" / "data" / "metadata_schema0.json").read_text())
     saved["config"]["optimize"] = {"stages": ["prune", "pqat", "int8"], "dense_block": [1, 1], "prune_epochs": 2}
+    saved["config"] |= {"models_dir": "/elsewhere/models", "output_dir": "/elsewhere/runs"}
     (version / "metadata.json").write_text(json.dumps(saved))
     cfg = config_from_args(build_parser().parse_args(["optimize", "--from", str(version)]))
     assert (cfg.optimize.stages, cfg.optimize.dense_block, cfg.optimize.prune_epochs) == (["prune", "int8"], [4, 1], 3)
+    assert (cfg.models_dir, cfg.output_dir) == ("models", "runs")
     assert cfg.model.widths == saved["config"]["model"]["widths"]      # how the version was made is kept
 
 

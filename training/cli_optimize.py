@@ -90,19 +90,20 @@ def flags_from_args(args) -> dict:
     return flags
 
 
-# Sections a version records that say what could be done to it next, not how it was
-# made: a version saved before a default changed must not bring back the old default.
-NEXT_STEP_SECTIONS = ("optimize", "distill", "ablate")
+# What a version records that is not how it was made: what could be done to it next
+# (a version saved before a default changed must not bring back the old default) and
+# where that run wrote (another machine's paths).
+NOT_INHERITED = ("optimize", "distill", "ablate", "models_dir", "output_dir")
 
 
 def config_from_args(args):
     """The --from version's config (or the --preset), then the flags, then --set; the
-    compression settings come from the current defaults, not from the version."""
+    compression settings and output places come from the current defaults, not from the version."""
     from .config import config_from_dict, load_config
     flags = flags_from_args(args)
     if args.source:
         recorded = config_from_dict(md.read(args.source).config).to_dict()
-        base = {key: value for key, value in recorded.items() if key not in NEXT_STEP_SECTIONS}
+        base = {key: value for key, value in recorded.items() if key not in NOT_INHERITED}
         return load_config(None, args.overrides, base=base, flags=flags)
     return load_config(args.preset, args.overrides, flags=flags)
 

@@ -88,6 +88,8 @@ def in_points(metric: str) -> bool:
 def show(value: float, metric: str, signed: bool = False) -> str:
     if in_points(metric):
         return f"{value * 100:{'+' if signed else ''}.1f}" + (" points" if signed else "%")
+    if abs(value) >= 1000:      # byte counts: 167,304 reads better than 1.673e+05
+        return f"{value:{'+' if signed else ''},.0f}"
     return f"{value:{'+' if signed else ''}.4g}"
 
 
@@ -102,8 +104,9 @@ def verdict(claim: Claim, records: list) -> str:
     if missing:
         return f"{claim.text}: not measured yet (no runs of {' and '.join(missing)})."
     diff, se = difference(ours, theirs)
+    seeds = f"{ours.n}" if ours.n == theirs.n else f"{min(ours.n, theirs.n)}-{max(ours.n, theirs.n)}"
     means = (f"{claim.variant} {show(ours.mean, claim.metric)} vs {claim.baseline} "
-             f"{show(theirs.mean, claim.metric)}, {claim.metric}, {min(ours.n, theirs.n)}+ seeds")
+             f"{show(theirs.mean, claim.metric)}, {claim.metric}, {seeds} seeds")
     if not se:
         return (f"{claim.text}: not shown at this budget ({show(diff, claim.metric, True)}; "
                 f"no spread to judge it by: {means}).")
