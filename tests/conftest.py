@@ -25,6 +25,16 @@ def fixture_data():
 
 
 @pytest.fixture
+def fixture_as_fashion(tmp_path, monkeypatch, fixture_data):
+    """The fixture written as Fashion-MNIST idx files, for code that loads the real data set."""
+    from training_helpers import fashion_dir
+    train, _, test = fixture_data
+    directory = tmp_path / "fashion"
+    directory.mkdir()
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(fashion_dir(directory, train, test)))
+
+
+@pytest.fixture
 def tiny_config(tmp_path):
     """A factory: the tiny preset writing into tmp_path, with extra overrides."""
     from training.config import load_config

@@ -4,17 +4,8 @@ import pytest
 
 from training.ablation.study import Budget
 from training.ablation.studies.compression import STUDY
-from training_helpers import fashion_dir
 
 TINY = Budget(train_images=300, steps=5, batch_size=64, seeds=(0,), test_images=100)
-
-
-@pytest.fixture
-def fixture_as_fashion(tmp_path, monkeypatch, fixture_data):
-    train, _, test = fixture_data
-    directory = tmp_path / "fashion"
-    directory.mkdir()
-    monkeypatch.setenv("FASHION_MNIST_DIR", str(fashion_dir(directory, train, test)))
 
 
 def variant(name):
