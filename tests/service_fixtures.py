@@ -189,6 +189,16 @@ def wait_for(check, timeout: float = 30.0) -> bool:
     return False
 
 
+def server_for_copies(tmp_path: Path, artifact: Path, versions=(1,), **settings) -> "Server":
+    """A tflite server (not yet waited for) on a new repository under ``tmp_path`` holding
+    ``versions`` of the artifact as model 'fashion'; ``settings`` go to ``Server``."""
+    model_dir = tmp_path / "models" / "fashion"
+    model_dir.mkdir(parents=True)
+    for version in versions:
+        publish_copy(artifact, model_dir, version)
+    return Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0, **settings)
+
+
 def worker_pids(server: "Server") -> list[int]:
     pid = server.proc.pid
     return sorted(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())

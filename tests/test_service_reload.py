@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from service_fixtures import (Server, artifact, fashion_data, metric, publish_copy,  # noqa: F401
-                              wait_for, worker_pids)
+                              server_for_copies, wait_for, worker_pids)
 
 PIXELS = fashion_data()["x_test"][0].tolist()
 
@@ -67,11 +67,7 @@ def test_admin_reload_needs_the_bearer_token(empty_root_server, artifact):
 
 
 def test_version_policy_all_serves_every_version(tmp_path, artifact):
-    (tmp_path / "models" / "fashion").mkdir(parents=True)
-    for v in (1, 2):
-        publish_copy(artifact, tmp_path / "models" / "fashion", v)
-    server = Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0,
-                    version_policy="all").wait()
+    server = server_for_copies(tmp_path, artifact, versions=(1, 2), version_policy="all").wait()
     try:
         assert requests.get(server.url + "/v2/models/fashion").json()["versions"] == ["1", "2"]
         one = requests.post(server.url + "/v1/models/fashion/versions/1:predict", json={"instances": [PIXELS]})
@@ -82,11 +78,9 @@ def test_version_policy_all_serves_every_version(tmp_path, artifact):
 
 
 def test_sigterm_drains_in_flight_requests_then_exits(tmp_path, artifact):
-    (tmp_path / "models" / "fashion").mkdir(parents=True)
-    publish_copy(artifact, tmp_path / "models" / "fashion", 1)
     # A batch waits up to 3 s for company, so a lone request is in flight that long.
-    server = Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0,
-                    max_batch_delay_ms=3000, max_batch_size=64, request_timeout_ms=20000).wait()
+    server = server_for_copies(tmp_path, artifact, max_batch_delay_ms=3000, max_batch_size=64,
+                               request_timeout_ms=20000).wait()
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("r", predict(server, timeout=30)))
     t.start()

@@ -9,8 +9,7 @@ import time
 import requests
 import urllib3
 
-from service_fixtures import (Server, artifact, fashion_data, metric, publish_copy,  # noqa: F401
-                              wait_for, worker_pids)
+from service_fixtures import artifact, fashion_data, metric, server_for_copies, wait_for, worker_pids  # noqa: F401
 
 PIXELS = fashion_data()["x_test"][0].tolist()
 PREDICT = "/v1/models/fashion:predict"
@@ -27,12 +26,8 @@ def refused(exc: requests.ConnectionError) -> bool:
 
 
 def test_a_worker_takes_no_traffic_before_its_models_are_ready(tmp_path, artifact):
-    model_dir = tmp_path / "models" / "fashion"
-    model_dir.mkdir(parents=True)
-    for version in (1, 2, 3):  # three versions to load and warm up: a worker is busy a while
-        publish_copy(artifact, model_dir, version)
-    server = Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0,
-                    version_policy="all")
+    # three versions to load and warm up: a worker is busy a while
+    server = server_for_copies(tmp_path, artifact, versions=(1, 2, 3), version_policy="all")
     try:
         statuses = []
         end = time.monotonic() + 120
@@ -54,10 +49,7 @@ def test_a_worker_takes_no_traffic_before_its_models_are_ready(tmp_path, artifac
 
 
 def test_one_scrape_sums_every_worker_and_survives_a_worker_restart(tmp_path, artifact):
-    (tmp_path / "models" / "fashion").mkdir(parents=True)
-    publish_copy(artifact, tmp_path / "models" / "fashion", 1)
-    server = Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0,
-                    workers=2).wait()
+    server = server_for_copies(tmp_path, artifact, workers=2).wait()
     try:
         assert wait_for(lambda: len(worker_pids(server)) == 2, 60.0)   # ready means one worker; the other may be forking
         a, b = worker_pids(server)
@@ -83,10 +75,7 @@ def test_one_scrape_sums_every_worker_and_survives_a_worker_restart(tmp_path, ar
 
 
 def test_sigterm_under_concurrent_requests_loses_none(tmp_path, artifact):
-    (tmp_path / "models" / "fashion").mkdir(parents=True)
-    publish_copy(artifact, tmp_path / "models" / "fashion", 1)
-    server = Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0,
-                    workers=2).wait()
+    server = server_for_copies(tmp_path, artifact, workers=2).wait()
     outcomes = collections.Counter()
     lock = threading.Lock()
     sent = threading.Event()
