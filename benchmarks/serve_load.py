@@ -73,8 +73,12 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+# Fields every record of this run carries (the model served), set once in main().
+RUN_FIELDS: dict = {}
+
+
 def emit(record: dict) -> None:
-    print(json.dumps({"bench": "serve_load", **record}), flush=True)
+    print(json.dumps({"bench": "serve_load", **RUN_FIELDS, **record}), flush=True)
 
 
 # -- requests ---------------------------------------------------------------
@@ -393,6 +397,7 @@ def main(argv=None) -> int:
     if not versions:
         print(f"serve_load: no version of {args.model!r} under {args.model_root}", file=sys.stderr)
         return 2
+    RUN_FIELDS["model"] = f"{args.model}/{versions[-1]}"
     work = Path(tempfile.mkdtemp(prefix="serve-load-"))
     script = work / "post.lua"
     script.write_text(WRK_SCRIPT)

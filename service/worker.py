@@ -20,6 +20,9 @@ threaded worker (gunicorn 27, ``workers/gthread.py``):
   there to a pool thread again (``KEEPALIVE_LINGER_S``).
 - Garbage collection: start-up objects frozen, a larger young generation
   (``GC_YOUNG_THRESHOLD``).
+- Accept: with several workers, a worker that already holds connections
+  waits a little before accepting a new one (``ACCEPT_DEFER_PER_CONN_S``),
+  so the worker with fewer connections takes it.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import gc
 import logging
 import select
 import sys
+import time
 
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -52,6 +56,15 @@ KEEPALIVE_LINGER_S = 0.005
 # runs a young pass about every 25 such requests. At 32 clients on 2 cores:
 # v1 pixel arrays from about 1,200 to 800 us of worker CPU per request.
 GC_YOUNG_THRESHOLD = 20_000
+# Every worker's poller wakes for a new connection and the first to accept()
+# gets it, so one busy worker could end up with all of wrk's 32 connections
+# and the other with none: batches of 16 on one core, half the req/s
+# (benchmarks/serve_load.py, V2 binary at c=32: 596 and 627 req/s in two
+# runs, against about 1,250 when the connections were spread). Deferring by
+# the number of connections held lets the less loaded worker win the race.
+# Capped: a lone busy worker still accepts within a few milliseconds.
+ACCEPT_DEFER_PER_CONN_S = 0.0001
+ACCEPT_DEFER_MAX_S = 0.003
 
 
 class ServiceWorker(ThreadWorker):
@@ -85,6 +98,11 @@ class ServiceWorker(ThreadWorker):
         except (OSError, ValueError):
             return False
         return bool(readable)
+
+    def accept(self, listener):
+        if self.cfg.workers > 1 and self.nr_conns:
+            time.sleep(min(ACCEPT_DEFER_MAX_S, ACCEPT_DEFER_PER_CONN_S * self.nr_conns))
+        super().accept(listener)
 
     def set_accept_enabled(self, enabled):
         stopping = not enabled and not self.alive
