@@ -57,8 +57,8 @@ KEEPALIVE_LINGER_S = 0.005
 # v1 pixel arrays from about 1,200 to 800 us of worker CPU per request.
 GC_YOUNG_THRESHOLD = 20_000
 # Every worker's poller wakes for a new connection and the first to accept()
-# gets it, so one busy worker could end up with all of wrk's 32 connections
-# and the other with none: batches of 16 on one core, half the req/s
+# gets it, so one worker could end up with nearly all of wrk's 32
+# connections and the other idle: batches of 16 on one core, half the req/s
 # (benchmarks/serve_load.py, V2 binary at c=32: 596 and 627 req/s in two
 # runs, against about 1,250 when the connections were spread). Deferring by
 # the number of connections held lets the less loaded worker win the race.

@@ -3,8 +3,9 @@ over a grid of temperature and alpha against the same student trained from scrat
 
 The source ("teacher") is the committed ``models/fashion/1`` (the ``accurate`` preset's
 428k-parameter CNN; ``models/fashion/2``, 3.4 times larger, would make every fine-tune
-five times slower on 2 cores), the model ``python -m training optimize --from
-models/fashion/1`` compresses, so the study measures the recipes the defaults choose between. Every size variant runs its stages through
+five times slower on 2 cores): the model ``python -m training optimize --from
+models/fashion/1`` compresses, so the study measures the recipes the defaults choose
+between. Every size variant runs its stages through
 ``training.optimize.apply_stage`` (the code ``optimize`` runs), each fine-tune stage for
 ``budget.steps`` optimizer steps on the budget's training subset; the seed drives the
 fine-tunes' shuffling and augmentation and the int8 calibration sample. Accuracy is that
