@@ -8,8 +8,9 @@ For each backend (tflite, tf) it measures, on 127.0.0.1 only:
 2. the service with its default settings, for each endpoint (``/predict``
    with a PNG, V2 infer with a binary UINT8 tensor, v1 predict with a b64
    PNG and with a pixel array) at each concurrency: req/s, p50, p99,
-   errors, mean batch, and the ratio to the ceilings; plus the same at
-   concurrency 1 with batching off (``max_batch_size=1``) for the p50 check;
+   errors, mean batch, client connections per worker (sampled half-way)
+   and the ratio to the ceilings; plus the same at concurrency 1 with
+   batching off (``max_batch_size=1``) for the p50 check;
 3. a sustained run at ``--sustain-concurrency`` with a new version
    published (atomic rename) every ``--reload-every`` seconds, one
    ``kill -9`` of a worker half-way, then a SIGTERM to the master under
@@ -170,6 +171,16 @@ class Service:
         pid = self.proc.pid
         return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
+    @staticmethod
+    def connections(worker: int) -> int:
+        """The worker's open client connections: its sockets but the listener."""
+        fds = Path(f"/proc/{worker}/fd").iterdir()
+        return sum(os.readlink(fd).startswith("socket:") for fd in fds) - 1
+
+    def connection_spread(self) -> dict:
+        """Client connections per worker, most first (how evenly accept() shared them)."""
+        return {"connections_per_worker": sorted(map(self.connections, self.workers()), reverse=True)}
+
     def metric_sums(self, name: str) -> float:
         """Sum of every series of ``name`` over all workers (multiprocess scrape)."""
         text = requests.get(self.url + "/metrics", timeout=10).text
@@ -238,14 +249,15 @@ def sweep(args, backend: str, root: Path, model: str, bodies: dict, script: Path
                 for c in concurrencies:
                     sums = (service.metric_sums("service_batch_size_sum"),
                             service.metric_sums("service_batch_size_count"))
-                    result, _ = wrk(url, body, c, args.seconds, script)
+                    result, spread = wrk(url, body, c, args.seconds, script,
+                                         service.connection_spread, args.seconds / 2)
                     calls = service.metric_sums("service_batch_size_count") - sums[1]
                     rows = service.metric_sums("service_batch_size_sum") - sums[0]
                     mean_batch = rows / calls if calls else 0.0
                     reached = ceiling.rate(max(1, round(mean_batch)))
                     record = {"kind": "service", "backend": backend, "endpoint": endpoint,
                               "batching": batching, "workers": cfg.workers, "threads": cfg.threads,
-                              "model_threads": threads, "concurrency": c, **result,
+                              "model_threads": threads, "concurrency": c, **result, **spread,
                               "mean_batch": round(mean_batch, 2),
                               "ratio_to_ceiling_batch1": round(result["req_per_s"] / single, 3),
                               "ratio_to_ceiling_at_batch": round(result["req_per_s"] / reached, 3)}
@@ -349,11 +361,9 @@ def sustain(args, backend: str, root: Path, model: str, bodies: dict, script: Pa
                 info = {"published_version": publish(model_dir, source)}
                 if i == kill_at:
                     victim = service.workers()[0]
-                    fds = Path(f"/proc/{victim}/fd")
-                    sockets = sum(os.readlink(fd).startswith("socket:") for fd in fds.iterdir())
+                    connections = service.connections(victim)
                     os.kill(victim, signal.SIGKILL)
-                    # its open connections: the sockets but the listener
-                    info.update(killed_worker=victim, killed_worker_connections=sockets - 1)
+                    info.update(killed_worker=victim, killed_worker_connections=connections)
                 return info
             result, info = wrk(url, body, c, args.reload_every, script, event, args.reload_every / 2)
             for key in totals:
