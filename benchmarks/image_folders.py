@@ -26,7 +26,7 @@ FIXTURE = REPO / "tests" / "data" / "fashion_fixture.npz"
 def _fashion(split: str = "train"):
     """Fashion-MNIST images of ``split`` (train or test): the Debian idx files, else the committed fixture."""
     sys.path.insert(0, str(REPO))
-    from training.data import FASHION_CLASSES, fashion_mnist_dir, load_fashion_mnist
+    from training.data.datasets import FASHION_CLASSES, fashion_mnist_dir, load_fashion_mnist
     if fashion_mnist_dir() is not None:
         data = load_fashion_mnist()[0 if split == "train" else 1]
         return data.x[..., 0], data.y, FASHION_CLASSES

@@ -82,8 +82,8 @@ def _run(name: str, folder: Path, holdout, work: Path, tag: str, tuning: list, s
 
 def majority(folder: Path) -> float:
     sys.path.insert(0, str(REPO))
-    from training.folders import scan_folder
-    from training.gate import majority_rate
+    from training.data.folders import scan_folder
+    from training.publish.gate import majority_rate
     return round(majority_rate(np.array([f.label for f in scan_folder(folder).split_files("test")])), 4)
 
 

@@ -34,7 +34,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from training.data import load_fashion_mnist  # noqa: E402
+from training.data.datasets import load_fashion_mnist  # noqa: E402
 
 NAME = "fashion-demo"
 

@@ -24,8 +24,8 @@ def main() -> None:
     parser.add_argument("--publish", action="store_true", help="publish the trained model")
     args = parser.parse_args()
 
-    from training.release import publish_result
-    from training.train import train
+    from training.publish.release import publish_result
+    from training.fit.train import train
 
     started = time.perf_counter()
     cfg = load_config(args.preset, args.overrides)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import training  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from training.config import load_config
-from training.data import load_data
+from training.data.datasets import load_data
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "data" / "fashion_fixture.npz"
@@ -28,7 +28,7 @@ def trained_tiny(tmp_path, epochs: int = 8):
     settle (with fewer, test accuracy stays near chance). Its head has a
     Dense -> BN -> ReLU block like the default model's, the case where calibrating
     a QAT graph used to wreck the converted file."""
-    from training.train import train
+    from training.fit.train import train
     cfg = tiny_config(tmp_path, epochs=epochs, batch_size=32, learning_rate=0.005)
     cfg.augment.enabled = False
     cfg.model.dense_units = 16

@@ -20,7 +20,7 @@ FIXTURE = ROOT / "tests" / "data" / "fashion_fixture.npz"
 def fixture_data():
     """(train, val, test) Datasets from the committed 2,000-image fixture."""
     from training.config import load_config
-    from training.data import load_data
+    from training.data.datasets import load_data
     return load_data(load_config("tiny").data)
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import build_parser
-from training.cli_optimize import config_from_args
+from training.cli.main import build_parser
+from training.cli.optimize import config_from_args
 from training.config import DistillConfig, OptimizeConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,10 +5,10 @@ import tensorflow as tf
 import tf_keras as keras
 
 from compress_helpers import fixture_data, tiny_config
-from training.distill import (Distiller, distill, distillation_loss, logits_model,
+from training.compress.distill import (Distiller, distill, distillation_loss, logits_model,
                               teacher_logits, transfer_dataset)
 from training.config import ModelConfig
-from training.models import build_model
+from training.models.registry import build_model
 
 
 def _softmax(z):

@@ -2,10 +2,10 @@
 import pytest
 import tf_keras as keras
 
-from training.compressible import CompressionError
-from training.optimize import parse_stages
-from training.prune import PruneSettings, wrap_for_pruning
-from training.quantize import quantize_aware
+from training.compress.compressible import CompressionError
+from training.compress.optimize import parse_stages
+from training.compress.prune import PruneSettings, wrap_for_pruning
+from training.compress.quantize import quantize_aware
 
 
 def _prune(model):
@@ -99,7 +99,7 @@ def test_stage_order_is_checked(stages, message):
 
 
 def test_dense_block_option_is_parsed_or_refused_clearly():
-    from training.cli_optimize import parse_block
+    from training.cli.optimize import parse_block
     from training.config import ConfigError
     assert parse_block("4,1") == (4, 1)
     with pytest.raises(ConfigError, match="ROWS,COLS"):

@@ -6,10 +6,10 @@ import pytest
 
 from artifact.versions import versions
 from compress_helpers import trained_tiny
-from training.cli import main
-from training.published import load_keras_model
-from training.release import publish_model
-from training.prune import sparsity_report
+from training.cli.main import main
+from training.models.published import load_keras_model
+from training.publish.release import publish_model
+from training.compress.prune import sparsity_report
 
 
 @pytest.fixture(scope="module")
@@ -54,13 +54,13 @@ def test_optimize_publishes_a_version_with_lineage(source, capsys):
 
 
 def optimize_config(*argv):
-    from training.cli import build_parser
-    from training.cli_optimize import config_from_args
+    from training.cli.main import build_parser
+    from training.cli.optimize import config_from_args
     return config_from_args(build_parser().parse_args(["optimize", *argv]))
 
 
 def test_set_and_yaml_reach_the_pruning_and_distillation_settings(tmp_path):
-    from training.optimize import prune_settings
+    from training.compress.optimize import prune_settings
     settings = prune_settings(optimize_config("--set", "optimize.sparsity=0.6",
                                               "--set", "optimize.dense_block=[4, 1]"))
     assert (settings.target, settings.dense_block, settings.keep_ends) == (0.6, (4, 1), True)
@@ -76,7 +76,7 @@ def test_set_and_yaml_reach_the_pruning_and_distillation_settings(tmp_path):
 
 
 def test_flags_are_shorthands_and_an_explicit_set_wins():
-    from training.optimize import prune_settings
+    from training.compress.optimize import prune_settings
     cfg = optimize_config("--sparsity", "0.6", "--set", "optimize.sparsity=0.7", "--dense-block", "2,1",
                           "--prune-ends", "--unlabelled", "--stages", "prune, pqat, int8", "--qat-lr", "0.001")
     assert cfg.optimize.sparsity == 0.7 and cfg.optimize.dense_block == [2, 1]

@@ -4,9 +4,9 @@ import pytest
 import tf_keras as keras
 
 from compress_helpers import fixture_data, tiny_config
-from training.models import build_model
-from training.prune import PruneSettings, make_schedule, prune, sparsity_report, wrap_for_pruning
-from training.quantize import QATSettings, qat
+from training.models.registry import build_model
+from training.compress.prune import PruneSettings, make_schedule, prune, sparsity_report, wrap_for_pruning
+from training.compress.quantize import QATSettings, qat
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,8 @@ def test_a_ramp_outside_zero_to_one_is_refused(setup):
 
 
 def test_batch_norm_recalibration_uses_the_data_mean(setup):
-    from training.finetune import recalibrate_batch_norm
-    from training.pipeline import to_float
+    from training.compress.finetune import recalibrate_batch_norm
+    from training.data.pipeline import to_float
     cfg, train, model = setup
     model = keras.models.clone_model(model)
     bn = model.get_layer("s0b0_bn")

@@ -4,11 +4,11 @@ import pytest
 
 from artifact.litert import LiteRTRunner
 from compress_helpers import trained_tiny
-from training.measure import export_tflite, measure
-from training.prune import PruneSettings, prune, sparsity_report
-from training.quantize import QATSettings, float_twin, is_quantize_aware, qat, representative
-from training.train import predict_probabilities
-from training.tfmot_wrappers import own_weights
+from training.compress.measure import export_tflite, measure
+from training.compress.prune import PruneSettings, prune, sparsity_report
+from training.compress.quantize import QATSettings, float_twin, is_quantize_aware, qat, representative
+from training.fit.train import predict_probabilities
+from training.compress.tfmot_wrappers import own_weights
 
 AGREEMENT = 0.9      # argmax agreement with the Keras model on the fixture's test images
 

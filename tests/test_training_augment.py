@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.augment import augment_batch
+from training.data.augment import augment_batch
 from training.config import AugmentConfig
-from training.pipeline import make_dataset, to_float
+from training.data.pipeline import make_dataset, to_float
 
 OFF = dict(flip=False, translate=0.0, rotate=0.0, zoom=0.0, contrast=0.0, brightness=0.0, erase=0.0)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data import (FASHION_CLASSES, DataError, load_fashion_mnist, load_image_folder, split)
+from training.data.datasets import (FASHION_CLASSES, DataError, load_fashion_mnist, load_image_folder, split)
 from training_helpers import fashion_dir
 
 
@@ -97,7 +97,7 @@ def test_split_is_stratified_and_disjoint(fixture_data):
 
 def test_presplit_folder_loads_its_own_test_split_and_auto_input(tmp_path):
     from training.config import load_config
-    from training.data import load_data
+    from training.data.datasets import load_data
     for split, n in (("train", 20), ("test", 4)):
         for cls, colour in (("red", (200, 0, 0)), ("green", (0, 200, 0))):
             for i in range(n):

@@ -39,8 +39,8 @@ def test_two_multi_worker_processes_end_with_identical_weights_and_only_the_chie
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["tiny"]   # the other wrote to a temp dir
 
     # The published weights are the weights both workers ended with.
-    from training.published import load_keras_model
-    from training.distribute import weights_digest
+    from training.models.published import load_keras_model
+    from training.fit.distribute import weights_digest
     version = tmp_path / "models" / "tiny" / "1"
     model, _ = load_keras_model(version)
     assert weights_digest(model.get_weights()) == chief["weights_sha256"]
@@ -48,8 +48,8 @@ def test_two_multi_worker_processes_end_with_identical_weights_and_only_the_chie
 
 
 def test_mirrored_strategy_trains_on_the_local_devices(tiny_config, fixture_data):
-    from training.distribute import make
-    from training.train import train
+    from training.fit.distribute import make
+    from training.fit.train import train
     result = train(tiny_config("train.epochs=1", "data.limit=300"), data=fixture_data, dist=make("mirrored"))
     assert result.distribution["strategy"] == "mirrored" and result.distribution["replicas"] >= 1
     assert result.model is not None and 0.0 <= result.test_accuracy <= 1.0

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from artifact.litert import LiteRTRunner
-from training.evaluate import predict_saved_model
-from training.published import load_keras_model
-from training.release import publish_result
-from training.train import predict_probabilities, train
+from training.publish.evaluate import predict_saved_model
+from training.models.published import load_keras_model
+from training.publish.release import publish_result
+from training.fit.train import predict_probabilities, train
 
 from conftest import ROOT
 
@@ -86,7 +86,7 @@ def test_evaluate_command_writes_reports_and_confusion_png(published, tmp_path):
 
 
 def test_evaluate_images_errors_are_one_line_and_exit_2(published, tmp_path, capsys):
-    from training.cli import main
+    from training.cli.main import main
     _, _, directory = published
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
     for argv, message in [(["--images", str(tmp_path / "broken.png")], "needs --model-dir"),

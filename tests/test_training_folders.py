@@ -2,7 +2,7 @@
 import pytest
 from PIL import Image
 
-from training.folders import FolderError, describe, hash_split, scan_folder
+from training.data.folders import FolderError, describe, hash_split, scan_folder
 
 
 def _write(path, value=0, size=(8, 8), mode="L"):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from training.gate import PublishRefused, check, enforce, majority_rate, required_margin
+from training.publish.gate import PublishRefused, check, enforce, majority_rate, required_margin
 
 
 def test_majority_rate_is_the_largest_class_share():

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-import training.transfer  # noqa: F401  (registers the transfer builder, so every builder is tested)
+import training.transfer.pipeline  # noqa: F401  (registers the transfer builder, so every builder is tested)
 from training.config import ModelConfig, load_config
-from training.models import available, build_model, initializer_for
+from training.models.cnn import initializer_for
+from training.models.registry import available, build_model
 
 # The transfer model's backbone brings its own BatchNorm and conv biases.
 PROJECT_CNNS = [name for name in available() if name != "transfer"]

@@ -1,10 +1,10 @@
-"""training.promotion: scoring, candidate-vs-current comparison and the verdict (no TensorFlow)."""
+"""training.jobs.promotion: scoring, candidate-vs-current comparison and the verdict (no TensorFlow)."""
 import json
 
 import numpy as np
 import pytest
 
-from training.promotion import (EXIT_CHECK, EXIT_PUBLISHED, EXIT_WORSE, Decision, compare, decide,
+from training.jobs.promotion import (EXIT_CHECK, EXIT_PUBLISHED, EXIT_WORSE, Decision, compare, decide,
                                 map_labels, score)
 
 LABELS = ["a", "b", "c"]

@@ -15,9 +15,9 @@ from artifact.locks import LockBusy, model_lock
 from artifact.versions import versions
 
 from conftest import FIXTURE, ROOT
-from training.promotion import EXIT_CHECK, EXIT_PUBLISHED, EXIT_WORSE
-from training.retrain import retrain
-from training.retrain_job import RetrainJob
+from training.jobs.promotion import EXIT_CHECK, EXIT_PUBLISHED, EXIT_WORSE
+from training.jobs.retrain import retrain
+from training.jobs.retrain_job import RetrainJob
 
 # Learns the fixture in seconds: 5 epochs reach about 80% test accuracy.
 QUICK = ["model.head_pool=flatten", "augment.enabled=false", "train.batch_size=32", "train.verbose=0"]
@@ -124,7 +124,7 @@ def test_kill_9_while_publishing_leaves_a_clean_repository_and_the_next_retrain_
 
 def test_then_optimize_compresses_the_promoted_model_like_the_served_one(tmp_path):
     from training.config import load_config
-    from training.optimize import optimize
+    from training.compress.optimize import optimize
     first = retrain(job(tmp_path, *QUICK, "train.epochs=4", preset="tiny"))
     assert first["published_version"] == 1, first
     # The served version is the int8 post-training-quantized v1 (parent 1), as `optimize` makes it.

@@ -6,7 +6,7 @@ import pytest
 
 from training_helpers import CrashAtEpoch
 from training.config import ConfigError
-from training.train import train
+from training.fit.train import train
 
 from conftest import ROOT
 

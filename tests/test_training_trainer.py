@@ -9,11 +9,11 @@ import tf_keras as keras
 from compress_helpers import fixture_data, tiny_config
 from training_helpers import CrashAtEpoch
 from training.config import ConfigError, ModelConfig
-from training.distill import distill
-from training.models import build_model
-from training.prune import PruneSettings, prune, sparsity_report
-from training.quantize import QATSettings, qat
-from training.trainer import run_dir_for
+from training.compress.distill import distill
+from training.models.registry import build_model
+from training.compress.prune import PruneSettings, prune, sparsity_report
+from training.compress.quantize import QATSettings, qat
+from training.fit.trainer import run_dir_for
 
 
 class StudentWeights(keras.callbacks.Callback):

@@ -12,11 +12,12 @@ import pytest
 import tf_keras as keras
 from PIL import Image
 
-from training.backbones import WeightsUnavailable
+from training.models.backbones import WeightsUnavailable
 from training.config import load_config
-from training.pipeline import make_dataset
-from training.trainer import fit
-from training.transfer import build_transfer_model, freeze_backbone, unfreeze_top
+from training.data.pipeline import make_dataset
+from training.fit.trainer import fit
+from training.models.transfer import freeze_backbone, unfreeze_top
+from training.transfer.pipeline import transfer_model
 
 
 def transfer_config(tmp_path, *overrides):
@@ -30,8 +31,8 @@ def transfer_config(tmp_path, *overrides):
 def published_backbone(tmp_path_factory, fixture_data):
     """The project's own tiny CNN, trained one epoch on the fixture and published for real;
     its flatten head (head_maxpool -> pool -> dense) is cut off whole."""
-    from training.release import publish_result
-    from training.train import train
+    from training.publish.release import publish_result
+    from training.fit.train import train
     tmp = tmp_path_factory.mktemp("backbone")
     cfg = load_config("tiny", [f"output_dir={tmp / 'runs'}", f"models_dir={tmp / 'models'}",
                                "train.verbose=0", "train.epochs=1", "model.head_pool=flatten",
@@ -62,7 +63,7 @@ def small_train(fixture_data):
                                               ("efficientnetb0", "efficientnet")])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_adapter_reproduces_the_backbones_preprocess_input(backbone, module, channels):
-    from training.backbones import APPLICATIONS, pixel_map
+    from training.models.backbones import APPLICATIONS, pixel_map
     x = np.random.default_rng(0).random((2, 4, 4, channels), np.float32)     # [0,1] model input
     kernel, bias = pixel_map(channels, 3, APPLICATIONS[backbone].preprocess)
     adapted = np.einsum("nhwc,cd->nhwd", x, kernel[0, 0]) + bias
@@ -73,7 +74,7 @@ def test_adapter_reproduces_the_backbones_preprocess_input(backbone, module, cha
 
 def test_stage1_changes_only_the_head(tmp_path, small_train):
     cfg = transfer_config(tmp_path)
-    tm = build_transfer_model(cfg, small_train.input_shape, 10)
+    tm = transfer_model(cfg, small_train.input_shape, 10)
     freeze_backbone(tm)
     frozen = tm.backbone_layers + [tm.model.get_layer(name) for name in tm.adapter]
     before, head_before = snapshot(frozen), snapshot([tm.model.get_layer("logits")])
@@ -83,7 +84,7 @@ def test_stage1_changes_only_the_head(tmp_path, small_train):
 
 
 def test_top_n_unfreezing_selects_exactly_those_layers(tmp_path):
-    tm = build_transfer_model(transfer_config(tmp_path), (28, 28, 1), 10)
+    tm = transfer_model(transfer_config(tmp_path), (28, 28, 1), 10)
     layers = {layer.name: layer for layer in tm.backbone_layers}
 
     def trainable():
@@ -106,7 +107,7 @@ def test_top_n_unfreezing_selects_exactly_those_layers(tmp_path):
 
 def test_stage2_trains_the_unfrozen_layers_and_keeps_batchnorm_statistics(tmp_path, small_train):
     cfg = transfer_config(tmp_path)
-    tm = build_transfer_model(cfg, small_train.input_shape, 10)
+    tm = transfer_model(cfg, small_train.input_shape, 10)
     unfrozen = set(unfreeze_top(tm, 3))
     bn = [layer for layer in tm.backbone_layers if isinstance(layer, keras.layers.BatchNormalization)]
     before = snapshot(tm.backbone_layers)
@@ -121,24 +122,24 @@ def test_local_weights_file_round_trips(tmp_path):
     source = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3), alpha=0.35)
     path = tmp_path / "mobilenetv2_035_notop.h5"
     source.save_weights(str(path))
-    tm = build_transfer_model(transfer_config(tmp_path, f"transfer.weights={path}"), (28, 28, 1), 10)
+    tm = transfer_model(transfer_config(tmp_path, f"transfer.weights={path}"), (28, 28, 1), 10)
     expected = [w for layer in source.layers for w in layer.get_weights()]
     loaded = [w for layer in tm.backbone_layers for w in layer.get_weights()]
     assert len(loaded) == len(expected) > 0
     assert all(np.array_equal(a, b) for a, b in zip(loaded, expected))
     with pytest.raises(WeightsUnavailable, match="not found"):
-        build_transfer_model(transfer_config(tmp_path, f"transfer.weights={tmp_path}/missing.h5"), (28, 28, 1), 10)
+        transfer_model(transfer_config(tmp_path, f"transfer.weights={tmp_path}/missing.h5"), (28, 28, 1), 10)
 
 
 def test_imagenet_offline_says_how_to_provide_weights(tmp_path, capsys):
     try:
-        build_transfer_model(transfer_config(tmp_path, "transfer.weights=imagenet"), (28, 28, 1), 10)
+        transfer_model(transfer_config(tmp_path, "transfer.weights=imagenet"), (28, 28, 1), 10)
     except WeightsUnavailable as exc:
         assert isinstance(exc, ValueError)
         assert "--weights /path/to/mobilenet_v2_weights" in str(exc) and "~/.keras/models/" in str(exc)
     else:
         pytest.skip("ImageNet weights were downloaded or cached: nothing offline to check")
-    from training.cli import main
+    from training.cli.main import main
     with pytest.raises(SystemExit) as exit_info:
         main(["transfer", "--preset", "tiny", "--backbone", "mobilenetv2", "--alpha", "0.35",
               "--weights", "imagenet", "--set", f"output_dir={tmp_path}", "--set", "model.name=transfer"])
@@ -154,7 +155,7 @@ def test_transfer_model_is_flat_and_quantizable(tmp_path, backbone, published_ba
     name = str(published_backbone) if backbone == "published" else "mobilenetv2"
     cfg = transfer_config(tmp_path, f"transfer.backbone={name}",
                           *(["transfer.alpha=1.0", "transfer.weights=default"] if backbone == "published" else []))
-    model = build_transfer_model(cfg, (28, 28, 1), 5).model
+    model = transfer_model(cfg, (28, 28, 1), 5).model
     assert not any(isinstance(layer, keras.Model) for layer in model.layers)
     quantized = tfmot.quantization.keras.quantize_model(model)
     x = np.random.default_rng(0).random((2, 28, 28, 1), np.float32)
@@ -173,9 +174,9 @@ def write_folder(root, size=24, per_class=16):
 
 @pytest.mark.slow
 def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys, published_backbone):
-    from training.evaluate import predict_saved_model
-    from training.published import load_keras_model
-    from training.cli import main
+    from training.publish.evaluate import predict_saved_model
+    from training.models.published import load_keras_model
+    from training.cli.main import main
     write_folder(tmp_path / "images")
     main(["transfer", "--preset", "tiny", "--backbone", str(published_backbone), "--unfreeze", "1",
           "--unfreeze-unit", "blocks", "--head-epochs", "1", "--fine-tune-epochs", "1", "--publish", "--force",
@@ -197,7 +198,7 @@ def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys,
         assert (tmp_path / "runs" / "tiny" / "checkpoints" / f"stage{stage}.h5").is_file()
     # Rebuilt from metadata alone (builder config + weights): same answers as the SavedModel.
     model, _ = load_keras_model(version)
-    from training.data import load_image_folder
+    from training.data.datasets import load_image_folder
     images = load_image_folder(str(tmp_path / "images"), 24, "RGB").x[:8]
     np.testing.assert_allclose(model(images.astype(np.float32) / 255.0).numpy(),
                                predict_saved_model(version, images), atol=1e-5)
@@ -208,7 +209,7 @@ def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys,
 def test_every_application_backbone_builds_flat_on_greyscale_28x28(tmp_path, backbone):
     cfg = transfer_config(tmp_path, f"transfer.backbone={backbone}", "transfer.resize=bilinear",
                           *([] if backbone == "mobilenetv2" else ["transfer.alpha=1.0"]))
-    tm = build_transfer_model(cfg, (28, 28, 1), 5)
+    tm = transfer_model(cfg, (28, 28, 1), 5)
     assert tm.model.get_layer("adapt_resize").output_shape == (None, 56, 56, 1)   # x2 reaches 32
     assert not any(isinstance(layer, keras.Model) for layer in tm.model.layers)
     out = tm.model(np.zeros((2, 28, 28, 1), np.float32)).numpy()

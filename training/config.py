@@ -16,7 +16,7 @@ from typing import Any, List, Optional
 import yaml
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
-STRATEGIES = ("default", "mirrored", "multi_worker")   # tf.distribute set-ups, see training.distribute
+STRATEGIES = ("default", "mirrored", "multi_worker")   # tf.distribute set-ups, see training.fit.distribute
 
 
 class ConfigError(ValueError):
@@ -52,7 +52,7 @@ class AugmentConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "cnn"                  # a registered builder, see training.models
+    name: str = "cnn"                  # a registered builder, see training.models.registry
     widths: List[int] = field(default_factory=lambda: [32, 64, 128])   # filters per stage
     convs_per_stage: Any = 2           # int, or a list with one count per stage
     batch_norm: bool = True
@@ -71,7 +71,7 @@ class ModelConfig:
 class TrainConfig:
     epochs: int = 15                   # passes over the training data (unless ``steps`` is set)
     batch_size: Any = 128              # images per optimizer step, or "auto": sized from the data
-                                       # (training.recipe: about n/32 within 16-64)
+                                       # (training.fit.recipe: about n/32 within 16-64)
     steps: Any = 0                     # optimizer steps instead of epochs, rounded up to whole passes;
                                        # "auto": sized from the data (at least 3,000); 0: use epochs
     optimizer: str = "adam"            # adam | adamw | sgd
@@ -89,7 +89,7 @@ class TrainConfig:
 
 @dataclass
 class TransferConfig:
-    """Transfer learning (training.transfer): a pretrained backbone, a new head, two stages."""
+    """Transfer learning (training.transfer.pipeline): a pretrained backbone, a new head, two stages."""
     backbone: str = "mobilenetv2"      # mobilenetv2 | efficientnetb0 | resnet50 | a published version dir
     weights: Optional[str] = "default" # default | imagenet | none | path to a weights file (.h5);
                                        # default: imagenet for applications, the artifact's own for versions
@@ -109,7 +109,7 @@ class TransferConfig:
 
 @dataclass
 class DistillConfig:
-    """Knowledge distillation (training.distill), the ``distill`` stage of ``optimize``."""
+    """Knowledge distillation (training.compress.distill), the ``distill`` stage of ``optimize``."""
     alpha: float = 0.1                 # weight of the hard-label loss (0 = soft labels only); the best
                                        # of the compression study's grid (0.1, 0.5) at T=4
     temperature: float = 4.0           # softens both softmaxes; the soft term is scaled by T^2
@@ -121,11 +121,11 @@ class DistillConfig:
 
 @dataclass
 class OptimizeConfig:
-    """Compression (training.optimize): stages, pruning and quantization-aware training."""
+    """Compression (training.compress.optimize): stages, pruning and quantization-aware training."""
     # see optimize.STAGES; docs/compression.md has the measurement behind this default
     stages: List[str] = field(default_factory=lambda: ["prune", "int8"])
     name: Optional[str] = None         # publish under this model name; None: the config's name
-    # pruning (training.prune.PruneSettings)
+    # pruning (training.compress.prune.PruneSettings)
     sparsity: float = 0.75             # fraction of each pruned Conv2D/Dense kernel set to zero
     schedule: str = "polynomial"       # polynomial: ramp initial_sparsity -> sparsity; constant
     initial_sparsity: float = 0.0      # polynomial start
@@ -136,7 +136,7 @@ class OptimizeConfig:
     prune_epochs: int = 3              # fine-tune epochs while pruning
     ramp: float = 0.7                  # share of the pruning epochs spent raising sparsity
     prune_learning_rate: float = 5e-4  # fine-tune peak rate; the model is already trained
-    # quantization-aware training (training.quantize.QATSettings) and int8 calibration
+    # quantization-aware training (training.compress.quantize.QATSettings) and int8 calibration
     qat_epochs: int = 1
     qat_learning_rate: float = 1e-4
     calibration_samples: int = 300     # representative images for int8 post-training quantization
@@ -144,8 +144,8 @@ class OptimizeConfig:
 
 @dataclass
 class RetrainConfig:
-    """Batch retraining (training.retrain): how a candidate starts and when it may replace the served version."""
-    metric: str = "accuracy"           # accuracy | class_floor (no class's recall may drop), see training.promotion
+    """Batch retraining (training.jobs.retrain): how a candidate starts and when it may replace the served version."""
+    metric: str = "accuracy"           # accuracy | class_floor (no class's recall may drop), see training.jobs.promotion
     tolerance: float = 0.005           # how far below the served version the candidate may score and still publish
     learning_rate_scale: float = 0.1   # fine-tuning from the served version: train.learning_rate x this
     epochs: Optional[int] = None       # fine-tuning passes; None: the recipe's budget (train.epochs or train.steps)

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
-from .study import Claim
+from training.ablation.study import Claim
 
 SURE_SE = 2.0   # about 95% two-sided for normal errors; fewer seeds make it optimistic
 

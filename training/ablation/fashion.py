@@ -1,4 +1,4 @@
-"""One Fashion-MNIST run of a study: a variant's config overrides, trained by ``training.train``.
+"""One Fashion-MNIST run of a study: a variant's config overrides, trained by ``training.fit.train``.
 
 The initialisation, regularisation and scarcity studies share this. Every variant of
 a study trains the same small CNN through the project's one trainer, on the same
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import load_config
-from .study import Budget, RunFn, Variant
+from training.config import load_config
+from training.ablation.study import Budget, RunFn, Variant
 
 VALIDATION_IMAGES = 1000   # fixed sample of the 6,000 held out; evaluated every pass, so kept small
 TRAIN_PROBE_IMAGES = 500   # training images measured in inference mode for the curves and the gap
@@ -43,7 +43,7 @@ PLAIN_CNN = {"model.name": "cnn", "model.widths": [16, 32], "model.convs_per_sta
 @functools.lru_cache(maxsize=1)
 def fashion_splits() -> tuple:
     """(training pool, validation sample, test set): the project's 54,000 / 6,000 split."""
-    from ..data import load_fashion_mnist, split
+    from training.data.datasets import load_fashion_mnist, split
     train, test = load_fashion_mnist()
     pool, validation = split(train, 0.1, seed=1)
     return pool, validation.take(VALIDATION_IMAGES), test
@@ -69,9 +69,9 @@ def _probe(probe, test, per_pass: int, curves: bool):
     """A callback recording, each pass, the optimizer steps so far and (``curves``) the
     inference-mode train accuracy; at the end of training (before the trainer restores its
     best pass) the final train and test accuracy."""
-    import tf_keras as keras
+    from training.keras2 import keras
 
-    from ..train import accuracy
+    from training.fit.train import accuracy
 
     class Probe(keras.callbacks.Callback):
         def __init__(self):
@@ -92,7 +92,7 @@ def train_variant(settings: dict, seed: int, budget: Budget, workdir: Path, curv
     """Train one variant for one seed; ``settings`` are config overrides plus ``train_images``
     (this variant's training subset size, instead of the budget's). ``curves=False`` skips
     the per-pass train accuracy (the validation curve comes from the trainer either way)."""
-    from ..train import train
+    from training.fit.train import train
     settings = dict(settings)
     pool, validation, test = fashion_splits()
     train_set = training_subset(pool, settings.pop("train_images", budget.train_images), seed)

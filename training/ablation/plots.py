@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
-from .aggregate import summarize, table  # noqa: E402
+from training.ablation.aggregate import summarize, table  # noqa: E402
 
 
 def _groups(records: list) -> dict:

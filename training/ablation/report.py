@@ -10,9 +10,9 @@ import dataclasses
 import os
 from pathlib import Path
 
-from .aggregate import SURE_SE, show, table, verdict
-from .plots import render
-from .study import Budget, Study
+from training.ablation.aggregate import SURE_SE, show, table, verdict
+from training.ablation.plots import render
+from training.ablation.study import Budget, Study
 
 REPORT = "report.md"
 

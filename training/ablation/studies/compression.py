@@ -6,7 +6,7 @@ The source ("teacher") is the committed ``models/fashion/1`` (the ``accurate`` p
 five times slower on 2 cores): the model ``python -m training optimize --from
 models/fashion/1`` compresses, so the study measures the recipes the defaults choose
 between. Every size variant runs its stages through
-``training.optimize.apply_stage`` (the code ``optimize`` runs), each fine-tune stage for
+``training.compress.optimize.apply_stage`` (the code ``optimize`` runs), each fine-tune stage for
 ``budget.steps`` optimizer steps on the budget's training subset; the seed drives the
 fine-tunes' shuffling and augmentation and the int8 calibration sample. Accuracy is that
 of the TFLite file, the size its gzip bytes. Students train ``STUDENT_STEPS`` times the
@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..study import Budget, Claim, Study, Variant
+from training.ablation.study import Budget, Claim, Study, Variant
 
 ROOT = Path(__file__).resolve().parents[3]
 TEACHER = ROOT / "models" / "fashion" / "1"
@@ -85,7 +85,7 @@ def _data(train_images, test_images):
     """(train, validation, test) of the teacher's data set, the training part cut to the budget."""
     from artifact import metadata as md
     from training.config import config_from_dict
-    from training.data import load_data
+    from training.data.datasets import load_data
     cfg = config_from_dict(md.read(TEACHER).config)
     train, val, test = load_data(replace(cfg.data, limit=train_images))
     return train, val, test.take(test_images)
@@ -112,8 +112,8 @@ def run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
 
 
 def _run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
-    from training.pipeline import steps_per_epoch
-    from training.published import load_keras_model
+    from training.data.pipeline import steps_per_epoch
+    from training.models.published import load_keras_model
     start = time.perf_counter()
     data = _data(budget.train_images, budget.test_images)
     teacher, meta = load_keras_model(TEACHER)
@@ -132,8 +132,8 @@ def _run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
 
 
 def _compress(teacher, cfg, data, files: Path, per_pass: int) -> dict:
-    from training.optimize import State, apply_stage, parse_stages
-    from training.quantize import representative
+    from training.compress.optimize import State, apply_stage, parse_stages
+    from training.compress.quantize import representative
     train, val, test = data
     state, steps = State(teacher, cfg, teacher), 0
     for stage in parse_stages(cfg.optimize.stages):
@@ -145,8 +145,8 @@ def _compress(teacher, cfg, data, files: Path, per_pass: int) -> dict:
 
 
 def _student_run(teacher, cfg, variant: Variant, data, passes: int, files: Path) -> dict:
-    from training.distill import distill, student_config
-    from training.train import train
+    from training.compress.distill import distill, student_config
+    from training.fit.train import train
     student_cfg = student_config(cfg, STUDENT_PRESET)
     # Without augmentation the teacher's logits are computed once instead of on every batch
     # (distillation took 1.5x scratch's time with it); scratch goes without it too, so both
@@ -167,7 +167,7 @@ def _measure(model, test, quantization: str, calibrate, files: Path, steps: int)
     """The TFLite file's accuracy, size and single-image LiteRT latency (1 thread; a loaded
     machine makes it noisy, so read it as a ratio between variants of one study run)."""
     from artifact.litert import LiteRTRunner
-    from training.measure import latency_ms, measure
+    from training.compress.measure import latency_ms, measure
     measured = measure(model, test, quantization, calibrate, files)
     latency = latency_ms(LiteRTRunner(measured["tflite_path"]), test.x[0], repeats=100)
     return {"test_accuracy": measured["tflite_accuracy"], "keras_accuracy": measured["keras_accuracy"],

@@ -4,8 +4,8 @@ Batch norm re-scales every layer's output and would hide the initialiser, so bot
 networks go without it. Plain SGD with momentum, because Adam rescales each
 weight's step by its own gradient history and so repairs part of a bad start.
 """
-from ..fashion import fashion_run
-from ..study import Budget, Claim, Study, Variant
+from training.ablation.fashion import fashion_run
+from training.ablation.study import Budget, Claim, Study, Variant
 
 NETWORKS = {
     "relu-cnn": {"model.activation": "relu"},                                  # 4 conv layers

@@ -3,8 +3,8 @@
 2,000 training images and many passes over them, so the baseline overfits within
 the budget and each technique's effect on the train-test gap shows.
 """
-from ..fashion import fashion_run
-from ..study import Budget, Claim, Study, Variant
+from training.ablation.fashion import fashion_run
+from training.ablation.study import Budget, Claim, Study, Variant
 
 # A flattened feature map into a 128-unit dense layer: 200k weights that can memorise
 # 2,000 images, so the baseline overfits within the budget (global average pooling

@@ -3,9 +3,9 @@
 Every size gets the same optimizer steps: 1,080 steps of 50 images are 54 passes over
 1,000 images, 10 over 5,400 and one over all 54,000, so no size is cut mid-pass.
 """
-from ..fashion import fashion_run
-from ..study import Budget, Claim, Study, Variant
-from .regularisation import AUGMENT, BATCH_NORM, DROPOUT, HEAD
+from training.ablation.fashion import fashion_run
+from training.ablation.study import Budget, Claim, Study, Variant
+from training.ablation.studies.regularisation import AUGMENT, BATCH_NORM, DROPOUT, HEAD
 
 SIZES = (1000, 5400, 54000)
 SWITCHES = {"baseline": HEAD, "augment": {**HEAD, **AUGMENT}, "all": {**HEAD, **DROPOUT, **BATCH_NORM, **AUGMENT}}

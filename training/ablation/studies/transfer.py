@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..study import Budget, Claim, Study, Variant
+from training.ablation.study import Budget, Claim, Study, Variant
 
 SOURCE, TARGET = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
 SOURCE_EPOCHS = 2           # pretraining passes over the 27,000 source training images
@@ -38,7 +38,7 @@ METHODS = ("scratch", "frozen", "finetune", "probe")
 
 def classes(data, wanted, limit=None):
     """The images of ``wanted`` classes, relabelled 0..len(wanted)-1."""
-    from training.data import Dataset
+    from training.data.datasets import Dataset
     index = np.flatnonzero(np.isin(data.y, wanted))[:limit]
     return Dataset(data.x[index], np.searchsorted(wanted, data.y[index]), [data.class_names[c] for c in wanted])
 
@@ -60,9 +60,9 @@ def source_backbone(workdir: Path) -> Path:
     """The published source model, trained on the first call and reused by every later run."""
     from artifact.versions import latest_version
     from training.config import load_config
-    from training.data import load_fashion_mnist, split
-    from training.release import publish_result
-    from training.train import train as fit
+    from training.data.datasets import load_fashion_mnist, split
+    from training.publish.release import publish_result
+    from training.fit.train import train as fit
     models = workdir / "source" / "models"
     try:
         return latest_version(models, "fashion-source")
@@ -90,9 +90,9 @@ def target_config(backbone: Path, batch_size: int):
 
 
 def run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
-    import tf_keras as keras
+    from training.keras2 import keras
     from artifact import metadata as md
-    from training.data import load_fashion_mnist
+    from training.data.datasets import load_fashion_mnist
     backbone = source_backbone(shared_dir(Path(workdir)))
     start = time.perf_counter()             # the method's cost, not the shared source's
     cfg = target_config(backbone, budget.batch_size)
@@ -109,30 +109,31 @@ def run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
 
 def _fit(model, cfg, data, steps: int, seed: int, **train) -> dict:
     """``steps`` optimizer steps as one "epoch" of repeated augmented batches; no run files."""
-    from training.pipeline import make_dataset
-    from training.trainer import fit
+    from training.data.pipeline import make_dataset
+    from training.fit.trainer import fit
     ds = make_dataset(data, cfg.train.batch_size, len(data.class_names), training=True,
                       augment=cfg.augment, seed=seed).repeat()
     return fit(model, ds, replace(cfg.train, epochs=1, **train), steps_per_epoch=steps).history
 
 
 def _result(model, test, steps: int, history: dict) -> dict:
-    from training.train import accuracy
+    from training.fit.train import accuracy
     return {"test_accuracy": accuracy(model, test), "steps": steps,
             "final_train_loss": round(history["loss"][-1], 4), "final_train_accuracy": history["accuracy"][-1]}
 
 
 def _frozen_model(cfg, data):
-    from training.transfer import build_transfer_model, freeze_backbone, resolved_config
+    from training.models.transfer import freeze_backbone
+    from training.transfer.pipeline import resolved_config, transfer_model
     head_cfg = resolved_config(cfg)
     head_cfg.model.head_dropout = 0.0
-    tm = build_transfer_model(head_cfg, data.input_shape, len(data.class_names))
+    tm = transfer_model(head_cfg, data.input_shape, len(data.class_names))
     freeze_backbone(tm)
     return tm
 
 
 def _scratch(cfg, data, test, steps, seed):
-    from training.models import build_model
+    from training.models.registry import build_model
     model = build_model(cfg.model, data.input_shape, len(data.class_names))
     return _result(model, test, steps, _fit(model, cfg, data, steps, seed))
 
@@ -143,7 +144,7 @@ def _frozen(cfg, data, test, steps, seed):
 
 
 def _finetune(cfg, data, test, steps, seed):
-    from training.transfer import unfreeze_top
+    from training.models.transfer import unfreeze_top
     tm = _frozen_model(cfg, data)
     head = steps // 2
     _fit(tm.model, cfg, data, head, seed, **HEAD)
@@ -154,11 +155,11 @@ def _finetune(cfg, data, test, steps, seed):
 
 def _probe(cfg, data, test, steps, seed):
     """Logistic regression on the features the frozen head sees (``pool``'s output)."""
-    import tf_keras as keras
+    from training.keras2 import keras
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    from training.train import predict_probabilities
+    from training.fit.train import predict_probabilities
     tm = _frozen_model(cfg, data)
     features = keras.Model(tm.model.input, tm.model.get_layer("pool").output)
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=2000))

@@ -1,0 +1,2 @@
+"""``python -m training``: one module per command, listed in ``training.cli.main``.
+"""

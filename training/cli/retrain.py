@@ -1,0 +1,66 @@
+"""``python -m training retrain``: retrain a served model on the data as it is now and
+publish the result only if it is not worse than what is served.
+
+    python -m training retrain --name fashion                       # the data the served version used
+    python -m training retrain --name flowers --data photos/flowers # the folder as it is today
+    python -m training retrain --name fashion --from-scratch --metric class_floor --tolerance 0.01
+    python -m training retrain --name fashion --then optimize    # and compress it like the served one
+
+Prints the report as one JSON line and exits with (training.jobs.promotion):
+0 published, 2 usage error, 3 refused by the publish check, 4 worse than the
+served version, 5 another job holds the model's lock (or changed it meanwhile).
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from training.cli.common import add_strategy_arg
+from training.config import ExperimentConfig
+from training.jobs.promotion import METRICS
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("retrain", help="retrain on new data; publish only if not worse than the served version")
+    p.add_argument("--name", required=True, help="model name in the repository")
+    p.add_argument("--models-dir", default=ExperimentConfig().models_dir,
+                   help="the model repository (default: %(default)s)")
+    p.add_argument("--data", help="an image folder, an .npz file or fashion_mnist (default: the data the "
+                                  "served version recorded)")
+    p.add_argument("--from-scratch", action="store_true",
+                   help="fresh weights instead of fine-tuning the served version")
+    p.add_argument("--preset", "--config", dest="preset",
+                   help="the recipe (preset or YAML); default: the served version's recorded config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set retrain.epochs=2 (repeatable)")
+    p.add_argument("--metric", choices=METRICS, help="what must not get worse (default: accuracy)")
+    p.add_argument("--tolerance", type=float,
+                   help="how far below the served version the candidate may score "
+                        f"(default: {ExperimentConfig().retrain.tolerance})")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another job on the same model (default: fail at once, exit 5)")
+    p.add_argument("--then", choices=("optimize",),
+                   help="optimize: also publish the promoted model compressed with the stages the served "
+                        "version was made with (techniques.compression; else optimize.stages), if that "
+                        "one is not worse either")
+    add_strategy_arg(p)
+    p.set_defaults(func=cmd_retrain)
+
+
+def cmd_retrain(args) -> None:
+    from training.jobs.retrain_job import RetrainJob, plan
+    settings = {key: value for key, value in (("metric", args.metric), ("tolerance", args.tolerance))
+                if value is not None}
+    job = RetrainJob(args.name, args.models_dir, args.data, args.from_scratch, args.preset, args.overrides,
+                     settings, args.wait, then_optimize=args.then == "optimize")
+    plan(job)                               # flags, paths and config keys checked before TensorFlow loads
+    from training.fit import distribute
+    dist = distribute.make(args.strategy)   # first TensorFlow work: a multi-worker strategy sets up the runtime
+    from training.jobs.retrain import retrain
+    try:
+        report = retrain(job, dist)
+    except KeyboardInterrupt:
+        print("interrupted: nothing was published; the next retrain starts afresh", file=sys.stderr)
+        sys.exit(130)
+    print(json.dumps(report))
+    sys.exit(report["exit_code"])

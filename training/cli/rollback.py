@@ -1,0 +1,66 @@
+"""``python -m training rollback``: take the newest version(s) out of service, or put one back.
+
+    python -m training rollback --name fashion            # retire the newest version
+    python -m training rollback --name fashion --to 3     # retire every version above 3
+    python -m training rollback --name fashion --restore 4
+    python -m training rollback --name fashion --list
+
+Retired versions move into ``<models_dir>/<name>/.retired/`` (never deleted);
+the service, which serves the newest published version, falls back within one
+poll, without a restart. Prints one JSON line saying what is served now.
+"""
+from __future__ import annotations
+
+import json
+
+from artifact.locks import model_lock
+from artifact.versions import RepositoryError, history, restore, retire, retired, versions
+
+from training.config import ExperimentConfig
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("rollback", help="retire the newest version (the service falls back), or restore one")
+    p.add_argument("--name", required=True, help="model name in the repository")
+    p.add_argument("--models-dir", default=ExperimentConfig().models_dir,
+                   help="the model repository (default: %(default)s)")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--to", type=int, metavar="N", help="retire every published version above N")
+    action.add_argument("--restore", type=int, metavar="N", help="put retired version N back into service")
+    action.add_argument("--list", action="store_true", help="only show published and retired versions")
+    p.add_argument("--reason", default="", help="why, kept in .retired/history.jsonl")
+    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                   help="how long to wait for a running retrain of this model (default: %(default)s)")
+    p.set_defaults(func=cmd_rollback)
+
+
+def state(models_dir, name: str) -> dict:
+    published = versions(models_dir, name)
+    return {"model": name, "served": published[-1] if published else None, "published": published,
+            "retired": retired(models_dir, name)}
+
+
+def cmd_rollback(args) -> None:
+    models_dir, name = args.models_dir, args.name
+    if not (versions(models_dir, name) or retired(models_dir, name)):
+        raise RepositoryError(f"no model '{name}' under {models_dir}")
+    if args.list:
+        print(json.dumps({**state(models_dir, name), "history": history(models_dir, name)}))
+        return
+    done = {}
+    with model_lock(models_dir, name, job="rollback", wait=args.wait):
+        if args.restore is not None:
+            restore(models_dir, name, args.restore, args.reason)
+            done["restored"] = args.restore
+        else:
+            published = versions(models_dir, name)
+            if args.to is not None and args.to not in published:
+                raise RepositoryError(f"model '{name}' has no published version {args.to} to roll back to "
+                                      f"(published: {published})")
+            # Oldest first, so the newest is served until the last move and the
+            # service never loads a version in between.
+            doomed = [v for v in published if v > args.to] if args.to is not None else published[-1:]
+            for version in doomed:
+                retire(models_dir, name, version, args.reason)
+            done["retired_now"] = doomed
+    print(json.dumps({**state(models_dir, name), **done}))

@@ -1,0 +1,179 @@
+"""The one training loop: compile, callbacks, resume, fit and history.
+
+Every run goes through ``fit``: plain training, both transfer stages, the pruning
+and QAT fine-tunes, and distillation (whose ``train_step`` computes its own loss).
+Given a run directory, a fit keeps there:
+
+    config.json                 what the run trains (config and technique settings)
+    checkpoints/best.h5         weights of the best epoch (last.h5 when every epoch must run)
+    history.csv                 one row per epoch, kept across a resume
+    tensorboard/                TensorBoard logs
+    backup/                     BackupAndRestore state while a fit is unfinished
+
+An interrupted fit resumes from its last finished epoch with its weights and its
+optimizer (learning-rate step, Adam moments). Pruning's step counter and masks are
+weights of the pruning wrappers, so they come back too and the sparsity schedule
+continues where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from training.keras2 import keras, tf
+
+from training.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+HISTORY = "history.csv"
+
+
+@keras.utils.register_keras_serializable("training")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak`` then cosine decay to ``peak * floor`` (one-cycle style)."""
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int, floor: float = 0.01):
+        self.peak, self.total_steps, self.warmup_steps, self.floor = peak, total_steps, warmup_steps, floor
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.peak * (step + 1) / max(self.warmup_steps, 1)
+        progress = tf.clip_by_value((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
+        cosine = self.peak * (self.floor + (1 - self.floor) * 0.5 * (1 + tf.cos(math.pi * progress)))
+        return tf.where(step < self.warmup_steps, warm, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps, "floor": self.floor}
+
+
+def learning_rate(cfg, steps_per_epoch: int):
+    total = steps_per_epoch * cfg.epochs
+    if cfg.schedule == "constant":
+        return cfg.learning_rate
+    if cfg.schedule == "cosine":
+        return WarmupCosine(cfg.learning_rate, total, 0)
+    if cfg.schedule == "onecycle":
+        return WarmupCosine(cfg.learning_rate, total, int(cfg.warmup_epochs * steps_per_epoch))
+    raise ValueError(f"unknown train.schedule '{cfg.schedule}' (constant, cosine, onecycle)")
+
+
+def make_optimizer(cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    lr = learning_rate(cfg, steps_per_epoch)
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=1e-4)
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True)
+    raise ValueError(f"unknown train.optimizer '{cfg.optimizer}' (adam, adamw, sgd)")
+
+
+def compile_model(model: keras.Model, cfg, steps_per_epoch: int, own_loss: bool = False) -> None:
+    """A fresh optimizer for ``cfg`` (a TrainConfig). ``own_loss``: the model's
+    ``train_step`` computes its loss and metrics (distillation), so none are compiled in."""
+    # The optimizer's variables belong with the model's: under its tf.distribute strategy, if any.
+    with model.distribute_strategy.scope():
+        optimizer = make_optimizer(cfg, steps_per_epoch)
+        if own_loss:
+            model.compile(optimizer=optimizer)
+        else:
+            model.compile(optimizer=optimizer, metrics=["accuracy"],
+                          loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing))
+
+
+def run_dir_for(cfg) -> Path:
+    """``<output_dir>/<name>``: plain training's run directory; other runs use sub-directories."""
+    path = Path(cfg.output_dir) / cfg.name
+    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def start_run(run_dir: Path, record: dict) -> None:
+    """Record what runs in ``run_dir``, refusing to resume a backup another run left there.
+
+    BackupAndRestore resumes whatever interrupted fit it finds, so a backup left by a
+    different config is refused rather than silently resumed into this one (or failing
+    later on mismatched weights). A fresh start also starts a fresh history.
+    """
+    recorded, record = run_dir / "config.json", json.loads(json.dumps(record))
+    backup = run_dir / "backup"
+    resuming = backup.is_dir() and any(backup.iterdir())
+    if resuming and recorded.exists() and json.loads(recorded.read_text()) != record:
+        raise ConfigError(f"{run_dir} holds an interrupted run of a different config ({recorded}); rerun "
+                          f"with that config to resume it, or delete {backup} (or set name / output_dir) "
+                          "to start afresh")
+    if resuming:
+        log.info("resuming the interrupted run in %s from its last finished epoch", run_dir)
+    else:
+        (run_dir / HISTORY).unlink(missing_ok=True)
+    recorded.write_text(json.dumps(record, indent=2))
+
+
+def make_callbacks(cfg, run_dir: Path, monitor: str, keep_best: bool) -> list:
+    """BackupAndRestore comes first: it restores the weights and the optimizer in
+    on_train_begin, so the callbacks after it (UpdatePruningStep checks whether the
+    wrappers' step counter is new) see the resumed state."""
+    mode = "min" if monitor.endswith("loss") else "max"
+    checkpoint = run_dir / "checkpoints" / ("best.h5" if keep_best else "last.h5")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=monitor, mode=mode,
+                                        save_best_only=keep_best, save_weights_only=True),
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), profile_batch=0),
+    ]
+    if cfg.early_stopping_patience and keep_best:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=cfg.early_stopping_patience, restore_best_weights=True))
+    return callbacks
+
+
+def restore_best(model: keras.Model, run_dir: Path) -> None:
+    """Load the best epoch's weights, if the run kept them: the best epoch, not the last,
+    is the result, so `train --publish` and a later `publish` (which reads best.h5) export
+    the same weights."""
+    best = Path(run_dir) / "checkpoints" / "best.h5"
+    if best.exists():
+        model.load_weights(str(best))
+
+
+@dataclass
+class Fit:
+    history: dict          # metric -> one float per epoch run by this call (a resume runs fewer)
+    seconds: float
+
+
+def fit(model: keras.Model, data: tf.data.Dataset, cfg, *, steps_per_epoch: int, validation=None,
+        run_dir: Optional[Path] = None, record: Optional[dict] = None, callbacks=(),
+        keep_best: bool = True, own_loss: bool = False, restore: bool = True) -> Fit:
+    """Compile ``model`` afresh for ``cfg`` (a TrainConfig: optimizer, schedule, epochs) and fit it.
+
+    ``run_dir``: where checkpoints, history, TensorBoard logs and the resume backup go
+    (None writes nothing: quick probes); ``record`` identifies the run there (the config,
+    plus any technique settings). ``keep_best=False`` when every epoch must run and the
+    last one is the result (pruning ramps its sparsity, so an earlier epoch is a denser
+    model): the last epoch is checkpointed and there is no early stopping. ``callbacks``
+    run after the standard ones. ``restore=False`` leaves the last epoch's weights in
+    ``model`` (see ``restore_best``): a distributed run restores on its chief alone.
+    """
+    compile_model(model, cfg, steps_per_epoch, own_loss)
+    standard = []
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        start_run(run_dir, record)
+        standard = make_callbacks(cfg, run_dir, "val_accuracy" if validation is not None else "accuracy",
+                                  keep_best)
+    start = time.perf_counter()
+    history = model.fit(data, validation_data=validation, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+                        callbacks=standard + list(callbacks), verbose=cfg.verbose)
+    if run_dir is not None and keep_best and restore:
+        restore_best(model, run_dir)
+    return Fit({k: [float(v) for v in vs] for k, vs in history.history.items()}, time.perf_counter() - start)

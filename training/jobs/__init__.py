@@ -1,0 +1,2 @@
+"""Jobs on a served model: retraining with its promotion rule (champion / challenger).
+"""

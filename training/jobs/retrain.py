@@ -1,0 +1,203 @@
+"""Batch retraining: a candidate trained on the data as it is now, published only
+when it is not worse than the version being served.
+
+One job, under the model's lock (``artifact.locks``) from start to finish:
+
+1. the served version (the newest) gives the recipe, its recorded config, and
+   the starting weights: the candidate is fine-tuned from them at a lower peak
+   learning rate (``retrain.learning_rate_scale``), or trained from scratch;
+2. the data is loaded as the config says (a folder's hash split keeps every
+   old test image in the test split as the folder grows);
+3. the candidate trains through ``training.fit.train`` on any ``tf.distribute``
+   set-up; only the chief goes on from here;
+4. it is exported into a hidden staging directory, and the candidate's and the
+   served version's exported files (SavedModel and TFLite, run as the service
+   runs them) answer the same test images; ``training.jobs.promotion`` decides;
+5. the staging directory is renamed into the next version, with the report in
+   its metadata, or removed.
+
+A job killed at any step leaves at most a hidden staging directory (removed by
+the next job) and no lock.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+from artifact import metadata as md
+from artifact.locks import LockBusy, model_lock
+from artifact.versions import clean_staging
+
+from training.fit import distribute
+from training.publish import gate
+from training.config import ConfigError, ExperimentConfig
+from training.data.datasets import DataError, Dataset, dataset_record, load_data
+from training.publish.evaluate import FORMATS, version_runner
+from training.jobs.promotion import Decision, decide, map_labels, score
+from training.compress.optimize import optimize, parse_stages
+from training.publish.release import publish_model, techniques
+from training.jobs.retrain_job import RetrainJob, fine_tune_config, plan, served
+from training.fit.train import train
+
+log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """The candidate was measured and not published; ``decision`` says why."""
+
+    def __init__(self, decision: Decision):
+        super().__init__(decision.decision)
+        self.decision = decision
+
+
+class RepositoryChanged(LockBusy):
+    """A version of the model was published or retired, outside the lock, while this job ran."""
+
+
+def check_comparable(current: md.Metadata, data: Dataset, fine_tune: bool) -> None:
+    if tuple(current.input.shape) != tuple(data.input_shape):
+        raise DataError(f"version {current.version} of '{current.name}' takes {current.input.shape} images, this "
+                        f"data is decoded to {tuple(data.input_shape)}: keep data.image_size and "
+                        "data.color_mode as recorded, or publish under another --name")
+    if fine_tune and list(current.labels) != list(data.class_names):
+        raise ConfigError(f"the classes changed (served: {current.labels}; data: {data.class_names}); "
+                          "fine-tuning keeps the served model's outputs, so retrain with --from-scratch")
+
+
+def measure(directory: Path, test: Dataset) -> dict:
+    """Each exported format's score on ``test``, run as the service runs it; the
+    version's labels are matched to the data's classes by name."""
+    meta = md.read(directory)
+    scores = {}
+    for fmt in FORMATS:
+        if meta.format_path(directory, fmt) is not None:
+            predicted = version_runner(directory, fmt, meta).predict(test.x).argmax(1)
+            scores[fmt] = score(test.y, map_labels(predicted, meta.labels, test.class_names), test.class_names)
+    return scores
+
+
+def retrain(job: RetrainJob, dist: Optional[distribute.Distribution] = None) -> dict:
+    """Run the job; returns the report (``exit_code`` in it). A worker that is not the
+    chief trains in step and returns only its distribution record."""
+    dist = dist or distribute.make("default")
+    lock = model_lock(job.models_dir, job.name, "retrain", job.wait) if dist.chief else contextlib.nullcontext()
+    with lock:
+        if dist.chief:
+            for path in clean_staging(job.models_dir, job.name):
+                log.info("removed %s, left by a killed job", path)
+        return _run(job, dist)
+
+
+@dataclass
+class Judge:
+    """Publishes a candidate only after it has been measured against the served
+    version, inside the staging directory (a refusal leaves nothing behind).
+
+    It runs the publish check (``training.publish.gate``) too, on the exported files, so the
+    report holds the scores even of a refused candidate: ``publish_model``'s own check,
+    which refuses before exporting, is passed ``force=True``."""
+
+    job: RetrainJob
+    cfg: ExperimentConfig
+    test: Dataset
+    data: dict                          # the dataset record of the report
+    current: Optional[md.Metadata]
+    current_scores: Optional[dict]      # format -> Score of the served version, measured once
+
+    def publish(self, publish, start: dict, expected: Optional[Path], history: Optional[dict] = None) -> Decision:
+        """``publish(check)`` stages and publishes a version, calling ``check(staging)`` first;
+        ``expected`` is the version that must still be served when it is renamed into place."""
+        outcome = {}
+
+        def check(staging: Path) -> dict:
+            candidate = measure(staging, self.test)
+            decision = Decision(self.job.name, self.cfg.retrain.metric, self.cfg.retrain.tolerance, start,
+                                candidate, self.current_scores, self.current.version if self.current else None,
+                                data=self.data)
+            last = {key: values[-1] for key, values in (history or {}).items()}
+            report = gate.check(min(s.accuracy for s in candidate.values()), self.test.y,
+                                last.get("accuracy"), last.get("val_accuracy"))
+            decision.publish_check = report.to_dict()
+            outcome["decision"] = decide(decision, report.passed)
+            if decision.exit_code:
+                raise Refused(decision)
+            if served(self.job) != expected:
+                raise RepositoryChanged(f"the served version of '{self.job.name}' changed while this job ran "
+                                        f"(was {expected}, now {served(self.job)}); nothing published, run it again")
+            return {"retrain": decision.to_dict()}
+
+        try:
+            published = publish(check)
+        except Refused as refused:
+            return refused.decision
+        decision = outcome["decision"]
+        decision.published_version = int(published.name)
+        return decision
+
+
+def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
+    current_dir, current, cfg = plan(job)
+    fine_tune = current is not None and not job.from_scratch
+    stages = optimize_stages(cfg, current) if job.then_optimize else None   # bad stages fail before training
+    data = load_data(cfg.data)
+    train_set, val_set, test = data
+    init = None
+    if current is not None:
+        check_comparable(current, train_set, fine_tune)
+    if fine_tune:
+        init = current.format_path(current_dir, "keras")
+        if init is None:
+            raise FileNotFoundError(f"{current_dir} has no Keras weights to fine-tune; retrain with --from-scratch")
+    start = {"from": "version", "version": current.version} if fine_tune else {"from": "scratch"}
+    log.info("retraining '%s' from %s on %d training images", job.name,
+             f"version {current.version}" if fine_tune else "scratch", len(train_set))
+
+    run_dir = Path(cfg.output_dir) / cfg.name / "retrain"
+    if dist.chief:
+        shutil.rmtree(run_dir, ignore_errors=True)   # a job starts afresh: the data may have changed
+    fit_cfg = fine_tune_config(cfg) if fine_tune else cfg
+    result = train(fit_cfg, data, dist=dist, init_weights=init, run_dir=run_dir)
+    if not dist.chief:
+        return {"model": job.name, "exit_code": 0, "published_version": None, "distribution": result.distribution}
+
+    dataset = dataset_record(cfg.data, train_set, val_set, test)
+    judge = Judge(job, cfg, test, dataset, current, measure(current_dir, test) if current else None)
+    extra = {"techniques": techniques(cfg), "preset": job.preset, "dataset": dataset,
+             "training": {"start": start, "learning_rate": fit_cfg.train.learning_rate,
+                          "epochs": fit_cfg.train.epochs, "fit_seconds": round(result.wall_seconds, 1),
+                          "history": result.history, "distribution": result.distribution}}
+    parent = {"name": job.name, "version": current.version, "path": str(current_dir)} if current else None
+    decision = judge.publish(
+        lambda check: publish_model(cfg, result.model, test, extra=extra, parent=parent, history=result.history,
+                                    force=True, judge=check),
+        start, current_dir, result.history)
+    report = decision.to_dict()
+    if stages and decision.published_version:
+        report["then_optimize"] = _lighten(judge, cfg, stages, data, decision.published_version).to_dict()
+        report["exit_code"] = report["then_optimize"]["exit_code"]
+    return report
+
+
+def optimize_stages(cfg: ExperimentConfig, current: Optional[md.Metadata]) -> list:
+    """The compression stages the served version was made with (``techniques.compression``),
+    else ``optimize.stages``. Distillation is not repeated: a distilled version records the
+    student's config, so the candidate already has the student's architecture."""
+    recorded = (current.techniques.get("compression") if current is not None else None) or cfg.optimize.stages
+    stages = [s for s in parse_stages(recorded) if s != "distill"]
+    if not stages:
+        raise ConfigError(f"--then optimize: no compression stage to apply (recorded: {recorded}); "
+                          "set --set optimize.stages=prune,pqat,int8")
+    return stages
+
+
+def _lighten(judge: Judge, cfg: ExperimentConfig, stages: list, data: tuple, float_version: int) -> Decision:
+    """Compress the just-published float version with ``stages`` and publish the result
+    only if it, too, is not worse than the version served before the job."""
+    opt_cfg = replace(cfg, optimize=replace(cfg.optimize, stages=stages, name=None))
+    float_dir = Path(cfg.models_dir) / cfg.name / str(float_version)
+    return judge.publish(lambda check: optimize(opt_cfg, source_dir=float_dir, data=data, force=True, judge=check),
+                         {"from": "version", "version": float_version, "stages": stages}, float_dir)

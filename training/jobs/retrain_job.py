@@ -1,0 +1,76 @@
+"""A retrain job as given on the command line, and the recipe it trains with.
+
+Nothing here imports TensorFlow, so a bad flag, path or config key is reported
+(exit 2) before the job loads it; ``training.jobs.retrain`` runs the job.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Optional
+
+from artifact import metadata as md
+from artifact.versions import versions
+
+from training.config import ExperimentConfig, load_config
+from training.data.datasets import DataError
+
+
+@dataclass
+class RetrainJob:
+    name: str
+    models_dir: str = "models"
+    data: Optional[str] = None         # a folder, an .npz file or "fashion_mnist"; None: as recorded
+    from_scratch: bool = False
+    preset: Optional[str] = None       # the recipe from scratch; None: the served version's config
+    overrides: list = field(default_factory=list)   # --set lines
+    settings: dict = field(default_factory=dict)    # retrain.* values given as flags (--metric, --tolerance)
+    wait: float = 0.0                  # seconds to wait for another job's lock
+    then_optimize: bool = False        # also publish the promoted model compressed like the served one
+
+
+def data_source(path: str) -> dict:
+    """``--data``: the data config for a folder, an .npz file or the name fashion_mnist."""
+    if path == "fashion_mnist":
+        return {"source": "fashion_mnist", "path": None}
+    given = Path(path)
+    if given.is_dir():
+        return {"source": "folder", "path": str(given)}
+    if given.suffix == ".npz" and given.is_file():
+        return {"source": "npz", "path": str(given)}
+    raise DataError(f"--data '{path}' is neither an image folder, an .npz file nor 'fashion_mnist'")
+
+
+def job_config(job: RetrainJob, current: Optional[md.Metadata]) -> ExperimentConfig:
+    """The recipe: the served version's config (or a preset), then the job's data and
+    name, then ``--set``. It is stored as it is in the new version, so the next
+    retrain starts from the same recipe."""
+    base = current.config if current is not None and not job.preset else None
+    flags = {"name": job.name, "models_dir": str(job.models_dir), "retrain": job.settings}
+    if job.data:
+        flags["data"] = data_source(job.data)
+    preset = job.preset or (None if base else "default")
+    return load_config(preset, job.overrides, base=base, flags=flags)
+
+
+def fine_tune_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """The run that starts from the served weights: the recipe at a lower peak rate
+    (so it refines rather than overwrites what was learned)."""
+    budget = {"epochs": cfg.retrain.epochs, "steps": 0} if cfg.retrain.epochs else {}
+    train_cfg = replace(cfg.train, learning_rate=cfg.train.learning_rate * cfg.retrain.learning_rate_scale,
+                        **budget)
+    return replace(cfg, train=train_cfg)
+
+
+def served(job: RetrainJob) -> Optional[Path]:
+    """The version the service serves now (the newest), or None."""
+    found = versions(job.models_dir, job.name)
+    return Path(job.models_dir) / job.name / str(found[-1]) if found else None
+
+
+def plan(job: RetrainJob) -> tuple:
+    """(the served version's directory, its metadata, the recipe); None, None, the preset's
+    recipe when nothing is served yet."""
+    current_dir = served(job)
+    current = md.read(current_dir) if current_dir else None
+    return current_dir, current, job_config(job, current)

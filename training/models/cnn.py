@@ -1,0 +1,137 @@
+"""The project's CNNs: a VGG-style CNN and a compact ResNet, and their shared blocks.
+
+Every conv/dense block is ``Conv2D(use_bias=not bn) -> BatchNormalization -> Activation``
+so TF-MOT can fold BN and quantize it; no model is nested inside another and no
+preprocessing layer is in the graph (scaling lives in the export wrapper).
+Models take float images in [0, 1] and end in a softmax named ``probabilities``
+whose input, the layer ``logits``, distillation reads.
+"""
+from __future__ import annotations
+
+from training.config import ExperimentConfig
+from training.keras2 import keras
+
+# He (Kaiming) init keeps activation variance for ReLU-like units that zero half
+# their inputs; Glorot (Xavier) suits symmetric saturating units; LeCun for SELU.
+HE_ACTIVATIONS = {"relu", "relu6", "elu", "leaky_relu", "gelu", "swish", "silu", "mish"}
+GLOROT_ACTIVATIONS = {"tanh", "sigmoid", "softsign", "linear", "hard_sigmoid"}
+
+_BUILDERS: dict = {}
+
+
+
+# The textbook counter-example (a fixed small std whatever the fan-in): signals shrink layer
+# by layer without batch norm, so the initialisation ablation study has a baseline to beat.
+NAIVE_STDDEV = 0.01
+
+
+def initializer_for(activation: str, choice: str = "auto"):
+    """The kernel initializer for layers feeding ``activation``."""
+    if choice == "naive":
+        return keras.initializers.RandomNormal(stddev=NAIVE_STDDEV)
+    if choice != "auto":
+        return keras.initializers.get(choice)
+    if activation in HE_ACTIVATIONS:
+        return keras.initializers.HeNormal()
+    if activation == "selu":
+        return keras.initializers.LecunNormal()
+    if activation in GLOROT_ACTIVATIONS:
+        return keras.initializers.GlorotUniform()
+    raise ValueError(f"no automatic initializer for activation '{activation}'; "
+                     "set model.initializer explicitly")
+
+
+def _activation(name: str, label: str) -> keras.layers.Layer:
+    if name == "relu6":
+        return keras.layers.ReLU(6.0, name=label)
+    if name == "leaky_relu":
+        return keras.layers.LeakyReLU(name=label)
+    return keras.layers.Activation(name, name=label)
+
+
+def conv_bn_act(x, filters: int, cfg, name: str, strides: int = 1, kernel: int = 3, activate=True):
+    x = keras.layers.Conv2D(
+        filters, kernel, strides=strides, padding="same", use_bias=not cfg.batch_norm,
+        kernel_initializer=initializer_for(cfg.activation, cfg.initializer),
+        kernel_regularizer=keras.regularizers.l2(cfg.weight_decay) if cfg.weight_decay else None,
+        name=f"{name}_conv")(x)
+    if cfg.batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return _activation(cfg.activation, f"{name}_act")(x) if activate else x
+
+
+def _per_stage(value, stage: int):
+    """A number for every stage, or a list whose last entry repeats."""
+    values = value if isinstance(value, list) else [value]
+    return values[min(stage, len(values) - 1)] if values else 0
+
+
+def _stage_dropout(cfg, stage: int) -> float:
+    return float(_per_stage(cfg.dropout, stage))
+
+
+def classifier_head(x, cfg, num_classes: int):
+    """Pooling -> [dense block] -> dropout -> logits -> softmax.
+
+    ``avg`` (global average pooling) is position-free and tiny; ``flatten`` keeps
+    where things are (sleeve vs collar matters on Fashion-MNIST) after one more
+    2x2 max-pool that bounds the dense layer's size.
+    """
+    if cfg.head_pool == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    elif cfg.head_pool == "flatten":
+        x = keras.layers.MaxPooling2D(name="head_maxpool")(x)
+        x = keras.layers.Flatten(name="pool")(x)
+    else:
+        raise ValueError(f"unknown model.head_pool '{cfg.head_pool}' (avg, flatten)")
+    if cfg.dense_units:
+        x = keras.layers.Dense(cfg.dense_units, use_bias=not cfg.batch_norm,
+                               kernel_initializer=initializer_for(cfg.activation, cfg.initializer),
+                               name="dense")(x)
+        if cfg.batch_norm:
+            x = keras.layers.BatchNormalization(name="dense_bn")(x)
+        x = _activation(cfg.activation, "dense_act")(x)
+    if cfg.head_dropout:
+        x = keras.layers.Dropout(cfg.head_dropout, name="head_dropout")(x)
+    # The softmax output gets Glorot whatever the hidden activation is.
+    x = keras.layers.Dense(num_classes, kernel_initializer="glorot_uniform", name="logits")(x)
+    return keras.layers.Activation("softmax", name="probabilities")(x)
+
+
+def build_cnn(experiment: ExperimentConfig, input_shape: tuple, num_classes: int) -> keras.Model:
+    """Plain VGG-style CNN: stages of conv blocks, max-pool and dropout between stages."""
+    cfg = experiment.model
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    for stage, width in enumerate(cfg.widths):
+        for block in range(_per_stage(cfg.convs_per_stage, stage)):
+            x = conv_bn_act(x, width, cfg, f"s{stage}b{block}")
+        if stage < len(cfg.widths) - 1:
+            x = keras.layers.MaxPooling2D(name=f"s{stage}_pool")(x)
+        rate = _stage_dropout(cfg, stage)
+        if rate:
+            x = keras.layers.Dropout(rate, name=f"s{stage}_dropout")(x)
+    return keras.Model(inputs, classifier_head(x, cfg, num_classes), name="cnn")
+
+
+def build_resnet(experiment: ExperimentConfig, input_shape: tuple, num_classes: int) -> keras.Model:
+    """Compact pre-pooling ResNet (basic blocks); each later stage halves the resolution."""
+    cfg = experiment.model
+    inputs = keras.Input(input_shape, name="image")
+    x = conv_bn_act(inputs, cfg.widths[0], cfg, "stem")
+    for stage, width in enumerate(cfg.widths):
+        for block in range(_per_stage(cfg.convs_per_stage, stage)):
+            name = f"s{stage}b{block}"
+            strides = 2 if (stage > 0 and block == 0) else 1
+            shortcut = x
+            y = conv_bn_act(x, width, cfg, f"{name}a", strides=strides)
+            y = conv_bn_act(y, width, cfg, f"{name}b", activate=False)
+            if strides != 1 or shortcut.shape[-1] != width:
+                shortcut = conv_bn_act(x, width, cfg, f"{name}_proj", strides=strides,
+                                       kernel=1, activate=False)
+            x = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+            x = _activation(cfg.activation, f"{name}_out")(x)
+        rate = _stage_dropout(cfg, stage)
+        if rate:
+            x = keras.layers.Dropout(rate, name=f"s{stage}_dropout")(x)
+    return keras.Model(inputs, classifier_head(x, cfg, num_classes), name="resnet")

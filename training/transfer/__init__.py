@@ -1,0 +1,2 @@
+"""Transfer learning: a pretrained backbone with a new head, trained in two stages.
+"""

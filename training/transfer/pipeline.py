@@ -1,0 +1,117 @@
+"""Transfer learning: a pretrained backbone, a new head, two-stage fine-tuning.
+
+Stage 1 trains only the new head on a frozen backbone (random head gradients
+would otherwise wreck the pretrained features). Stage 2 unfreezes the top N
+layers or blocks (or all) and trains on at a low learning rate. BatchNorm
+layers of the backbone stay frozen throughout: in Keras 2 a non-trainable
+BatchNormalization runs in inference mode, so its moving statistics, learned on
+the source data, are not overwritten by small target batches. Keras needs a
+recompile after every change of ``trainable``, so each stage compiles afresh.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from training.config import ExperimentConfig
+from training.data.datasets import Dataset, dataset_record, load_data
+from training.data.pipeline import steps_per_epoch, training_batches, validation_batches
+from training.fit.recipe import AUTO, auto_batch_size, auto_steps
+from training.fit.train import accuracy
+from training.fit.trainer import fit, run_dir_for
+from training.keras2 import keras
+from training.models.registry import build_for_experiment
+from training.models.transfer import build_transfer_model, freeze_backbone, unfreeze_top
+from training.publish.release import publish_model, techniques
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TransferResult:
+    cfg: ExperimentConfig              # as it ran: model.name "transfer", backbone_spec filled in
+    model: keras.Model
+    backbone: dict
+    train: Dataset
+    validation: Dataset
+    test: Dataset
+    run_dir: Path
+    stages: list
+
+
+def transfer_model(cfg: ExperimentConfig, input_shape: tuple, num_classes: int, weights=None):
+    """The transfer model ``cfg`` describes, a published backbone rebuilt through the registry."""
+    return build_transfer_model(cfg, input_shape, num_classes, build=build_for_experiment, weights=weights)
+
+
+def resolved_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    cfg = copy.deepcopy(cfg)
+    cfg.model.name = "transfer"        # publish/load_keras_model rebuild through the transfer builder
+    return cfg
+
+
+def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
+    """Both stages on ``data`` = (train, val, test) or the configured data set."""
+    cfg = resolved_config(cfg)
+    keras.utils.set_random_seed(cfg.train.seed)
+    train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
+    tm = transfer_model(cfg, train_set.input_shape, len(train_set.class_names))
+    cfg.transfer.backbone_spec = tm.backbone.spec
+    if cfg.train.batch_size == AUTO:
+        cfg.train.batch_size = auto_batch_size(len(train_set))
+    run_dir = run_dir_for(cfg)
+    train_ds, val_ds = training_batches(train_set, cfg), validation_batches(val_set, cfg)
+    steps = steps_per_epoch(train_set, cfg.train.batch_size)
+    tcfg = cfg.transfer
+    if tcfg.head_steps:
+        # a small folder gives a few steps per pass: epochs alone leave the new head untrained
+        head_steps = auto_steps(len(train_set), cfg.train.batch_size) if tcfg.head_steps == AUTO else tcfg.head_steps
+        tcfg.head_epochs = max(1, math.ceil(head_steps / steps))
+        log.info("head stage: %d optimizer steps = %d passes x %d batches of %d", tcfg.head_epochs * steps,
+                 tcfg.head_epochs, steps, cfg.train.batch_size)
+
+    def stage(number: int, name: str, epochs: int, lr: float, unfrozen: list) -> dict:
+        # fit() compiles afresh: a new optimizer sees the changed trainable flags.
+        run = fit(tm.model, train_ds, replace(cfg.train, epochs=epochs, learning_rate=lr),
+                  steps_per_epoch=steps, validation=val_ds, run_dir=run_dir / f"stage{number}",
+                  record=cfg.to_dict())
+        checkpoint = run_dir / "checkpoints" / f"stage{number}.h5"
+        tm.model.save_weights(str(checkpoint))     # the state the next stage starts from
+        return {"stage": number, "name": name, "epochs": epochs, "learning_rate": lr,
+                "unfrozen_layers": len(unfrozen), "unfrozen": unfrozen,
+                "trainable_params": int(sum(v.shape.num_elements() for v in tm.model.trainable_weights)),
+                "fit_seconds": round(run.seconds, 1), "checkpoint": str(checkpoint),
+                "val_accuracy": run.history["val_accuracy"][-1] if "val_accuracy" in run.history else None,
+                "test_accuracy": accuracy(tm.model, test_set, cfg.train.batch_size), "history": run.history}
+
+    freeze_backbone(tm)
+    stages = [stage(1, "head", tcfg.head_epochs, tcfg.head_learning_rate, [])]
+    if tcfg.unfreeze not in (0, "0") and tcfg.fine_tune_epochs > 0:
+        unfrozen = unfreeze_top(tm, tcfg.unfreeze, tcfg.unfreeze_unit)
+        stages.append(stage(2, "fine_tune", tcfg.fine_tune_epochs, tcfg.fine_tune_learning_rate, unfrozen))
+    return TransferResult(cfg, tm.model, {**tm.backbone.info, "adapter": tm.adapter}, train_set,
+                          val_set, test_set, run_dir, stages)
+
+
+def publish_transfer(result: TransferResult, preset: str = None, force: bool = False) -> Path:
+    """Publish through the same artifact path as ``train``, with each stage's metrics."""
+    cfg = result.cfg
+    stages = [{k: v for k, v in s.items() if k != "unfrozen"} for s in result.stages]
+    summary = {"backbone": result.backbone, "unfreeze": cfg.transfer.unfreeze,
+               "unfreeze_unit": cfg.transfer.unfreeze_unit, "stages": stages}
+    extra = {
+        "techniques": {**techniques(cfg), "transfer_learning": {
+            k: v for k, v in summary.items() if k != "stages"}},
+        "preset": preset,
+        "dataset": dataset_record(cfg.data, result.train, result.validation, result.test),
+        "training": {"params": int(result.model.count_params()),
+                     "fit_seconds": round(sum(s["fit_seconds"] for s in result.stages), 1)},
+        "transfer": summary,
+    }
+    spec = cfg.transfer.backbone_spec     # lineage, in training.compress.optimize's shape, for own backbones
+    parent = {k: spec[k] for k in ("name", "version", "path")} if spec else None
+    history = result.stages[-1]["history"]
+    return publish_model(cfg, result.model, result.test, extra=extra, parent=parent, history=history, force=force)
