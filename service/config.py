@@ -40,7 +40,7 @@ def cgroup_cpu_limit(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
     return max(1, math.ceil(int(quota) / int(period)))
 
 
-MAX_AUTO_WORKERS = 8  # each TF worker costs hundreds of MB (PITFALLS, Serving)
+MAX_AUTO_WORKERS = 8  # each TF worker holds its own TensorFlow runtime: hundreds of MB
 
 
 def default_workers(backend: str, device: str) -> int:
@@ -49,7 +49,7 @@ def default_workers(backend: str, device: str) -> int:
     Measured on 2 cores (issue 12): LiteRT with 1 thread runs a single image
     faster than with 2, and 2 workers of 1 thread beat 1 worker of 2 threads
     by 1.3-2.6x, because request parsing holds the GIL. A GPU wants one
-    process that batches (DESIGN, Serving runtime rules)."""
+    process that batches: several would each hold the whole model in GPU memory."""
     from .backends import gpu_visible  # cheap: no TensorFlow import
     if backend != "tflite" and device != "cpu" and gpu_visible():
         return 1

@@ -1,6 +1,6 @@
 """API errors: every failure leaves the service as JSON {"error": ...}.
 
-The status codes follow the error table in DESIGN.md. Raise an ``ApiError``
+The status codes follow the error table in docs/service.md. Raise an ``ApiError``
 subclass anywhere in a request; the handlers registered here turn it (and
 Flask's own 404/405/413 and anything unexpected) into JSON.
 """

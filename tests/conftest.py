@@ -1,46 +1,31 @@
-"""Shared fixtures: the committed Fashion-MNIST fixture and tiny configs.
+"""Fixtures every area uses, built by ``support.builders``; each area's conftest adds its own.
 
-Importing ``training`` first sets TF_USE_LEGACY_KERAS before TensorFlow loads,
-so every test in the session sees Keras 2 (tf_keras) models.
+``pytest.ini`` puts the repository and ``tests/`` on the path, so tests import
+``training``, ``service``, ``artifact`` and ``support`` by name.
 """
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import training  # noqa: E402,F401  (environment first)
-
-FIXTURE = ROOT / "tests" / "data" / "fashion_fixture.npz"
+from support import builders
 
 
 @pytest.fixture(scope="session")
 def fixture_data():
     """(train, val, test) Datasets from the committed 2,000-image fixture."""
-    from training.config import load_config
-    from training.data.datasets import load_data
-    return load_data(load_config("tiny").data)
+    return builders.fixture_data()
 
 
 @pytest.fixture
 def fixture_as_fashion(tmp_path, monkeypatch, fixture_data):
     """The fixture written as Fashion-MNIST idx files, for code that loads the real data set."""
-    from training_helpers import fashion_dir
     train, _, test = fixture_data
     directory = tmp_path / "fashion"
     directory.mkdir()
-    monkeypatch.setenv("FASHION_MNIST_DIR", str(fashion_dir(directory, train, test)))
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(builders.fashion_dir(directory, train, test)))
 
 
 @pytest.fixture
 def tiny_config(tmp_path):
-    """A factory: the tiny preset writing into tmp_path, with extra overrides."""
-    from training.config import load_config
-
+    """A factory: the tiny preset writing into tmp_path, with extra --set lines."""
     def make(*overrides):
-        return load_config("tiny", [f"output_dir={tmp_path / 'runs'}",
-                                    f"models_dir={tmp_path / 'models'}",
-                                    "train.verbose=0", *overrides])
+        return builders.tiny_config(tmp_path, *overrides)
     return make

@@ -1,6 +1,6 @@
 """Export a Keras model as the serving artifact: SavedModel, TFLite and metadata.json.
 
-The serving contract (see DESIGN.md): uint8 pixels [N,H,W,C] in, probabilities
+The serving contract (docs/service.md): uint8 pixels [N,H,W,C] in, probabilities
 [N,K] out, with the scaling done inside the graph so no client repeats it.
 """
 from __future__ import annotations

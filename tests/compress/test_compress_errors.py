@@ -1,0 +1,106 @@
+"""Models that cannot be pruned or quantized fail early, naming the layer and the fix."""
+import pytest
+from training.keras2 import keras
+
+from training.compress.compressible import CompressionError
+from training.compress.optimize import parse_stages
+from training.compress.prune import PruneSettings, wrap_for_pruning
+from training.compress.quantize import quantize_aware
+
+
+def _prune(model):
+    return wrap_for_pruning(model, PruneSettings(), 10)
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def _functional(*layers, shape=(8, 8, 1)):
+    inputs = keras.Input(shape)
+    x = inputs
+    for layer in layers:
+        x = layer(x)
+    return keras.Model(inputs, x)
+
+
+def test_error_is_a_value_error():
+    assert issubclass(CompressionError, ValueError)
+
+
+@pytest.mark.parametrize("action", [_prune, quantize_aware])
+def test_subclassed_model(action):
+    model = Subclassed()
+    model(keras.Input((4,)))
+    with pytest.raises(CompressionError, match="subclassed model .*functional"):
+        action(model)
+
+
+@pytest.mark.parametrize("action", [_prune, quantize_aware])
+def test_nested_model(action):
+    base = _functional(keras.layers.Conv2D(4, 3, name="inner_conv"))
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.GlobalAveragePooling2D()(base(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    with pytest.raises(CompressionError, match=f"layer '{base.name}' is a whole model nested.*base.output"):
+        action(model)
+
+
+def test_not_a_tf_keras_model():
+    with pytest.raises(CompressionError, match="tf_keras"):
+        quantize_aware(object())
+
+
+def test_preprocessing_layer_cannot_be_quantized():
+    model = _functional(keras.layers.Rescaling(1 / 255, name="scale"), keras.layers.Conv2D(4, 3),
+                        keras.layers.Flatten(), keras.layers.Dense(2))
+    with pytest.raises(CompressionError, match="layer 'scale' \\(Rescaling\\).*export wrapper"):
+        quantize_aware(model)
+
+
+def test_unsupported_activation_is_named():
+    model = _functional(keras.layers.Conv2D(4, 3, name="c"), keras.layers.Activation("elu", name="act"),
+                        keras.layers.Flatten(), keras.layers.Dense(2))
+    with pytest.raises(CompressionError, match="layer 'act' uses activation 'elu'"):
+        quantize_aware(model)
+
+
+def test_batch_norm_after_activated_conv_names_layer_and_fix():
+    model = _functional(keras.layers.Conv2D(4, 3, activation="relu", name="c"),
+                        keras.layers.BatchNormalization(name="bn"), keras.layers.Flatten(),
+                        keras.layers.Dense(2))
+    with pytest.raises(CompressionError, match="layer 'bn' \\(BatchNormalization\\).*use_bias=False"):
+        quantize_aware(model)
+
+
+def test_nothing_to_prune():
+    model = _functional(keras.layers.Flatten(), shape=(4, 4))
+    with pytest.raises(CompressionError, match="no Conv2D or Dense"):
+        _prune(model)
+
+
+@pytest.mark.parametrize("stages, message", [
+    ("prune,banana", "unknown stage"),
+    ("int8,prune", "out of order"),
+    ("qat,distill", "out of order"),
+    ("qat,pqat", "at most one"),
+    ("qat,float16", "exports as int8"),
+    ("pqat,dynamic", "exports as int8"),
+])
+def test_stage_order_is_checked(stages, message):
+    with pytest.raises(ValueError, match=message):
+        parse_stages(stages)
+    assert parse_stages("distill, prune,PQAT,int8") == ["distill", "prune", "pqat", "int8"]
+
+
+def test_dense_block_option_is_parsed_or_refused_clearly():
+    from training.cli.optimize import parse_block
+    from training.config import ConfigError
+    assert parse_block("4,1") == (4, 1)
+    with pytest.raises(ConfigError, match="ROWS,COLS"):
+        parse_block("4x1")

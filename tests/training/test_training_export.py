@@ -1,0 +1,98 @@
+"""Train a tiny model once, publish it, and check every exported form against Keras.
+Publishing itself (atomic rename, crashes, concurrency) is tests/artifact/test_artifact_versions.py."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from artifact.litert import LiteRTRunner
+from training.publish.evaluate import predict_saved_model
+from training.models.published import load_keras_model
+from training.publish.release import publish_result
+from training.fit.train import predict_probabilities, train
+
+from support.builders import ROOT
+
+
+@pytest.fixture(scope="module")
+def published(fixture_data, tmp_path_factory):
+    from training.config import load_config
+    tmp = tmp_path_factory.mktemp("export")
+    cfg = load_config("tiny", [f"output_dir={tmp / 'runs'}", f"models_dir={tmp / 'models'}",
+                               "train.verbose=0", "train.epochs=2"])
+    result = train(cfg, data=fixture_data)
+    return cfg, result, publish_result(cfg, result, preset="tiny", force=True)
+
+
+def test_artifact_layout_and_metadata(published):
+    cfg, result, directory = published
+    assert directory.name == "1" and directory.parent.name == "tiny"
+    for name in ("saved_model/saved_model.pb", "model.tflite", "metadata.json", "keras_weights.h5"):
+        assert (directory / name).exists(), name
+    meta = json.loads((directory / "metadata.json").read_text())
+    assert meta["schema_version"] == 1 and meta["version"] == 1 and meta["name"] == "tiny" and meta["created"].endswith("Z")
+    assert meta["labels"][0] == "T-shirt/top" and len(meta["labels"]) == 10
+    assert meta["input"] == {"height": 28, "width": 28, "channels": 1, "dtype": "uint8",
+                             "color_mode": "L", "invert": False, "resize": "bilinear"}
+    assert meta["config"]["train"]["epochs"] == 2
+    assert meta["techniques"]["initializer"]["resolved"] == "HeNormal"
+    assert meta["dataset"]["train"]["examples"] == len(result.train)
+    for fmt in ("keras", "saved_model", "tflite"):
+        assert 0.0 <= meta["metrics"][fmt]["accuracy"] <= 1.0
+    assert meta["metrics"]["tflite"]["gzip_bytes"] < meta["metrics"]["tflite"]["bytes"]
+    assert meta["parent"] is None
+
+
+def test_saved_model_and_tflite_match_keras(published, fixture_data):
+    _, result, directory = published
+    x = fixture_data[2].x
+    keras_probs = predict_probabilities(result.model, fixture_data[2])
+    for probs in (predict_saved_model(directory, x), LiteRTRunner(directory / "model.tflite").predict(x)):
+        assert probs.shape == keras_probs.shape
+        np.testing.assert_array_equal(probs.argmax(1), keras_probs.argmax(1))
+        np.testing.assert_allclose(probs, keras_probs, atol=1e-4)
+
+
+def test_keras_model_round_trips_from_the_artifact(published, fixture_data):
+    _, result, directory = published
+    model, meta = load_keras_model(directory)
+    np.testing.assert_allclose(predict_probabilities(model, fixture_data[2]),
+                               predict_probabilities(result.model, fixture_data[2]), atol=1e-6)
+
+
+def test_training_wrote_checkpoint_history_and_logs(published):
+    _, result, _ = published
+    assert (result.run_dir / "checkpoints" / "best.h5").exists()
+    assert (result.run_dir / "history.csv").read_text().count("\n") == 3      # header + 2 epochs
+    assert any((result.run_dir / "tensorboard").rglob("events.out.tfevents*"))
+    assert json.loads((result.run_dir / "config.json").read_text())["name"] == "tiny"
+
+
+def test_evaluate_command_writes_reports_and_confusion_png(published, tmp_path):
+    _, _, directory = published
+    out = tmp_path / "eval"
+    run = subprocess.run([sys.executable, "-m", "training", "evaluate", "--preset", "tiny",
+                          "--model-dir", str(directory), "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert set(summary) >= {"saved_model", "tflite"}
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["saved_model"]["per_class"]["Trouser"]) == {"precision", "recall", "f1", "support"}
+    for fmt in ("saved_model", "tflite"):
+        assert (out / f"confusion_{fmt}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_images_errors_are_one_line_and_exit_2(published, tmp_path, capsys):
+    from training.cli.main import main
+    _, _, directory = published
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    for argv, message in [(["--images", str(tmp_path / "broken.png")], "needs --model-dir"),
+                          (["--model-dir", str(directory), "--images", str(tmp_path / "broken.png")],
+                           "broken.png: cannot decode image")]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["evaluate", "--preset", "tiny", *argv])
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and message in err and len(err.splitlines()) == 1, err
