@@ -3,9 +3,12 @@
 ``pytest.ini`` puts the repository and ``tests/`` on the path, so tests import
 ``training``, ``service``, ``artifact`` and ``support`` by name.
 """
+from pathlib import Path
+
 import pytest
 
 from support import builders
+from support.service import build_artifact
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +32,16 @@ def tiny_config(tmp_path):
     def make(*overrides):
         return builders.tiny_config(tmp_path, *overrides)
     return make
+
+
+@pytest.fixture(scope="session")
+def artifact(tmp_path_factory) -> Path:
+    """A tiny real published version (a nearest-centroid model, float tflite), built once;
+    the service and rollback tests serve it."""
+    return build_artifact(tmp_path_factory.mktemp("artifacts"))
+
+
+@pytest.fixture(scope="session")
+def faulty_artifact(tmp_path_factory) -> Path:
+    """A version whose model fails on some inputs, published as model 'faulty'."""
+    return build_artifact(tmp_path_factory.mktemp("faulty-src"), faulty=True, name="faulty")

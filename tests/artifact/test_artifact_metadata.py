@@ -8,7 +8,7 @@ import pytest
 
 from artifact import metadata as md
 
-SCHEMA_0 = Path(__file__).resolve().parent / "data" / "metadata_schema0.json"
+SCHEMA_0 = Path(__file__).resolve().parents[1] / "data" / "metadata_schema0.json"
 
 
 def full_metadata() -> md.Metadata:

@@ -9,7 +9,7 @@ from training.cli.main import build_parser
 from training.cli.optimize import config_from_args
 from training.config import DistillConfig, OptimizeConfig
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def optimize_help(capsys) -> str:

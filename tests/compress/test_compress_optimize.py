@@ -8,7 +8,7 @@ from artifact.versions import versions
 from support.builders import trained_tiny
 from training.cli.main import main
 from training.models.published import load_keras_model
-from training.publish.release import publish_model
+from training.publish.release import publish_version
 from training.compress.prune import sparsity_report
 
 
@@ -16,7 +16,7 @@ from training.compress.prune import sparsity_report
 def source(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("optimize")
     cfg, result = trained_tiny(tmp)
-    return cfg, publish_model(cfg, result.model, result.test, extra={}, force=True)
+    return cfg, publish_version(cfg, result.model, result.test, extra={}, force=True)
 
 
 @pytest.mark.slow   # minutes on 2 cores: four stages, each converting and evaluating

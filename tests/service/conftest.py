@@ -1,22 +1,10 @@
-"""The service tests' fixtures: the tiny real artifact and the two shared servers, built once
-per session (``support.service`` has the builders)."""
+"""The service tests' fixtures: the two shared servers, built once per session on the tiny
+real artifact of the root conftest (``support.service`` has the builders)."""
 from pathlib import Path
 
 import pytest
 
-from support.service import Server, build_artifact, model_root
-
-
-@pytest.fixture(scope="session")
-def artifact(tmp_path_factory) -> Path:
-    """The source version directory (float tflite), built once."""
-    return build_artifact(tmp_path_factory.mktemp("artifacts"))
-
-
-@pytest.fixture(scope="session")
-def faulty_artifact(tmp_path_factory) -> Path:
-    """A version whose model fails on some inputs, published as model 'faulty'."""
-    return build_artifact(tmp_path_factory.mktemp("faulty-src"), faulty=True, name="faulty")
+from support.service import Server, model_root
 
 
 def _serve(root: Path, log: Path, **settings):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from artifact.litert import LiteRTRunner
-from training.publish.evaluate import predict_saved_model
+from training.publish.scoring import version_runner
 from training.models.published import load_keras_model
 from training.publish.release import publish_result
 from training.fit.train import predict_probabilities, train
@@ -39,17 +39,42 @@ def test_artifact_layout_and_metadata(published):
     assert meta["config"]["train"]["epochs"] == 2
     assert meta["techniques"]["initializer"]["resolved"] == "HeNormal"
     assert meta["dataset"]["train"]["examples"] == len(result.train)
-    for fmt in ("keras", "saved_model", "tflite"):
+    for fmt in ("saved_model", "tflite"):
         assert 0.0 <= meta["metrics"][fmt]["accuracy"] <= 1.0
     assert meta["metrics"]["tflite"]["gzip_bytes"] < meta["metrics"]["tflite"]["bytes"]
-    assert meta["parent"] is None
+    assert meta["parent"] is None and meta["publish_check"]["forced"] in (True, False)
+
+
+def test_the_metrics_are_the_staged_files_scored_as_the_service_runs_them(published, fixture_data):
+    """One score per format, through the service's runners; per class and confusion from the tflite file."""
+    _, _, directory = published
+    test = fixture_data[2]
+    meta = json.loads((directory / "metadata.json").read_text())
+    probs = LiteRTRunner(directory / "model.tflite").predict(test.x)
+    confusion = np.zeros((10, 10), int)
+    np.add.at(confusion, (test.y, probs.argmax(1)), 1)
+    assert meta["metrics"]["confusion"] == confusion.tolist()
+    assert meta["metrics"]["tflite"]["accuracy"] == round(float(np.mean(probs.argmax(1) == test.y)), 4)
+    assert meta["metrics"]["per_class"]["Trouser"]["support"] == int(np.sum(test.y == 1))
+    assert meta["metrics"]["test_examples"] == len(test)
+
+
+def test_export_writes_files_and_leaves_the_metadata_to_the_publisher(published, tmp_path):
+    """metadata.json is written once, by artifact.versions.publish, never by the export."""
+    from training.publish.export import export_files
+    _, result, _ = published
+    meta = export_files(tmp_path, result.model, name="tiny", class_names=result.test.class_names, color_mode="L")
+    assert (tmp_path / "model.tflite").exists() and (tmp_path / "saved_model").is_dir()
+    assert not (tmp_path / "metadata.json").exists()
+    assert meta.format_path(tmp_path, "tflite") == tmp_path / "model.tflite"
 
 
 def test_saved_model_and_tflite_match_keras(published, fixture_data):
     _, result, directory = published
     x = fixture_data[2].x
     keras_probs = predict_probabilities(result.model, fixture_data[2])
-    for probs in (predict_saved_model(directory, x), LiteRTRunner(directory / "model.tflite").predict(x)):
+    for probs in (version_runner(directory, "saved_model").predict(x),
+                  LiteRTRunner(directory / "model.tflite").predict(x)):
         assert probs.shape == keras_probs.shape
         np.testing.assert_array_equal(probs.argmax(1), keras_probs.argmax(1))
         np.testing.assert_allclose(probs, keras_probs, atol=1e-4)

@@ -174,7 +174,7 @@ def write_folder(root, size=24, per_class=16):
 
 @pytest.mark.slow
 def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys, published_backbone):
-    from training.publish.evaluate import predict_saved_model
+    from training.publish.scoring import version_runner
     from training.models.published import load_keras_model
     from training.cli.main import main
     write_folder(tmp_path / "images")
@@ -201,7 +201,7 @@ def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys,
     from training.data.datasets import load_image_folder
     images = load_image_folder(str(tmp_path / "images"), 24, "RGB").x[:8]
     np.testing.assert_allclose(model(images.astype(np.float32) / 255.0).numpy(),
-                               predict_saved_model(version, images), atol=1e-5)
+                               version_runner(version, "saved_model").predict(images), atol=1e-5)
 
 
 @pytest.mark.slow

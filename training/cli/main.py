@@ -18,8 +18,7 @@ from training.cli import (ablate, config, evaluate, optimize, preview_augment, p
                           train, transfer)
 from training.config import ConfigError
 from training.data.datasets import DataError
-from training.jobs.promotion import EXIT_BUSY, EXIT_CHECK, EXIT_USAGE
-from training.publish.gate import PublishRefused
+from training.publish.policies import EXIT_BUSY, EXIT_USAGE, PublishRefused
 
 COMMANDS = (train, publish, config, evaluate, preview_augment, optimize, transfer, retrain, rollback, ablate)
 
@@ -46,7 +45,7 @@ def main(argv=None) -> None:
         sys.exit(EXIT_USAGE)
     except PublishRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
-        sys.exit(EXIT_CHECK)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume from the last finished epoch "
               "(its state is in <output_dir>/<name>/backup); nothing was published", file=sys.stderr)

@@ -19,12 +19,12 @@ def cmd_publish(args) -> None:
     from training.data.datasets import dataset_record, load_data
     from training.fit.trainer import run_dir_for
     from training.models.published import load_checkpoint
-    from training.publish.release import publish_model, techniques
+    from training.publish.release import publish_version, techniques
     cfg = run_config(args)
     train, val, test = load_data(cfg.data)
     model = load_checkpoint(cfg, checkpoint_path(cfg, args.checkpoint), train.input_shape, len(train.class_names))
     extra = {"techniques": techniques(cfg), "preset": args.preset,
              "dataset": dataset_record(cfg.data, train, val, test)}
-    published = publish_model(cfg, model, test, extra=extra, history=read_history(run_dir_for(cfg)),
-                              force=args.force)
+    published = publish_version(cfg, model, test, extra=extra, history=read_history(run_dir_for(cfg)),
+                                force=args.force)
     print(json.dumps({"published": str(published)}))

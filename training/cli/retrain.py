@@ -17,7 +17,7 @@ import sys
 
 from training.cli.common import add_strategy_arg
 from training.config import ExperimentConfig
-from training.jobs.promotion import METRICS
+from training.publish.policies import METRICS
 
 
 def add_parser(sub) -> None:

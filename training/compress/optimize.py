@@ -21,7 +21,7 @@ from training.compress.measure import measure
 from training.compress.prune import PruneSettings, prune, sparsity_report
 from training.models.published import load_keras_model
 from training.compress.quantize import QATSettings, float_twin, qat, representative
-from training.publish.release import publish_model, techniques
+from training.publish.release import publish_version, techniques
 from training.fit.train import train as train_model
 
 log = logging.getLogger(__name__)
@@ -145,9 +145,10 @@ def run_stages(model, cfg: ExperimentConfig, data: tuple, workdir: Path) -> Stat
 
 
 def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data: tuple = None,
-             force: bool = False, judge=None) -> Path:
+             force: bool = False, **publishing) -> Path:
     """Load (``source_dir``) or train the source model, run the stages ``cfg.optimize``
-    names, publish the result (``force``, ``judge``: see ``release.publish_model``)."""
+    names, publish the result (``force`` and ``publishing``, e.g. ``policies``: see
+    ``training.publish.release.publish_version``)."""
     stages = parse_stages(cfg.optimize.stages)     # bad settings fail before any training
     prune_settings(cfg)
     data = data or load_data(cfg.data)
@@ -170,6 +171,6 @@ def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data
     extra = {"techniques": {**techniques(final_cfg), "compression": stages},
              "stages": state.records,
              "dataset": dataset_record(cfg.data, *data)}
-    return publish_model(final_cfg, state.model, data[2], extra=extra, quantization=state.quantization,
-                         representative=calibrate if state.quantization == "int8" else None,
-                         parent=parent, weights_model=weights, force=force, judge=judge)
+    return publish_version(final_cfg, state.model, data[2], extra=extra, quantization=state.quantization,
+                           representative=calibrate if state.quantization == "int8" else None,
+                           parent=parent, weights_model=weights, force=force, **publishing)

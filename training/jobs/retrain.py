@@ -10,9 +10,11 @@ One job, under the model's lock (``artifact.locks``) from start to finish:
    old test image in the test split as the folder grows);
 3. the candidate trains through ``training.fit.train`` on any ``tf.distribute``
    set-up; only the chief goes on from here;
-4. it is exported into a hidden staging directory, and the candidate's and the
-   served version's exported files (SavedModel and TFLite, run as the service
-   runs them) answer the same test images; ``training.jobs.promotion`` decides;
+4. the served version is scored once on the test images, through its exported
+   files run as the service runs them; the candidate goes through the one publish
+   path (``training.publish.release.publish_version``), which stages it, scores it
+   the same way, and asks the publish check and the served-version policy
+   (``retrain.metric``); ``training.jobs.promotion`` turns their verdicts into the report;
 5. the staging directory is renamed into the next version, with the report in
    its metadata, or removed.
 
@@ -32,26 +34,18 @@ from artifact import metadata as md
 from artifact.locks import LockBusy, model_lock
 from artifact.versions import clean_staging
 
-from training.fit import distribute
-from training.publish import gate
+from training.compress.optimize import optimize, parse_stages
 from training.config import ConfigError, ExperimentConfig
 from training.data.datasets import DataError, Dataset, dataset_record, load_data
-from training.publish.evaluate import FORMATS, version_runner
-from training.jobs.promotion import Decision, decide, map_labels, score
-from training.compress.optimize import optimize, parse_stages
-from training.publish.release import publish_model, techniques
-from training.jobs.retrain_job import RetrainJob, fine_tune_config, plan, served
+from training.fit import distribute
 from training.fit.train import train
+from training.jobs.promotion import Decision, decide
+from training.jobs.retrain_job import RetrainJob, fine_tune_config, plan, served
+from training.publish.policies import PublishCheck, PublishRefused, against_served
+from training.publish.release import publish_version, techniques
+from training.publish.scoring import score_version
 
 log = logging.getLogger(__name__)
-
-
-class Refused(Exception):
-    """The candidate was measured and not published; ``decision`` says why."""
-
-    def __init__(self, decision: Decision):
-        super().__init__(decision.decision)
-        self.decision = decision
 
 
 class RepositoryChanged(LockBusy):
@@ -68,18 +62,6 @@ def check_comparable(current: md.Metadata, data: Dataset, fine_tune: bool) -> No
                           "fine-tuning keeps the served model's outputs, so retrain with --from-scratch")
 
 
-def measure(directory: Path, test: Dataset) -> dict:
-    """Each exported format's score on ``test``, run as the service runs it; the
-    version's labels are matched to the data's classes by name."""
-    meta = md.read(directory)
-    scores = {}
-    for fmt in FORMATS:
-        if meta.format_path(directory, fmt) is not None:
-            predicted = version_runner(directory, fmt, meta).predict(test.x).argmax(1)
-            scores[fmt] = score(test.y, map_labels(predicted, meta.labels, test.class_names), test.class_names)
-    return scores
-
-
 def retrain(job: RetrainJob, dist: Optional[distribute.Distribution] = None) -> dict:
     """Run the job; returns the report (``exit_code`` in it). A worker that is not the
     chief trains in step and returns only its distribution record."""
@@ -94,12 +76,10 @@ def retrain(job: RetrainJob, dist: Optional[distribute.Distribution] = None) -> 
 
 @dataclass
 class Judge:
-    """Publishes a candidate only after it has been measured against the served
-    version, inside the staging directory (a refusal leaves nothing behind).
-
-    It runs the publish check (``training.publish.gate``) too, on the exported files, so the
-    report holds the scores even of a refused candidate: ``publish_model``'s own check,
-    which refuses before exporting, is passed ``force=True``."""
+    """Publishes a candidate through the one publish path with the retrain policies: the
+    publish check and the served-version comparison (``retrain.metric``, ``tolerance``),
+    on scores measured once each. The report is written into the candidate's metadata,
+    and a refusal publishes nothing."""
 
     job: RetrainJob
     cfg: ExperimentConfig
@@ -108,33 +88,33 @@ class Judge:
     current: Optional[md.Metadata]
     current_scores: Optional[dict]      # format -> Score of the served version, measured once
 
-    def publish(self, publish, start: dict, expected: Optional[Path], history: Optional[dict] = None) -> Decision:
-        """``publish(check)`` stages and publishes a version, calling ``check(staging)`` first;
-        ``expected`` is the version that must still be served when it is renamed into place."""
-        outcome = {}
+    def policies(self) -> list:
+        retrain = self.cfg.retrain
+        served = [against_served(retrain.metric, self.current_scores, retrain.tolerance)] if self.current_scores else []
+        return [PublishCheck(), *served]
 
-        def check(staging: Path) -> dict:
-            candidate = measure(staging, self.test)
-            decision = Decision(self.job.name, self.cfg.retrain.metric, self.cfg.retrain.tolerance, start,
-                                candidate, self.current_scores, self.current.version if self.current else None,
-                                data=self.data)
-            last = {key: values[-1] for key, values in (history or {}).items()}
-            report = gate.check(min(s.accuracy for s in candidate.values()), self.test.y,
-                                last.get("accuracy"), last.get("val_accuracy"))
-            decision.publish_check = report.to_dict()
-            outcome["decision"] = decide(decision, report.passed)
-            if decision.exit_code:
-                raise Refused(decision)
+    def publish(self, publish, start: dict, expected: Optional[Path]) -> Decision:
+        """``publish(**publishing)`` publishes a version through ``publish_version`` with the
+        policies and hooks given; ``expected`` is the version that must still be served
+        when it is renamed into place."""
+        decision = Decision(self.job.name, self.cfg.retrain.metric, self.cfg.retrain.tolerance, start,
+                            current=self.current_scores, current_version=self.current.version if self.current else None,
+                            data=self.data)
+
+        def annotate(scores: dict, verdicts: list) -> dict:
+            decision.candidate = scores
+            return {"retrain": decide(decision, verdicts).to_dict()}
+
+        def still_served() -> None:
             if served(self.job) != expected:
                 raise RepositoryChanged(f"the served version of '{self.job.name}' changed while this job ran "
                                         f"(was {expected}, now {served(self.job)}); nothing published, run it again")
-            return {"retrain": decision.to_dict()}
 
         try:
-            published = publish(check)
-        except Refused as refused:
-            return refused.decision
-        decision = outcome["decision"]
+            published = publish(policies=self.policies(), annotate=annotate, before_rename=still_served)
+        except PublishRefused as refused:
+            decision.candidate = refused.scores
+            return decide(decision, refused.verdicts)
         decision.published_version = int(published.name)
         return decision
 
@@ -165,16 +145,16 @@ def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
         return {"model": job.name, "exit_code": 0, "published_version": None, "distribution": result.distribution}
 
     dataset = dataset_record(cfg.data, train_set, val_set, test)
-    judge = Judge(job, cfg, test, dataset, current, measure(current_dir, test) if current else None)
+    judge = Judge(job, cfg, test, dataset, current, score_version(current_dir, test) if current else None)
     extra = {"techniques": techniques(cfg), "preset": job.preset, "dataset": dataset,
              "training": {"start": start, "learning_rate": fit_cfg.train.learning_rate,
                           "epochs": fit_cfg.train.epochs, "fit_seconds": round(result.wall_seconds, 1),
                           "history": result.history, "distribution": result.distribution}}
     parent = {"name": job.name, "version": current.version, "path": str(current_dir)} if current else None
     decision = judge.publish(
-        lambda check: publish_model(cfg, result.model, test, extra=extra, parent=parent, history=result.history,
-                                    force=True, judge=check),
-        start, current_dir, result.history)
+        lambda **publishing: publish_version(cfg, result.model, test, extra=extra, parent=parent,
+                                             history=result.history, **publishing),
+        start, current_dir)
     report = decision.to_dict()
     if stages and decision.published_version:
         report["then_optimize"] = _lighten(judge, cfg, stages, data, decision.published_version).to_dict()
@@ -199,5 +179,5 @@ def _lighten(judge: Judge, cfg: ExperimentConfig, stages: list, data: tuple, flo
     only if it, too, is not worse than the version served before the job."""
     opt_cfg = replace(cfg, optimize=replace(cfg.optimize, stages=stages, name=None))
     float_dir = Path(cfg.models_dir) / cfg.name / str(float_version)
-    return judge.publish(lambda check: optimize(opt_cfg, source_dir=float_dir, data=data, force=True, judge=check),
+    return judge.publish(lambda **publishing: optimize(opt_cfg, source_dir=float_dir, data=data, **publishing),
                          {"from": "version", "version": float_version, "stages": stages}, float_dir)

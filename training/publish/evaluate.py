@@ -1,5 +1,6 @@
-"""Accuracy, per-class precision/recall/F1 and a confusion matrix, for any of the
-three forms of a model: the Keras model, the exported SavedModel, the TFLite file."""
+"""The ``evaluate`` command's reports: accuracy, per-class precision/recall/F1 and a
+confusion matrix (JSON and PNG) for a published version's formats, scored as the
+service runs them, or for a training checkpoint's Keras model."""
 from __future__ import annotations
 
 import json
@@ -9,45 +10,10 @@ import numpy as np
 
 from artifact import metadata as md
 from artifact.imaging import decode_image
-from artifact.litert import LiteRTRunner
-from artifact.saved_model import SavedModelRunner
 
 from training.data.datasets import Dataset
 from training.fit.train import predict_probabilities
-
-FORMATS = ("saved_model", "tflite")
-
-
-def version_runner(directory: Path, fmt: str, meta: md.Metadata = None):
-    """The runner the service uses for a published version's ``fmt`` (saved_model or tflite)."""
-    meta = meta or md.read(directory)
-    path = meta.format_path(directory, fmt)
-    if path is None:
-        raise FileNotFoundError(f"{directory} has no {fmt}")
-    if fmt == "saved_model":
-        return SavedModelRunner.for_format(directory, meta.formats.saved_model)
-    return LiteRTRunner(path)
-
-
-def predict_saved_model(directory: Path, x: np.ndarray) -> np.ndarray:
-    return version_runner(directory, "saved_model").predict(x)
-
-
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: list) -> dict:
-    k = len(class_names)
-    confusion = np.zeros((k, k), np.int64)
-    np.add.at(confusion, (y_true, y_pred), 1)
-    per_class = {}
-    for i, name in enumerate(class_names):
-        tp = confusion[i, i]
-        precision = tp / max(confusion[:, i].sum(), 1)
-        recall = tp / max(confusion[i].sum(), 1)
-        f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-        per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                           "f1": round(float(f1), 4), "support": int(confusion[i].sum())}
-    return {"accuracy": float(np.mean(y_true == y_pred)), "examples": int(len(y_true)),
-            "per_class": per_class, "confusion": confusion.tolist()}
-
+from training.publish.scoring import FORMATS, score, score_version, version_runner
 
 def plot_confusion(report: dict, class_names: list, path: Path, title: str) -> None:
     import matplotlib
@@ -70,17 +36,14 @@ def plot_confusion(report: dict, class_names: list, path: Path, title: str) -> N
 
 
 def evaluate_artifact(directory: Path, test: Dataset, out_dir: Path = None) -> dict:
-    """Reports for the SavedModel and the TFLite file of a published version."""
+    """Reports for every format of a published version (and confusion PNGs under ``out_dir``)."""
     directory = Path(directory)
     meta = md.read(directory)
-    results = {}
-    for fmt in FORMATS:
-        probs = version_runner(directory, fmt, meta).predict(test.x)
-        report = classification_report(test.y, probs.argmax(1), meta.labels)
-        results[fmt] = report
-        if out_dir is not None:
-            Path(out_dir).mkdir(parents=True, exist_ok=True)
-            plot_confusion(report, meta.labels, Path(out_dir) / f"confusion_{fmt}.png",
+    results = {fmt: measured.report() for fmt, measured in score_version(directory, test, meta).items()}
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        for fmt, report in results.items():
+            plot_confusion(report, test.class_names, Path(out_dir) / f"confusion_{fmt}.png",
                            f"{meta.name} v{meta.version} {fmt}")
     return results
 
@@ -103,7 +66,7 @@ def evaluate_published(directory: Path, test: Dataset, out_dir: Path) -> dict:
 
 def evaluate_keras(model, test: Dataset, out_dir: Path, title: str) -> dict:
     """The same report for a Keras model (a training checkpoint)."""
-    report = classification_report(test.y, predict_probabilities(model, test).argmax(1), test.class_names)
+    report = score(test.y, predict_probabilities(model, test).argmax(1), test.class_names).report()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     plot_confusion(report, test.class_names, Path(out_dir) / "confusion_keras.png", title)
     (Path(out_dir) / "report_keras.json").write_text(json.dumps(report, indent=2))

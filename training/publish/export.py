@@ -1,4 +1,4 @@
-"""Export a Keras model as the serving artifact: SavedModel, TFLite and metadata.json.
+"""Export a Keras model as the serving artifact's files: SavedModel, TFLite and Keras weights.
 
 The serving contract (docs/service.md): uint8 pixels [N,H,W,C] in, probabilities
 [N,K] out, with the scaling done inside the graph so no client repeats it.
@@ -9,11 +9,10 @@ import gzip
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from training.keras2 import tf
-
-from artifact.metadata import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Formats, InputSpec, Metadata, write
+from artifact.metadata import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Formats, InputSpec, Metadata
 
 from training.data.pipeline import to_float
+from training.keras2 import tf
 
 # "qat": a quantization-aware-trained model, converted from its own fake-quant
 # ranges as the TF-MOT guide does. Not with a representative data set: that
@@ -87,12 +86,13 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def write_artifact(directory: Path, model, *, name: str, class_names: list, color_mode: str,
-                   quantization: str = "none", representative=None, extra: Optional[dict] = None,
-                   invert: bool = False, weights_model=None) -> Metadata:
-    """Write saved_model/, model.tflite and metadata.json into ``directory``; return the metadata.
+def export_files(directory: Path, model, *, name: str, class_names: list, color_mode: str,
+                 quantization: str = "none", representative=None, invert: bool = False,
+                 weights_model=None) -> Metadata:
+    """Write saved_model/, model.tflite and the Keras weights into ``directory``; return the
+    version's metadata (files, input, sizes), which the caller completes and has written
+    once (``artifact.versions.publish``).
 
-    ``extra``: further top-level metadata blocks (config, techniques, dataset, parent...).
     ``weights_model``: the float model whose weights are stored for retraining when
     ``model`` itself is not a plain builder model (a QAT model's float twin).
     """
@@ -110,6 +110,5 @@ def write_artifact(directory: Path, model, *, name: str, class_names: list, colo
         input=InputSpec(*input_shape, color_mode, invert=invert),   # a channels/mode mismatch is an error
         sizes={"saved_model": {"bytes": dir_size(saved_dir), "gzip_bytes": gzip_size(saved_dir)},
                "tflite": {"bytes": dir_size(tflite_path), "gzip_bytes": gzip_size(tflite_path)}},
-    ).updated(extra or {})
-    write(directory, metadata)
+    )
     return metadata

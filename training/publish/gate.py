@@ -17,10 +17,6 @@ OVERFIT_GAP = 0.15     # train - validation accuracy above this is reported as o
 MIN_MARGIN = 0.02      # accuracy points above the majority rate, whatever the test size
 
 
-class PublishRefused(RuntimeError):
-    """The model did not pass the publish check; the message says what was measured and what to try."""
-
-
 @dataclass
 class GateReport:
     test_accuracy: float
@@ -38,17 +34,18 @@ def majority_rate(labels: np.ndarray) -> float:
     return float(np.bincount(labels).max() / len(labels)) if len(labels) else 0.0
 
 
-def required_margin(rate: float, n: int) -> float:
-    return max(MIN_MARGIN, 2.0 * math.sqrt(rate * (1.0 - rate) / max(n, 1)))
+def required_margin(rate: float, n: int, min_margin: float = MIN_MARGIN) -> float:
+    return max(min_margin, 2.0 * math.sqrt(rate * (1.0 - rate) / max(n, 1)))
 
 
 def check(test_accuracy: float, test_labels: np.ndarray, train_accuracy: float = None,
-          val_accuracy: float = None) -> GateReport:
-    """Measure; never raises. ``enforce`` turns a failed report into PublishRefused."""
+          val_accuracy: float = None, *, min_margin: float = MIN_MARGIN,
+          overfit_gap: float = OVERFIT_GAP) -> GateReport:
+    """Measure; never raises. ``refusal`` says why a failed report refuses."""
     rate = majority_rate(test_labels)
-    margin = required_margin(rate, len(test_labels))
+    margin = required_margin(rate, len(test_labels), min_margin)
     warnings = []
-    if train_accuracy is not None and val_accuracy is not None and train_accuracy - val_accuracy > OVERFIT_GAP:
+    if train_accuracy is not None and val_accuracy is not None and train_accuracy - val_accuracy > overfit_gap:
         warnings.append(f"validation accuracy {val_accuracy:.3f} is far below training accuracy "
                         f"{train_accuracy:.3f}: the model overfits; more images, more augmentation "
                         "or transfer learning (python -m training transfer) usually help")
@@ -56,13 +53,14 @@ def check(test_accuracy: float, test_labels: np.ndarray, train_accuracy: float =
     return GateReport(round(test_accuracy, 4), round(rate, 4), round(margin, 4), len(test_labels), passed, warnings)
 
 
-def enforce(report: GateReport) -> None:
+def refusal(report: GateReport) -> str:
+    """Why a failed report refuses, with what was measured and what to try; "" when it passed."""
     if report.passed:
-        return
+        return ""
     if report.test_examples == 0:
-        raise PublishRefused("no held-out test images, so the model cannot be checked; add images "
-                             "(10% of each class is held out) or pass --force to publish unchecked")
-    raise PublishRefused(
+        return ("no held-out test images, so the model cannot be checked; add images "
+                "(10% of each class is held out) or pass --force to publish unchecked")
+    return (
         f"not published: held-out accuracy {report.test_accuracy:.3f} on {report.test_examples} images is not "
         f"clearly above the majority-class rate {report.majority_rate:.3f} (needs +{report.margin:.3f}). "
         "Try more images per class, the folder preset (--preset folder), or transfer learning "

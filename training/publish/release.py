@@ -1,23 +1,35 @@
-"""Publishing a trained model as a new version: export it, measure every format on
-the test set, and record what the run applied."""
+"""The one publish path: stage a version, score it once, decide, write its metadata once.
+
+``train --publish``, ``publish``, ``optimize``, ``transfer`` and ``retrain`` all call
+``publish_version``:
+
+1. ``artifact.versions.publish`` opens a hidden staging directory;
+2. the model's files are exported into it (SavedModel, TFLite, Keras weights);
+3. the staged version is scored once, through the runners the service uses, on the
+   held-out test split (``training.publish.scoring``);
+4. each policy judges those scores (``training.publish.policies``); any refusal raises
+   ``PublishRefused`` and the staging directory is removed;
+5. the metadata is built once (files, sizes, metrics, each verdict's record, the
+   config and what the caller adds) and ``artifact`` writes it once, as it renames the
+   directory into the next version.
+"""
 from __future__ import annotations
 
 import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional, Sequence
 
-from artifact.metadata import Metadata
 from artifact.versions import publish
 
 from training.config import ExperimentConfig
 from training.data.datasets import Dataset, dataset_record
-from training.publish.evaluate import classification_report, evaluate_artifact
-from training.publish.export import write_artifact
-from training.publish.gate import check, enforce
+from training.fit.train import TrainResult
 from training.models.cnn import initializer_for
-from training.fit.train import TrainResult, predict_probabilities
+from training.publish.export import export_files
+from training.publish.policies import Policy, PublishCheck, PublishRefused
+from training.publish.scoring import metrics_block, score_version
 
 log = logging.getLogger(__name__)
 
@@ -43,52 +55,57 @@ def command_line() -> str:
     return shlex.join(head + sys.argv[1:])
 
 
-def _best_epoch_accuracies(history: dict) -> tuple:
-    """(train, validation) accuracy of the epoch whose weights are kept (the best validation)."""
-    val = (history or {}).get("val_accuracy")
-    if not val:
-        return None, None
-    best = max(range(len(val)), key=val.__getitem__)
-    return history["accuracy"][best], val[best]
+def default_policies(cfg: ExperimentConfig) -> list:
+    """What every publish must pass: the publish check."""
+    return [PublishCheck()]
 
 
-def publish_model(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
-                  quantization: str = "none", representative=None, parent=None,
-                  weights_model=None, history: dict = None, force: bool = False,
-                  judge: Callable[[Path], dict] = None) -> Path:
-    """Export ``model`` and publish it with metrics measured on ``test`` for every format.
+def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
+                    policies: Optional[Sequence[Policy]] = None, force: bool = False,
+                    quantization: str = "none", representative=None, parent: Optional[dict] = None,
+                    weights_model=None, history: Optional[dict] = None,
+                    annotate: Optional[Callable[[dict, list], dict]] = None,
+                    before_rename: Optional[Callable[[], None]] = None) -> Path:
+    """Publish ``model`` as the next version of ``cfg.name`` in ``cfg.models_dir``; returns its directory.
 
-    The publish check (training.publish.gate) runs first: a model not clearly above the
-    majority-class rate raises PublishRefused and nothing is written, unless ``force``.
-    ``judge(staging)`` runs on the complete staged version before it is renamed into
-    place: it returns further metadata blocks, or raises to publish nothing.
+    ``policies`` (default: the publish check) judge the staged version's scores on ``test``;
+    a refusal raises ``PublishRefused`` (with every verdict and the scores) and leaves
+    nothing behind, unless ``force``, which publishes and records ``forced: true``.
+    ``annotate(scores, verdicts)`` returns further metadata blocks (a retrain's report);
+    ``before_rename()`` runs last and may raise to publish nothing (the served version
+    changed meanwhile). ``extra`` holds the caller's blocks (techniques, dataset, training...).
     """
-    keras_report = classification_report(test.y, predict_probabilities(model, test).argmax(1), test.class_names)
-    report = check(keras_report["accuracy"], test.y, *_best_epoch_accuracies(history))
-    for warning in report.warnings:
-        log.warning("%s", warning)
-    if not force:
-        enforce(report)
-    checks = report.to_dict() | {"forced": force and not report.passed}
+    policies = list(policies if policies is not None else default_policies(cfg))
 
-    def write(staging: Path) -> Metadata:
-        metadata = write_artifact(staging, model, name=cfg.name, class_names=test.class_names,
-                                  color_mode=cfg.data.color_mode if cfg.data.source == "folder" else "L",
-                                  quantization=quantization, representative=representative,
-                                  extra={"config": cfg.to_dict(), "parent": parent, "publish_check": checks,
-                                         "command": command_line(), **extra},
-                                  weights_model=weights_model)
-        reports = evaluate_artifact(staging, test)
-        metadata.metrics = {"test_examples": len(test), "keras": {"accuracy": keras_report["accuracy"]}}
-        for fmt, measured in reports.items():
-            metadata.metrics[fmt] = {"accuracy": measured["accuracy"], **metadata.sizes[fmt]}
-        metadata.metrics["per_class"] = keras_report["per_class"]
-        return metadata.updated(judge(staging)) if judge else metadata
+    def write(staging: Path):
+        metadata = export_files(staging, model, name=cfg.name, class_names=test.class_names,
+                                color_mode=cfg.data.color_mode if cfg.data.source == "folder" else "L",
+                                quantization=quantization, representative=representative,
+                                weights_model=weights_model)
+        scores = score_version(staging, test, metadata)
+        verdicts = [policy.judge(scores, test, history) for policy in policies]
+        for verdict in verdicts:
+            for warning in verdict.record.get("warnings", []):
+                log.warning("%s", warning)
+        failed = [v for v in verdicts if not v.passed]
+        if failed and not force:
+            raise PublishRefused(verdicts, scores)
+        records = {v.policy: v.record | ({"forced": True} if not v.passed else {}) for v in verdicts}
+        if "publish_check" in records:
+            records["publish_check"].setdefault("forced", False)
+        blocks = {"config": cfg.to_dict(), "parent": parent, "command": command_line(), **extra, **records,
+                  "metrics": metrics_block(scores, metadata.sizes)}
+        if annotate is not None:
+            blocks |= annotate(scores, verdicts)
+        if before_rename is not None:
+            before_rename()
+        return metadata.updated(blocks)
 
     return publish(cfg.models_dir, cfg.name, write)
 
 
 def publish_result(cfg: ExperimentConfig, result: TrainResult, preset: str = None, force: bool = False) -> Path:
+    """Publish a finished ``train`` run with its training record."""
     extra = {
         "techniques": techniques(cfg),
         "preset": preset,
@@ -96,4 +113,4 @@ def publish_result(cfg: ExperimentConfig, result: TrainResult, preset: str = Non
         "training": {"params": int(result.model.count_params()), "fit_seconds": round(result.wall_seconds, 1),
                      "history": result.history, "budget": result.budget, "distribution": result.distribution},
     }
-    return publish_model(cfg, result.model, result.test, extra=extra, history=result.history, force=force)
+    return publish_version(cfg, result.model, result.test, extra=extra, history=result.history, force=force)

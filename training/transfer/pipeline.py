@@ -25,7 +25,7 @@ from training.fit.trainer import fit, run_dir_for
 from training.keras2 import keras
 from training.models.registry import build_for_experiment
 from training.models.transfer import build_transfer_model, freeze_backbone, unfreeze_top
-from training.publish.release import publish_model, techniques
+from training.publish.release import publish_version, techniques
 
 log = logging.getLogger(__name__)
 
@@ -114,4 +114,5 @@ def publish_transfer(result: TransferResult, preset: str = None, force: bool = F
     spec = cfg.transfer.backbone_spec     # lineage, in training.compress.optimize's shape, for own backbones
     parent = {k: spec[k] for k in ("name", "version", "path")} if spec else None
     history = result.stages[-1]["history"]
-    return publish_model(cfg, result.model, result.test, extra=extra, parent=parent, history=history, force=force)
+    return publish_version(cfg, result.model, result.test, extra=extra, parent=parent, history=history,
+                           force=force)
