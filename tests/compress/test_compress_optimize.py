@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from artifact.versions import versions
-from support.builders import trained_tiny
 from training.cli.main import main
 from training.models.published import load_keras_model
 from training.publish.release import publish_version
@@ -13,9 +12,8 @@ from training.compress.prune import sparsity_report
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("optimize")
-    cfg, result = trained_tiny(tmp)
+def source(trained):
+    cfg, result = trained
     return cfg, publish_version(cfg, result.model, result.test, extra={}, force=True)
 
 

@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from artifact.litert import LiteRTRunner
-from support.builders import trained_tiny
 from training.compress.measure import export_tflite, measure
 from training.compress.prune import PruneSettings, prune, sparsity_report
 from training.compress.quantize import QATSettings, float_twin, is_quantize_aware, qat, representative
@@ -11,11 +10,6 @@ from training.fit.train import predict_probabilities
 from training.compress.tfmot_wrappers import own_weights
 
 AGREEMENT = 0.9      # argmax agreement with the Keras model on the fixture's test images
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return trained_tiny(tmp_path_factory.mktemp("quantize"))
 
 
 def _agreement(model, tflite_bytes, test, tmp_path, name):

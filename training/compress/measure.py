@@ -15,10 +15,11 @@ import numpy as np
 
 from artifact.litert import LiteRTRunner
 
-from training.data.datasets import Dataset
-from training.publish.export import convert_tflite, gzip_bytes, save_saved_model
-from training.fit.train import accuracy
 from training.compress.tfmot_wrappers import nonzero_params
+from training.data.datasets import Dataset
+from training.fit.train import accuracy
+from training.publish.export import convert_tflite, gzip_bytes, save_saved_model
+from training.publish.scoring import score
 
 
 def export_tflite(model, quantization: str, representative, workdir: Path) -> tuple:
@@ -40,7 +41,7 @@ def measure(model, test: Dataset, quantization: str, representative, workdir: Pa
     path.write_bytes(tflite)
     probs = LiteRTRunner(path).predict(test.x)
     return {"keras_accuracy": round(accuracy(model, test), 4),
-            "tflite_accuracy": round(float(np.mean(probs.argmax(1) == test.y)), 4),
+            "tflite_accuracy": score(test.y, probs.argmax(1), test.class_names).accuracy,
             **nonzero_params(model), "quantization": quantization,
             "tflite_bytes": len(tflite), "tflite_gzip_bytes": gzip_bytes(tflite),
             "tflite_path": str(path)}
