@@ -49,7 +49,7 @@ def find_model(root: Path) -> tuple | None:
 def tiny_model_root() -> Path:
     """No published model: build the tests' nearest-centroid model (needs tests/data)."""
     sys.path.insert(0, str(REPO / "tests"))
-    from service_fixtures import build_artifact
+    from support.service import build_artifact
     root = Path(tempfile.mkdtemp(prefix="serve-bench-"))
     build_artifact(root)
     return root

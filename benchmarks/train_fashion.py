@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.config import load_config  # noqa: E402  (sets TF_USE_LEGACY_KERAS first)
+from training.config import load_config  # noqa: E402
 
 
 def main() -> None:
