@@ -103,7 +103,7 @@ def run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
     record = METHOD_RUNS[method](cfg, data, target_test, budget.steps, seed)
     keras.backend.clear_session()           # many models in one process: drop the old graphs
     return {**record, "k": k, "method": method, "train_images": len(data), "test_images": len(target_test),
-            "source_test_accuracy": md.read(backbone).metrics["keras"]["accuracy"],
+            "source_test_accuracy": md.read(backbone).metrics["tflite"]["accuracy"],
             "seconds": round(time.perf_counter() - start, 1)}
 
 
