@@ -50,7 +50,7 @@ def test_openapi_describes_every_route(tmp_path):
     from pathlib import Path
 
     import yaml
-    spec = yaml.safe_load((Path(__file__).parents[1] / "openapi.yaml").read_text())
+    spec = yaml.safe_load((Path(__file__).parents[2] / "openapi.yaml").read_text())
     app = create_app({"model_root": str(tmp_path), "poll_interval_s": 0})
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
