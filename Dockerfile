@@ -43,10 +43,24 @@ ENV PORT=8080 \
     SERVICE_MODEL_ROOT=/app/models
 USER 10001:10001
 EXPOSE 8080
+# The port by ServiceConfig's rule (SERVICE_BIND, else PORT), without importing the
+# service: this runs every 10 s.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request as u; port = (os.environ.get('SERVICE_BIND') or ':' + os.environ['PORT']).rsplit(':', 1)[1]; u.urlopen('http://127.0.0.1:%s/v2/health/live' % port, timeout=3)"]
-# `exec` makes gunicorn PID 1, so `docker stop` / Kubernetes' SIGTERM reaches it directly.
-CMD ["sh", "-c", "exec gunicorn -c gunicorn.conf.py --bind \"${SERVICE_BIND:-0.0.0.0:$PORT}\" 'service:create_app()'"]
+# gunicorn.conf.py takes the address from ServiceConfig. The exec form makes gunicorn
+# PID 1, so `docker stop` / Kubernetes' SIGTERM reaches it directly.
+CMD ["gunicorn", "-c", "gunicorn.conf.py", "service:create_app()"]
+
+# ---- serve: the model files the tflite backend reads ------------------------------
+FROM base AS serve-models
+COPY models/ /models/
+# Each published version's metadata.json and model.tflite (the path every committed
+# metadata names; tests/deploy/test_dockerfile.py checks it). The SavedModel and the
+# Keras weights are for the tf backend and retraining (the full image); retired
+# versions (.retired/) are never served.
+RUN find /models -mindepth 1 -name '.*' -prune -exec rm -rf {} + \
+ && find /models -type f ! -name model.tflite ! -name metadata.json -delete \
+ && find /models -depth -mindepth 1 -type d -empty -delete
 
 # ---- serve: the slim image ----------------------------------------------------
 FROM runtime AS serve
@@ -56,7 +70,7 @@ COPY --from=serve-deps /opt/venv /opt/venv
 COPY gunicorn.conf.py ./
 COPY artifact/ artifact/
 COPY service/ service/
-COPY models/ models/
+COPY --from=serve-models /models/ models/
 # Not `auto`: on a GPU host auto picks tf, which this image does not hold.
 ENV SERVICE_BACKEND=tflite
 
@@ -70,7 +84,11 @@ RUN python3 -m venv ${VENV_ARGS} /opt/venv \
 # ---- full: training, retraining and the tf backend ------------------------------
 FROM runtime AS full
 COPY --from=full-deps /opt/venv /opt/venv
-COPY --from=serve /app/ /app/
+COPY gunicorn.conf.py ./
+COPY artifact/ artifact/
+COPY service/ service/
+# Every file of every version: the tf backend reads saved_model/, retraining the weights.
+COPY models/ models/
 COPY configs/ configs/
 COPY training/ training/
 # Serves with the tf backend (GPU when one is visible); a job instead:

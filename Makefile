@@ -27,7 +27,7 @@ system-deps:
 	else echo "apt-get not available: skipping Debian packages"; fi
 
 serve: $(STAMP)
-	SERVICE_MODEL_ROOT=$(CURDIR)/models $(BIN)/gunicorn -c gunicorn.conf.py --bind 0.0.0.0:$(PORT) "service:create_app()"
+	SERVICE_MODEL_ROOT=$(CURDIR)/models PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py "service:create_app()"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -1,10 +1,13 @@
 """gunicorn settings for ``gunicorn -c gunicorn.conf.py "service:create_app()"``.
 
-Values come from the same ``SERVICE_*`` variables as the app (service.config),
-so workers x model threads ~ cores is computed in one place. The master
-imports only light modules; each worker builds the app after fork and loads
-its models before it accepts a connection (``service.worker``; never in the
-master: TensorFlow in a forked child can hang, tensorflow#57877).
+Every value that varies comes from ``ServiceConfig`` (service/config.py:
+``SERVICE_*`` variables, ``PORT``), the object the app reads too, so workers
+x model threads ~ cores is computed in one place; what is fixed here is a
+design decision, with its reason. The master imports only light modules;
+each worker builds the app after fork and loads its models before it
+accepts a connection (the ``post_worker_init`` hook of service/worker.py;
+never in the master: TensorFlow in a forked child can hang,
+tensorflow#57877).
 """
 import glob
 import os
@@ -22,17 +25,18 @@ from prometheus_client import multiprocess  # noqa: E402
 
 from service.config import ServiceConfig  # noqa: E402
 from service.logs import JsonFormatter  # noqa: E402,F401  (referenced by logconfig_dict)
+from service.worker import post_worker_init  # noqa: E402,F401  (a server hook: found by its name)
 
 _cfg = ServiceConfig.load()
 
 bind = _cfg.bind
 workers = _cfg.workers
-worker_class = "service.worker.ServiceWorker"  # gthread + load before accept + drain the backlog
+worker_class = "service.worker.ServiceWorker"  # gthread + drain the backlog at stop, keep-alive linger, accept spread
 threads = _cfg.threads
 preload_app = False               # the app (and any TF) is created in each worker
-timeout = 60                      # s without heartbeat before a worker is killed
-graceful_timeout = 30             # s for queued and in-flight requests after SIGTERM
-keepalive = 5
+timeout = _cfg.worker_timeout_s
+graceful_timeout = _cfg.graceful_timeout_s
+keepalive = _cfg.keepalive_s
 # No request-count recycling: RSS grows about 1% over 20,000 requests, and a
 # recycled worker used to answer 503 while it loaded (issue 12). TF keeps
 # about 6.5 MB per hot reload; SIGHUP replaces the workers without a 503

@@ -69,10 +69,20 @@ class ServiceConfig:
     device: str = "auto"             # auto | cpu | gpu (tf backend only)
     model_threads: int = 0           # TF intra-op / LiteRT threads; 0 = cores // workers
     warmup: bool = True
+    warmup_timeout_s: float = 120.0  # deadline of each warm-up call at load; a slower model fails to load
     # gunicorn (read by gunicorn.conf.py; model_threads uses workers)
-    bind: str = "0.0.0.0:8080"
+    bind: str = "0.0.0.0:8080"       # without SERVICE_BIND: 0.0.0.0:$PORT when PORT is set (platforms set it)
     workers: int = 0                 # 0 = one per core (at most 8), one on a GPU
     threads: int = 0                 # request threads per worker; 0 = 2 x max_batch_size
+    worker_timeout_s: int = 60       # s without a heartbeat before the master kills a worker
+    graceful_timeout_s: int = 30     # s for queued and in-flight requests after SIGTERM
+    keepalive_s: int = 5             # s an idle kept-alive connection stays open
+    # worker tuning (service/worker.py says what each was measured against)
+    gil_switch_interval_s: float = 0.0005   # sys.setswitchinterval in each worker (Python: 0.005)
+    keepalive_linger_s: float = 0.005       # a request thread's wait for its connection's next request
+    gc_young_threshold: int = 20_000        # young-generation GC threshold once models are loaded
+    accept_defer_per_conn_s: float = 0.0001  # accept() delay per connection a worker holds
+    accept_defer_max_s: float = 0.003        # ... capped at this
     # dynamic batching
     max_batch_size: int = 16         # images per model call; larger requests run in chunks
     max_batch_delay_ms: float = 0.0  # extra wait for company; 0 = batch only what is waiting
@@ -96,12 +106,17 @@ class ServiceConfig:
             raise ValueError(f"version_policy must be one of {POLICIES}, got {self.version_policy!r}")
         if self.version_policy == "specific" and not self.versions:
             raise ValueError("version_policy 'specific' needs versions, e.g. SERVICE_VERSIONS=1,3")
-        for name in ("max_batch_size", "max_items", "max_content_length"):
+        for name in ("max_batch_size", "max_items", "max_content_length", "gc_young_threshold",
+                     "worker_timeout_s", "graceful_timeout_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        for name in ("workers", "threads", "model_threads", "max_queue"):
+        for name in ("workers", "threads", "model_threads", "max_queue", "keepalive_s",
+                     "keepalive_linger_s", "accept_defer_per_conn_s", "accept_defer_max_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        for name in ("warmup_timeout_s", "gil_switch_interval_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
         if self.workers == 0:
             self.workers = default_workers(self.backend, self.device)
         if self.threads == 0:
@@ -126,12 +141,25 @@ class ServiceConfig:
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw is not None:
                 values[name] = _parse(name, raw, hints[name])
+        if "bind" not in values and environ.get("PORT"):
+            values["bind"] = "0.0.0.0:" + str(_parse_port(environ["PORT"]))
         for key, value in (overrides or {}).items():
             name = key.lower().removeprefix(ENV_PREFIX.lower())
             if name not in names:
                 raise KeyError(f"unknown service config key: {key!r}")
             values[name] = _parse(name, value, hints[name]) if isinstance(value, str) else value
         return cls(**values)
+
+
+def _parse_port(raw: str) -> int:
+    """PORT is what Knative/KServe and Cloud Run set; SERVICE_BIND, when given, wins."""
+    try:
+        port = int(raw)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise ValueError(f"PORT: expected a TCP port number, got {raw!r}")
+    return port
 
 
 def _parse(name: str, raw: str, hint) -> object:

@@ -181,7 +181,7 @@ class ModelRegistry:
             # Through the batcher, so that the interpreter requests will use is the warm one.
             for n in sorted({1, cfg.max_batch_size}):
                 zeros = np.zeros((n, *info.input.shape), np.uint8)
-                out = batcher.submit(zeros, time.monotonic() + 120, admit=True)
+                out = batcher.submit(zeros, time.monotonic() + cfg.warmup_timeout_s, admit=True)
                 if out.shape != (n, len(info.labels)):
                     batcher.close()
                     raise ValueError(f"model output shape {out.shape} does not match "

@@ -1,13 +1,15 @@
 """The gunicorn worker: gthread, plus the model lifecycle around accepting.
 
-``gunicorn.conf.py`` names it as ``worker_class``. Two changes to the stock
-threaded worker (gunicorn 27, ``workers/gthread.py``):
+``gunicorn.conf.py`` names ``ServiceWorker`` as ``worker_class`` and
+``post_worker_init`` below as its server hook. Changes to the stock threaded
+worker (gunicorn 27, ``workers/gthread.py``):
 
-- Start: the worker builds the app after fork (no TensorFlow in the
-  master), then loads every wanted model version *before* its accept loop
-  starts, heartbeating the arbiter meanwhile. Connections that arrive in
-  that time wait in the listen backlog (or go to a worker that is ready);
-  none is answered 503 "loading", so a restarted worker causes no 503 storm.
+- Start (the public ``post_worker_init`` hook): the worker builds the app
+  after fork (no TensorFlow in the master), then loads every wanted model
+  version *before* its accept loop starts, heartbeating the arbiter
+  meanwhile. Connections that arrive in that time wait in the listen
+  backlog (or go to a worker that is ready); none is answered 503
+  "loading", so a restarted worker causes no 503 storm.
 - Stop (SIGTERM): readiness turns false first; gunicorn then stops
   accepting, answers requests on kept-alive connections with
   ``Connection: close`` and waits up to ``graceful_timeout`` for open
@@ -17,12 +19,48 @@ threaded worker (gunicorn 27, ``workers/gthread.py``):
 - Keep-alive: the request thread that answered a kept-alive connection
   waits a moment for that client's next request and serves it itself,
   instead of handing the connection back to the poller thread and from
-  there to a pool thread again (``KEEPALIVE_LINGER_S``).
+  there to a pool thread again (``keepalive_linger_s``).
 - Garbage collection: start-up objects frozen, a larger young generation
-  (``GC_YOUNG_THRESHOLD``).
+  (``gc_young_threshold``).
 - Accept: with several workers, a worker that already holds connections
-  waits a little before accepting a new one (``ACCEPT_DEFER_PER_CONN_S``),
+  waits a little before accepting a new one (``accept_defer_per_conn_s``),
   so the worker with fewer connections takes it.
+
+gunicorn has no public hook for the last four, so ``ServiceWorker``
+overrides ``handle_exit``, ``handle``, ``accept`` and ``set_accept_enabled``
+and reads ``nr_conns`` and ``conn.parser.unreader``:
+tests/service/test_service_worker_contract.py checks each against the
+installed gunicorn. The settings are ``ServiceConfig`` fields (the app's
+``extensions["service_config"]``); the measurements behind their defaults:
+
+- ``gil_switch_interval_s``: the poller thread, the request threads and the
+  batching request threads hand each request to one another several times;
+  a thread that wants the GIL waits up to this long for it (Python's
+  default is 5 ms). 0.5 ms gave 1.3-2x req/s at 32 clients on 2 busy cores
+  (benchmarks/serve_load.py).
+- ``keepalive_linger_s``: each hand-back to the poller costs a re-register,
+  a pipe wake-up and a thread-pool hand-off, which on 2 busy cores made the
+  poller thread hold the GIL about as long as all request threads together
+  (py-spy --gil at 32 clients). A thread waits without the GIL;
+  connections beyond the thread count wait at most this long for one.
+- ``gc_young_threshold``: a pixel-array JSON body allocates about 800
+  lists. With Python's default young-generation threshold (700
+  allocations) each such request paid a collection pass, and the older
+  generations' passes, which follow from those, walked every object the
+  app and its models made at start. Once the models are loaded,
+  gc.freeze() leaves those start-up objects out of all later passes, and
+  20,000 runs a young pass about every 25 such requests. At 32 clients on
+  2 cores: v1 pixel arrays from about 1,200 to 800 us of worker CPU per
+  request.
+- ``accept_defer_per_conn_s`` / ``accept_defer_max_s``: every worker's
+  poller wakes for a new connection and the first to accept() gets it, so
+  one worker could end up with nearly all of wrk's 32 connections and the
+  other idle: batches of 16 on one core, half the req/s
+  (benchmarks/serve_load.py, V2 binary at c=32: 596 and 627 req/s in two
+  runs, against about 1,250 when the connections were spread). Deferring
+  by the number of connections held lets the less loaded worker win the
+  race; capped, so a lone busy worker still accepts within a few
+  milliseconds.
 """
 from __future__ import annotations
 
@@ -35,49 +73,30 @@ import time
 from gunicorn.workers.gthread import ThreadWorker
 
 log = logging.getLogger("service")
-# The poller thread, the request threads and the batcher thread hand each
-# request to one another several times; a thread that wants the GIL waits up
-# to this long for it (Python's default is 5 ms). 0.5 ms gave 1.3-2x req/s
-# at 32 clients on 2 busy cores (benchmarks/serve_load.py).
-GIL_SWITCH_INTERVAL_S = 0.0005
-# How long a request thread waits on its kept-alive connection for the next
-# request before handing it back to the poller. Each hand-back costs the
-# poller a re-register, a pipe wake-up and a thread-pool hand-off, which on
-# 2 busy cores made the poller thread hold the GIL about as long as all
-# request threads together (py-spy --gil at 32 clients). A thread waits
-# without the GIL; connections beyond the thread count wait at most this
-# long for one.
-KEEPALIVE_LINGER_S = 0.005
-# A pixel-array JSON body allocates about 800 lists. With Python's default
-# young-generation threshold (700 allocations) each such request paid a
-# collection pass, and the older generations' passes, which follow from
-# those, walked every object the app and its models made at start. Once the models are loaded, gc.freeze()
-# leaves those start-up objects out of all later passes, and this threshold
-# runs a young pass about every 25 such requests. At 32 clients on 2 cores:
-# v1 pixel arrays from about 1,200 to 800 us of worker CPU per request.
-GC_YOUNG_THRESHOLD = 20_000
-# Every worker's poller wakes for a new connection and the first to accept()
-# gets it, so one worker could end up with nearly all of wrk's 32
-# connections and the other idle: batches of 16 on one core, half the req/s
-# (benchmarks/serve_load.py, V2 binary at c=32: 596 and 627 req/s in two
-# runs, against about 1,250 when the connections were spread). Deferring by
-# the number of connections held lets the less loaded worker win the race.
-# Capped: a lone busy worker still accepts within a few milliseconds.
-ACCEPT_DEFER_PER_CONN_S = 0.0001
-ACCEPT_DEFER_MAX_S = 0.003
+
+
+def post_worker_init(worker) -> None:
+    """gunicorn server hook, run in each worker after it built the app and
+    before its accept loop: load the models first (see the module docstring)."""
+    extensions = worker.wsgi.extensions
+    settings, registry = extensions["service_config"], extensions["model_registry"]
+    registry.start()
+    sys.setswitchinterval(settings.gil_switch_interval_s)
+    while worker.alive and not registry.wait_scanned(1.0):
+        worker.notify()  # loading may outlast the arbiter's timeout
+    gc.freeze()
+    gc.set_threshold(settings.gc_young_threshold, *gc.get_threshold()[1:])
+    log.info("worker accepting", extra={"event": "worker_accepting", "ready": registry.ready()})
 
 
 class ServiceWorker(ThreadWorker):
-    def run(self):
-        registry = self.wsgi.extensions["model_registry"]
-        registry.start()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        while self.alive and not registry.wait_scanned(1.0):
-            self.notify()  # loading may outlast the arbiter's timeout
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-        log.info("worker accepting", extra={"event": "worker_accepting", "ready": registry.ready()})
-        super().run()
+    # Whether the listeners are registered with the poller: follows every
+    # set_accept_enabled call, the one place gthread changes that.
+    listening = False
+
+    @property
+    def settings(self):
+        return self.wsgi.extensions["service_config"]
 
     def handle_exit(self, sig, frame):
         self.wsgi.extensions["model_registry"].drain()
@@ -89,27 +108,31 @@ class ServiceWorker(ThreadWorker):
             keepalive = super().handle(conn)
         return keepalive
 
-    @staticmethod
-    def _next_request_waiting(conn) -> bool:
-        if conn.parser.unreader.buf.getvalue():  # read ahead with the last body
+    def _next_request_waiting(self, conn) -> bool:
+        unreader = conn.parser.unreader
+        ahead = unreader.take_buffered()  # read ahead with the last body
+        if ahead:
+            unreader.unread(ahead)
             return True
         try:
-            readable, _, _ = select.select([conn.sock], [], [], KEEPALIVE_LINGER_S)
+            readable, _, _ = select.select([conn.sock], [], [], self.settings.keepalive_linger_s)
         except (OSError, ValueError):
             return False
         return bool(readable)
 
     def accept(self, listener):
         if self.cfg.workers > 1 and self.nr_conns:
-            time.sleep(min(ACCEPT_DEFER_MAX_S, ACCEPT_DEFER_PER_CONN_S * self.nr_conns))
+            settings = self.settings
+            time.sleep(min(settings.accept_defer_max_s, settings.accept_defer_per_conn_s * self.nr_conns))
         super().accept(listener)
 
     def set_accept_enabled(self, enabled):
         stopping = not enabled and not self.alive
-        if stopping and self._accepting:
+        if stopping and self.listening:
             for listener in self.sockets:
                 self._accept_backlog(listener)
         super().set_accept_enabled(enabled)
+        self.listening = enabled
         if stopping:
             for listener in self.sockets:
                 listener.close()

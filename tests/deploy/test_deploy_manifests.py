@@ -12,7 +12,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from service import create_app
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]   # tests/deploy/ -> the repository
 K8S = ROOT / "deploy" / "k8s"
 K8S_VERSION = "1.31.0"   # a release kubernetes-validate ships schemas for
 CRDS = {("serving.kserve.io/v1beta1", "InferenceService")}   # no schema shipped: checked by hand below
