@@ -89,7 +89,9 @@ def publish_model(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
 
 
 def publish_result(cfg: ExperimentConfig, result: TrainResult, preset: str = None, force: bool = False) -> Path:
+    cfg = result.resolved.apply(cfg)   # the config as it ran: a retrain of this version keeps its input size
     extra = {
+        "resolved": result.resolved.to_dict(),
         "techniques": techniques(cfg),
         "preset": preset,
         "dataset": dataset_record(cfg.data, result.train, result.validation, result.test),
