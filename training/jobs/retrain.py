@@ -161,6 +161,8 @@ def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
         shutil.rmtree(run_dir, ignore_errors=True)   # a job starts afresh: the data may have changed
     fit_cfg = fine_tune_config(cfg) if fine_tune else cfg
     result = train(fit_cfg, data, dist=dist, init_weights=init, run_dir=run_dir)
+    # the recipe as it ran (a folder's "auto" size; from scratch, the budget too), recorded for the next retrain
+    cfg = result.resolved.apply(cfg) if not fine_tune else replace(cfg, data=result.resolved.apply(cfg).data)
     if not dist.chief:
         return {"model": job.name, "exit_code": 0, "published_version": None, "distribution": result.distribution}
 
