@@ -211,7 +211,7 @@ class OptimizeConfig:
     dense_block: List[int] = field(default_factory=lambda: [4, 1], metadata=flag("--dense-block", parse=rows_cols, metavar="ROWS,COLS", help="block sparsity for Dense kernels as ROWS,COLS; 1,1 = element-wise"))
     prune_epochs: int = field(default=3, metadata=flag("--prune-epochs", help="fine-tune epochs while pruning"))
     ramp: float = field(default=0.7, metadata=flag("--prune-ramp", help="share of the pruning epochs spent raising sparsity; the rest retrains at the target"))
-    prune_learning_rate: float = field(default=5e-4, metadata=flag("--prune-lr", help="fine-tune peak rate while pruning"))  # the
+    prune_learning_rate: float = field(default=5e-4, metadata=flag("--prune-lr", help="fine-tune peak rate while pruning"))  # fine-tune peak rate; the
                                        # model is already trained
     # quantization-aware training (training.compress.quantize.QATSettings) and int8 calibration
     qat_epochs: int = field(default=1, metadata=flag("--qat-epochs", help="quantization-aware training epochs"))
@@ -519,7 +519,7 @@ def _field_comments(cls) -> dict:
         if match:
             current = match.group(1)
             comments[current] = match.group(2) or ""
-        elif current and re.match(r"\s+#", line):
+        elif current and re.match(r"\s{8,}#", line):   # a continuation, not a comment heading the next fields
             comments[current] = (comments[current] + " " + line.strip().lstrip("#").strip()).strip()
     return comments
 
@@ -568,7 +568,8 @@ def describe_config(config: ExperimentConfig) -> str:
             text = f"{prefix}{f.name} = {show(value)}"
             if value != initial:
                 text += f" (default {show(initial)})"
-            comment = comments.get(f.name, "")
+            flag_help = f.metadata["flag"].help if "flag" in f.metadata else None
+            comment = comments.get(f.name) or flag_help or ""
             lines.append(f"{text:<48}  # {comment}" if comment else text)
 
     walk(config, ExperimentConfig(), "")
