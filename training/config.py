@@ -1,43 +1,104 @@
 """One typed config: dataclass defaults < YAML preset/file < ``--set key=value``.
 
-Unknown keys are an error at every level, so a typo never silently trains the
-wrong model. The config as it ran is saved inside the artifact.
+Unknown keys and values outside a field's type (a ``Literal``'s choices
+included) are an error at every level, so a typo never silently trains the
+wrong model. Every section is frozen: what a run works out from its data (an
+``"auto"`` batch size, a folder's image size, a published backbone) is returned
+as a ``Resolved`` record, and the config as it ran is a copy made from it, so a
+caller's config never changes under it. The config as it ran and the record are
+saved inside the artifact.
+
+A field's trailing comment is its description (``python -m training config``
+prints it); ``flag(...)`` in a field's metadata makes it a command-line flag
+whose help is that description (``training.cli.common.add_config_flags``).
 """
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Literal, Optional, Union
 
 import yaml
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
 STRATEGIES = ("default", "mirrored", "multi_worker")   # tf.distribute set-ups, see training.fit.distribute
-
+AUTO = "auto"
 
 class ConfigError(ValueError):
     """A config file or override names an unknown key or holds a bad value."""
 
 
-@dataclass
+@dataclass(frozen=True)
+class Flag:
+    """A config key's command-line shorthand: ``--sparsity 0.6`` is ``--set optimize.sparsity=0.6``."""
+    name: str                          # e.g. "--sparsity"
+    help: Optional[str] = None         # None: the field's own comment
+    const: Any = None                  # a switch storing this value (e.g. False for --prune-ends)
+    parse: Optional[Callable] = None   # text -> value, raising ConfigError (e.g. "4,1" -> [4, 1])
+    metavar: Optional[str] = None
+    show_default: bool = True          # append "(default X)" to the help
+
+
+def flag(name: str, **options) -> dict:
+    """Field metadata making the key a command flag (see ``Flag``)."""
+    return {"flag": Flag(name, **options)}
+
+
+def comma_list(text: str) -> list:
+    """``"prune, int8"`` -> ["prune", "int8"]."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def rows_cols(text: str) -> list:
+    """``"4,1"`` -> [4, 1]."""
+    try:
+        rows, cols = (int(n) for n in text.split(","))
+    except ValueError:
+        raise ConfigError(f"takes ROWS,COLS such as 4,1, got '{text}'") from None
+    return [rows, cols]
+
+
+def count_or_all(text: str):
+    """``"all"`` or a whole number >= 0."""
+    if text == "all":
+        return "all"
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError("must be 'all' or a whole number >= 0")
+    return value
+
+
+Activation = Literal["relu", "relu6", "elu", "leaky_relu", "gelu", "swish", "silu", "mish", "selu",
+                     "tanh", "sigmoid", "softsign", "linear", "hard_sigmoid"]   # training.models.cnn
+Schedule = Literal["constant", "cosine", "onecycle"]                            # training.fit.trainer
+
+
+@dataclass(frozen=True)
 class DataConfig:
-    source: str = "fashion_mnist"      # "fashion_mnist" | "folder" | "npz"
+    source: Literal["fashion_mnist", "folder", "npz"] = "fashion_mnist"   # where the images come from
     path: Optional[str] = None         # image folder root or .npz file
-    image_size: Any = 28               # square side in pixels for folder data; "auto": the folder's
+    image_size: Union[int, Literal["auto"]] = 28   # square side in pixels for folder data; "auto": the folder's
                                        # median short side within 16-32 px
-    color_mode: str = "L"              # "L" (greyscale), "RGB", or "auto": RGB if any colour file is seen
+    color_mode: Literal["L", "RGB", "auto"] = "L"  # "L" (greyscale), "RGB", or "auto": RGB if any colour file is seen
     validation_split: float = 0.1      # fraction of training data held out for validation
     test_split: float = 0.1            # folders: fraction held out as the test set (by a hash of each
                                        # file's path, so it stays put as the folder grows)
     limit: Optional[int] = None        # use only the first N training images (smoke runs)
     cache: bool = True
+    fashion_mnist_dir: Optional[str] = field(default_factory=lambda: os.environ.get("FASHION_MNIST_DIR"))
+                                       # folder of the Fashion-MNIST idx files (default: $FASHION_MNIST_DIR);
+                                       # without them there, /usr/share/datasets/fashion-mnist, then a download
 
 
-@dataclass
+@dataclass(frozen=True)
 class AugmentConfig:
     enabled: bool = True
     flip: bool = True                  # horizontal flip, p=0.5
@@ -50,121 +111,149 @@ class AugmentConfig:
     erase_size: float = 0.3            # max erased side as a fraction of the image
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = "cnn"                  # a registered builder, see training.models.registry
     widths: List[int] = field(default_factory=lambda: [32, 64, 128])   # filters per stage
-    convs_per_stage: Any = 2           # int, or a list with one count per stage
+    convs_per_stage: Union[int, List[int]] = 2   # int, or a list with one count per stage
     batch_norm: bool = True
-    activation: str = "relu"
+    activation: Activation = "relu"
     initializer: str = "auto"          # auto: He for ReLU family, Glorot for tanh/sigmoid; naive: normal
                                        # with std 0.01 (the baseline to beat); or any Keras initializer name
                                        # (he_normal, glorot_uniform, lecun_normal, ...)
-    dropout: Any = field(default_factory=lambda: [0.1, 0.2, 0.3])  # a rate, or one per stage
+    dropout: Union[float, List[float]] = field(default_factory=lambda: [0.1, 0.2, 0.3])  # a rate, or one per stage
     head_dropout: float = 0.3
-    head_pool: str = "avg"             # avg (global average) | flatten (max-pool, then flatten)
+    head_pool: Literal["avg", "flatten"] = "avg"   # avg (global average) | flatten (max-pool, then flatten)
     dense_units: int = 0               # 0: global pooling straight into the classifier
     weight_decay: float = 5e-4         # L2 on conv/dense kernels
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 15                   # passes over the training data (unless ``steps`` is set)
-    batch_size: Any = 128              # images per optimizer step, or "auto": sized from the data
+    batch_size: Union[int, Literal["auto"]] = 128   # images per optimizer step, or "auto": sized from the data
                                        # (training.fit.recipe: about n/32 within 16-64)
-    steps: Any = 0                     # optimizer steps instead of epochs, rounded up to whole passes;
+    steps: Union[int, Literal["auto"]] = 0   # optimizer steps instead of epochs, rounded up to whole passes;
                                        # "auto": sized from the data (at least 3,000); 0: use epochs
-    optimizer: str = "adam"            # adam | adamw | sgd
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"   # adam | adamw | sgd
     learning_rate: float = 3e-3
     momentum: float = 0.9              # sgd only
-    schedule: str = "onecycle"         # constant | cosine | onecycle
+    adamw_weight_decay: float = 1e-4   # adamw only: decoupled weight decay
+    schedule: Schedule = "onecycle"    # constant | cosine | onecycle
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.0
-    early_stopping_patience: Any = 0   # passes without a better validation accuracy before stopping;
-                                       # 0: off; "auto": a third of the passes (at least 10). The best
-                                       # weights are restored either way, and those are what is published
+    early_stopping_patience: Union[int, Literal["auto"]] = 0   # passes without a better validation accuracy
+                                       # before stopping; 0: off; "auto": a third of the passes (at least 10).
+                                       # The best weights are restored either way, and those are what is published
     seed: int = 42
     verbose: int = 2                   # Keras fit verbosity (1 = progress bar)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TransferConfig:
     """Transfer learning (training.transfer.pipeline): a pretrained backbone, a new head, two stages."""
-    backbone: str = "mobilenetv2"      # mobilenetv2 | efficientnetb0 | resnet50 | a published version dir
-    weights: Optional[str] = "default" # default | imagenet | none | path to a weights file (.h5);
-                                       # default: imagenet for applications, the artifact's own for versions
-    alpha: float = 1.0                 # MobileNetV2 width multiplier (0.35 is the smallest with ImageNet weights)
-    resize: str = "bilinear"           # bilinear | nearest (integer UpSampling2D) | pad (ZeroPadding2D); all quantizable
+    backbone: str = field(default="mobilenetv2", metadata=flag("--backbone", help="mobilenetv2 | efficientnetb0 | resnet50 | a published version directory such as models/fashion/1 (default: the preset's)", show_default=False))  # mobilenetv2 | efficientnetb0 | resnet50 | a published version dir
+    weights: Optional[str] = field(default="default", metadata=flag("--weights", help="default | imagenet | none | PATH to a weights file", show_default=False))  # default | imagenet | none | path to a
+                                       # weights file (.h5); default: imagenet for applications, the artifact's own for versions
+    alpha: float = field(default=1.0, metadata=flag("--alpha", show_default=False))  # MobileNetV2 width multiplier
+                                       # (0.35 is the smallest with ImageNet weights)
+    resize: Literal["bilinear", "nearest", "pad"] = "bilinear"   # bilinear | nearest (integer UpSampling2D) |
+                                       # pad (ZeroPadding2D); all quantizable
     scale: int = 0                     # upsampling factor; 0: smallest reaching the backbone's minimum side
-    head_epochs: int = 5               # stage 1: backbone frozen, only the new head learns
-    head_steps: Any = 0                # stage 1 in optimizer steps instead (rounded up to whole passes);
+    head_epochs: int = field(default=5, metadata=flag("--head-epochs", help="stage 1 epochs (backbone frozen)", show_default=False))  # stage 1: backbone frozen, only the new head learns
+    head_steps: Union[int, Literal["auto"]] = 0   # stage 1 in optimizer steps instead (rounded up to whole passes);
                                        # "auto": sized from the data like train.steps; 0: head_epochs
-    head_learning_rate: float = 1e-3
-    unfreeze: Any = "all"              # stage 2: "all", or the top N layers/blocks; 0 skips stage 2
-    unfreeze_unit: str = "layers"      # layers (with weights, BatchNorm not counted) | blocks
-    fine_tune_epochs: int = 5
-    fine_tune_learning_rate: float = 1e-5  # low, so stage 2 nudges rather than overwrites pretrained features
-    backbone_spec: Any = None          # filled in for published backbones: rebuilds the model without them
+    head_learning_rate: float = field(default=1e-3, metadata=flag("--head-lr", help="stage 1 learning rate", show_default=False))
+    unfreeze: Union[int, Literal["all"]] = field(default="all", metadata=flag("--unfreeze", parse=count_or_all, metavar="N|all", help="stage 2 trains the top N layers/blocks of the backbone, or all; 0 skips it", show_default=False))  # stage 2: "all",
+                                       # or the top N layers/blocks; 0 skips stage 2
+    unfreeze_unit: Literal["layers", "blocks"] = field(default="layers", metadata=flag("--unfreeze-unit", show_default=False))  # layers (with weights,
+                                       # BatchNorm not counted) | blocks
+    fine_tune_epochs: int = field(default=5, metadata=flag("--fine-tune-epochs", help="stage 2 epochs", show_default=False))
+    fine_tune_learning_rate: float = field(default=1e-5, metadata=flag("--fine-tune-lr", help="stage 2 learning rate (about 1e-5 for ImageNet)", show_default=False))  # low, so stage 2
+                                       # nudges rather than overwrites pretrained features
 
 
-@dataclass
+@dataclass(frozen=True)
 class DistillConfig:
     """Knowledge distillation (training.compress.distill), the ``distill`` stage of ``optimize``."""
-    alpha: float = 0.1                 # weight of the hard-label loss (0 = soft labels only); the best
-                                       # of the compression study's grid (0.1, 0.5) at T=4
-    temperature: float = 4.0           # softens both softmaxes; the soft term is scaled by T^2
-    labelled: bool = True              # False: the transfer set's labels are not used
-    epochs: Optional[int] = None       # student epochs; None: the student config's train.epochs
-    student_preset: Optional[str] = None   # preset/YAML for the student; None: the source's own config
-    student_overrides: List[str] = field(default_factory=list)   # KEY=VALUE lines for the student
+    alpha: float = field(default=0.1, metadata=flag("--alpha", help="hard-label weight"))  # weight of the hard-label
+                                       # loss (0 = soft labels only); the best of the compression study's grid
+                                       # (0.1, 0.5) at T=4
+    temperature: float = field(default=4.0, metadata=flag("--temperature", help="softmax temperature"))  # softens both
+                                       # softmaxes; the soft term is scaled by T^2
+    labelled: bool = field(default=True, metadata=flag("--unlabelled", const=False, help="ignore the transfer set's labels (alpha = 0)", show_default=False))  # False: the transfer set's labels are not used
+    epochs: Optional[int] = field(default=None, metadata=flag("--distill-epochs", help="student epochs (default: the student config's)", show_default=False))  # student epochs;
+                                       # None: the student config's train.epochs
+    student_preset: Optional[str] = field(default=None, metadata=flag("--student-preset", help="preset/YAML for the student (default: the source config)", show_default=False))  # preset/YAML
+                                       # for the student; None: the source's own config
+    student_overrides: List[str] = field(default_factory=list, metadata=flag("--student-set", metavar="KEY=VALUE", help="override one student config value (repeatable)", show_default=False))  # KEY=VALUE
+                                       # lines for the student
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimizeConfig:
     """Compression (training.compress.optimize): stages, pruning and quantization-aware training."""
     # see optimize.STAGES; docs/compression.md has the measurement behind this default
-    stages: List[str] = field(default_factory=lambda: ["prune", "int8"])
-    name: Optional[str] = None         # publish under this model name; None: the config's name
+    stages: List[str] = field(default_factory=lambda: ["prune", "int8"], metadata=flag("--stages", parse=comma_list, help="comma list from distill, prune, qat|pqat, dynamic|float16|int8"))
+    name: Optional[str] = field(default=None, metadata=flag("--name", help="model name to publish under (optimize.name, default: the config's name)", show_default=False))  # publish under this
+                                       # model name; None: the config's name
     # pruning (training.compress.prune.PruneSettings)
-    sparsity: float = 0.75             # fraction of each pruned Conv2D/Dense kernel set to zero
-    schedule: str = "polynomial"       # polynomial: ramp initial_sparsity -> sparsity; constant
+    sparsity: float = field(default=0.75, metadata=flag("--sparsity", help="target kernel sparsity"))  # fraction of
+                                       # each pruned Conv2D/Dense kernel set to zero
+    schedule: Literal["polynomial", "constant"] = field(default="polynomial", metadata=flag("--schedule", help="pruning schedule"))  # polynomial:
+                                       # ramp initial_sparsity -> sparsity; constant
     initial_sparsity: float = 0.0      # polynomial start
-    two_four: bool = False             # 2:4 structured sparsity (50%) instead of ``sparsity``
-    keep_ends: bool = True             # first and last Conv2D/Dense stay dense
+    two_four: bool = field(default=False, metadata=flag("--two-four", const=True, help="2:4 structured sparsity (50%) instead", show_default=False))  # 2:4 structured
+                                       # sparsity (50%) instead of ``sparsity``
+    keep_ends: bool = field(default=True, metadata=flag("--prune-ends", const=False, help="also prune the first and last Conv2D/Dense (left dense by default)", show_default=False))  # first and last
+                                       # Conv2D/Dense stay dense
     # Dense kernel blocks (rows, cols): 4,1 puts runs of zeros in TFLite's [out, in] layout
-    dense_block: List[int] = field(default_factory=lambda: [4, 1])
-    prune_epochs: int = 3              # fine-tune epochs while pruning
-    ramp: float = 0.7                  # share of the pruning epochs spent raising sparsity
-    prune_learning_rate: float = 5e-4  # fine-tune peak rate; the model is already trained
+    dense_block: List[int] = field(default_factory=lambda: [4, 1], metadata=flag("--dense-block", parse=rows_cols, metavar="ROWS,COLS", help="block sparsity for Dense kernels as ROWS,COLS; 1,1 = element-wise"))
+    prune_epochs: int = field(default=3, metadata=flag("--prune-epochs", help="fine-tune epochs while pruning"))
+    ramp: float = field(default=0.7, metadata=flag("--prune-ramp", help="share of the pruning epochs spent raising sparsity; the rest retrains at the target"))
+    prune_learning_rate: float = field(default=5e-4, metadata=flag("--prune-lr", help="fine-tune peak rate while pruning"))  # fine-tune peak rate; the
+                                       # model is already trained
     # quantization-aware training (training.compress.quantize.QATSettings) and int8 calibration
-    qat_epochs: int = 1
-    qat_learning_rate: float = 1e-4
-    calibration_samples: int = 300     # representative images for int8 post-training quantization
+    qat_epochs: int = field(default=1, metadata=flag("--qat-epochs", help="quantization-aware training epochs"))
+    qat_learning_rate: float = field(default=1e-4, metadata=flag("--qat-lr", help="quantization-aware training peak rate"))
+    calibration_samples: int = field(default=300, metadata=flag("--calibration-samples", help="representative images for int8 calibration"))
+    # pruning and QAT fine-tune an already trained model: a gentle decay from a small peak,
+    # no warm-up ramp that would undo what it learned (training.compress.finetune)
+    fine_tune_schedule: Schedule = "cosine"   # learning-rate schedule of the pruning and QAT fine-tunes
 
 
-@dataclass
+@dataclass(frozen=True)
 class RetrainConfig:
     """Batch retraining (training.jobs.retrain): how a candidate starts and when it may replace the served version."""
-    metric: str = "accuracy"           # accuracy | class_floor (no class's recall may drop), see training.jobs.promotion
-    tolerance: float = 0.005           # how far below the served version the candidate may score and still publish
+    metric: Literal["accuracy", "class_floor"] = field(default="accuracy", metadata=flag("--metric", help="what must not get worse (default: accuracy)", show_default=False))  # accuracy | class_floor (no
+                                       # class's recall may drop), see training.jobs.promotion
+    tolerance: float = field(default=0.005, metadata=flag("--tolerance", help="how far below the served version the candidate may score"))  # how far below
+                                       # the served version the candidate may score and still publish
     learning_rate_scale: float = 0.1   # fine-tuning from the served version: train.learning_rate x this
     epochs: Optional[int] = None       # fine-tuning passes; None: the recipe's budget (train.epochs or train.steps)
 
 
-@dataclass
+@dataclass(frozen=True)
+class PublishConfig:
+    """The publish check (training.publish.gate): when a model has learned enough to be published."""
+    min_margin: float = 0.02           # accuracy points above the majority-class rate, whatever the test size
+    overfit_gap: float = 0.15          # train - validation accuracy above this is reported as overfitting
+
+
+@dataclass(frozen=True)
 class AblateConfig:
     """Ablation studies (``python -m training ablate``): the budget; None keeps the study's own default."""
     steps: Optional[int] = None        # optimizer steps per run, the same for every variant
     batch_size: Optional[int] = None   # images per optimizer step
-    train_images: Any = None           # training subset size, or "all" (54,000 Fashion-MNIST images)
-    test_images: Any = None            # test subset size, or "all" (the 10,000-image test set)
-    seeds: Any = None                  # one run per seed and variant: a list [1, 2, 3] or "1,2,3"
+    train_images: Union[int, Literal["all"], None] = None   # training subset size, or "all" (54,000 Fashion-MNIST images)
+    test_images: Union[int, Literal["all"], None] = None    # test subset size, or "all" (the 10,000-image test set)
+    seeds: Union[List[int], int, str, None] = None   # one run per seed and variant: a list [1, 2, 3] or "1,2,3"
     reports_dir: str = "reports"       # <reports_dir>/<study>/: runs.jsonl, report.md and the plots
     workdir: str = "runs/ablate"       # each run's checkpoints while it trains (removed when it ends)
     evidence: str = "docs/evidence.md" # every study's verdicts and plots on one page
 
 
-@dataclass
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "fashion"              # model name in the repository
     output_dir: str = "runs"           # checkpoints, logs, history
@@ -177,15 +266,80 @@ class ExperimentConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
     ablate: AblateConfig = field(default_factory=AblateConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def _merge(obj: Any, values: dict, where: str) -> None:
-    """Assign ``values`` onto dataclass ``obj`` recursively, rejecting unknown keys."""
+# Keys a recorded config (an artifact's, a run's config.json) may hold that are no
+# longer config: transfer.backbone_spec was runtime state, now in the Resolved record.
+REMOVED_KEYS = {"transfer": ("backbone_spec",)}
+# Keys that describe the machine a config ran on, not the recipe: a recorded config
+# does not carry them to another run, which reads its own (e.g. $FASHION_MNIST_DIR).
+LOCAL_KEYS = {"data": ("fashion_mnist_dir",)}
+
+
+def _without(values: dict, keys: dict) -> dict:
+    """``values`` less ``keys`` ({section: (key, ...)})."""
+    values = dict(values)
+    for section, names in keys.items():
+        if isinstance(values.get(section), dict):
+            values[section] = {k: v for k, v in values[section].items() if k not in names}
+    return values
+
+
+def _describe(hint: Any) -> str:
+    """A type hint as the error message names it."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin is Union:
+        return " or ".join(_describe(a) for a in args if a is not type(None)) + (
+            ", or null" if type(None) in args else "")
+    if origin is list:
+        return f"a list of {_describe(args[0])}" if args else "a list"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check ``value`` against the field's declared type (``Literal`` choices, ``Union``
+    members, list items); ints are accepted for floats."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        for member in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, member, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"'{key}' must be {_describe(hint)}, got {value!r}")
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        raise ConfigError(f"'{key}' must be {_describe(hint)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"'{key}' must be {_describe(hint)}, got {value!r}")
+        try:
+            return [_coerce(item, args[0], key) for item in value] if args else list(value)
+        except ConfigError:
+            raise ConfigError(f"'{key}' must be {_describe(hint)}, got {value!r}") from None
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise ConfigError(f"'{key}' must be {_describe(hint)}, got {value!r}")
+    return value
+
+
+def _merge(obj: Any, values: dict, where: str) -> Any:
+    """A copy of dataclass ``obj`` with ``values`` merged in recursively, rejecting unknown keys."""
     hints = typing.get_type_hints(type(obj))
+    changes = {}
     for key, value in values.items():
         if key not in hints:
             raise ConfigError(f"unknown config key '{where}{key}' (known: {', '.join(sorted(hints))})")
@@ -193,25 +347,16 @@ def _merge(obj: Any, values: dict, where: str) -> None:
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
                 raise ConfigError(f"'{where}{key}' is a section; give a mapping")
-            _merge(current, value, f"{where}{key}.")
+            changes[key] = _merge(current, value, f"{where}{key}.")
         else:
-            setattr(obj, key, _coerce(value, hints[key], f"{where}{key}"))
+            changes[key] = _coerce(value, hints[key], f"{where}{key}")
+    return dataclasses.replace(obj, **changes) if changes else obj
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check ``value`` against the field's declared type; ints are accepted for floats."""
-    if hint is Any:
-        return value
-    if typing.get_origin(hint) is typing.Union:          # Optional[X]
-        if value is None:
-            return None
-        hint = next(h for h in typing.get_args(hint) if h is not type(None))
-    expected = typing.get_origin(hint) or hint
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if expected is int and isinstance(value, bool) or not isinstance(value, expected):
-        raise ConfigError(f"'{key}' must be {expected.__name__}, got {value!r}")
-    return value
+def recorded(values: dict) -> dict:
+    """A recorded config (an artifact's or a run's) as a mapping ``load_config`` takes: keys
+    that are no longer config, and the recording machine's own places, dropped."""
+    return _without(_without(values or {}, REMOVED_KEYS), LOCAL_KEYS)
 
 
 def parse_override(text: str) -> dict:
@@ -242,18 +387,18 @@ def resolve_preset(name_or_path: str) -> Path:
 
 def load_config(preset: Optional[str] = None, overrides: Optional[list] = None,
                 base: Optional[dict] = None, flags: Optional[dict] = None) -> ExperimentConfig:
-    """Defaults < ``preset`` < ``base`` (e.g. a published version's config) < ``flags`` (CLI
-    shorthands, given as a mapping so paths are never parsed as YAML) < ``overrides``
-    (``--set`` lines): an explicit --set wins over a flag."""
+    """Defaults < ``preset`` < ``base`` (e.g. a published version's config, read as ``recorded``)
+    < ``flags`` (CLI shorthands, given as a mapping so paths are never parsed as YAML) <
+    ``overrides`` (``--set`` lines): an explicit --set wins over a flag."""
     config = ExperimentConfig()
     if preset:
         with open(resolve_preset(preset)) as f:
-            _merge(config, yaml.safe_load(f) or {}, "")
-    for values in (base, flags):
+            config = _merge(config, yaml.safe_load(f) or {}, "")
+    for values in (recorded(base) if base else None, flags):
         if values:
-            _merge(config, values, "")
+            config = _merge(config, values, "")
     for text in overrides or []:
-        _merge(config, parse_override(text), "")
+        config = _merge(config, parse_override(text), "")
     return validate(config)
 
 
@@ -273,7 +418,7 @@ def _check_budget(train: TrainConfig) -> None:
     positive_or_auto("early_stopping_patience", train.early_stopping_patience, zero_ok=True)
 
 
-def _check_ablate(cfg: AblateConfig) -> None:
+def _check_ablate(cfg: AblateConfig) -> AblateConfig:
     """Normalise the study budget's values ("all" -> None, "1,2,3" -> [1, 2, 3]) or name the bad one."""
     def count(value) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value > 0
@@ -296,12 +441,13 @@ def _check_ablate(cfg: AblateConfig) -> None:
                                       and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
                                       and len(set(seeds)) == len(seeds)):
         raise ConfigError(f"'ablate.seeds' must be distinct integers such as 1,2,3; got {cfg.seeds!r}")
-    cfg.seeds = seeds
+    return dataclasses.replace(cfg, seeds=seeds)
 
 
 def validate(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` checked, with the ablate budget's values normalised (a copy)."""
     _check_budget(config.train)
-    _check_ablate(config.ablate)
+    config = dataclasses.replace(config, ablate=_check_ablate(config.ablate))
     steps = config.transfer.head_steps
     if not (steps == "auto" or (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0)):
         raise ConfigError(f"'transfer.head_steps' must be an integer of at least 0 (off), or auto; got {steps!r}")
@@ -309,10 +455,60 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
 
 
 def config_from_dict(values: dict) -> ExperimentConfig:
-    """Rebuild a config saved in an artifact's metadata."""
-    config = ExperimentConfig()
-    _merge(config, values, "")
-    return config
+    """Rebuild a config saved in an artifact's metadata (see ``recorded``)."""
+    return _merge(ExperimentConfig(), recorded(values), "")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The training budget as it ran (training.fit.recipe.resolve_budget)."""
+    batch_size: int                    # images per optimizer step (per replica)
+    steps_per_epoch: int
+    epochs: int                        # passes over the training data
+    optimizer_steps: int               # steps_per_epoch x epochs
+    train_images: int
+    early_stopping_patience: int       # passes; 0: off
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a run worked out from its data where the config left it open ("auto", a published
+    backbone): returned by the resolve steps, never written into the config. Saved as the
+    ``resolved`` block of metadata.json; ``apply`` gives the config as it ran."""
+    image_size: Optional[int] = None   # folders: data.image_size the images were decoded at
+    color_mode: Optional[str] = None   # folders: data.color_mode, "L" or "RGB"
+    batch_size: Optional[int] = None   # train.batch_size (per replica)
+    budget: Optional[Budget] = None    # plain training: passes, steps and patience (training.fit.recipe)
+    head_epochs: Optional[int] = None  # transfer stage 1 passes (from transfer.head_steps)
+    backbone_spec: Optional[dict] = None   # a published backbone: enough to rebuild the model without its
+                                       # files (path, name, version, config, classes, input, backbone_spec)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Optional[dict]) -> "Resolved":
+        values = dict(values or {})
+        budget = values.pop("budget", None)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(budget=Budget(**budget) if budget else None, **{k: v for k, v in values.items() if k in known})
+
+    def apply(self, cfg: ExperimentConfig) -> ExperimentConfig:
+        """A copy of ``cfg`` holding the concrete values that ran (what the artifact's ``config``
+        block records, so a retrain of it keeps its input size and recipe)."""
+        data = {k: v for k, v in (("image_size", self.image_size), ("color_mode", self.color_mode))
+                if v is not None}
+        train = {"batch_size": self.batch_size} if self.batch_size is not None else {}
+        if self.budget is not None:
+            train = {"batch_size": self.budget.batch_size, "epochs": self.budget.epochs,
+                     "early_stopping_patience": self.budget.early_stopping_patience}
+        transfer = {"head_epochs": self.head_epochs} if self.head_epochs is not None else {}
+        return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **data),
+                                   train=dataclasses.replace(cfg.train, **train),
+                                   transfer=dataclasses.replace(cfg.transfer, **transfer))
 
 
 def _field_comments(cls) -> dict:
@@ -323,9 +519,33 @@ def _field_comments(cls) -> dict:
         if match:
             current = match.group(1)
             comments[current] = match.group(2) or ""
-        elif current and re.match(r"\s+#", line):
-            comments[current] += " " + line.strip().lstrip("#").strip()
+        elif current and re.match(r"\s{8,}#", line):   # a continuation, not a comment heading the next fields
+            comments[current] = (comments[current] + " " + line.strip().lstrip("#").strip()).strip()
     return comments
+
+
+def config_flags(keys: list) -> list:
+    """(key, Flag, type hint, default, description) for each ``section.key`` in ``keys``: what
+    a command needs to offer the key as a flag (training.cli.common.add_config_flags)."""
+    found = []
+    defaults = ExperimentConfig()
+    for key in keys:
+        section_name, name = key.split(".")
+        section = getattr(defaults, section_name)
+        spec = {f.name: f for f in dataclasses.fields(section)}[name].metadata.get("flag")
+        if spec is None:
+            raise ConfigError(f"config key '{key}' has no flag")
+        hint = typing.get_type_hints(type(section))[name]
+        found.append((key, spec, hint, getattr(section, name), _field_comments(type(section)).get(name, "")))
+    return found
+
+
+def flagged_keys() -> list:
+    """Every ``section.key`` that has a flag, in declaration order."""
+    defaults = ExperimentConfig()
+    return [f"{section.name}.{f.name}" for section in dataclasses.fields(defaults)
+            if dataclasses.is_dataclass(getattr(defaults, section.name))
+            for f in dataclasses.fields(getattr(defaults, section.name)) if "flag" in f.metadata]
 
 
 def describe_config(config: ExperimentConfig) -> str:
@@ -348,7 +568,8 @@ def describe_config(config: ExperimentConfig) -> str:
             text = f"{prefix}{f.name} = {show(value)}"
             if value != initial:
                 text += f" (default {show(initial)})"
-            comment = comments.get(f.name, "")
+            flag_help = f.metadata["flag"].help if "flag" in f.metadata else None
+            comment = comments.get(f.name) or flag_help or ""
             lines.append(f"{text:<48}  # {comment}" if comment else text)
 
     walk(config, ExperimentConfig(), "")

@@ -24,7 +24,7 @@ def test_help_states_the_defaults_that_run(capsys):
     o, d = cfg.optimize, cfg.distill
     assert f"default {','.join(o.stages)}" in text
     assert f"(default {','.join(map(str, o.dense_block))})" in text
-    assert f"--prune-epochs PRUNE_EPOCHS default {o.prune_epochs}" in text
+    assert f"--prune-epochs PRUNE_EPOCHS fine-tune epochs while pruning (default {o.prune_epochs})" in text
     assert f"hard-label weight (default {d.alpha})" in text
     assert (o.stages, o.dense_block, o.prune_epochs) == (OptimizeConfig().stages, OptimizeConfig().dense_block,
                                                          OptimizeConfig().prune_epochs)

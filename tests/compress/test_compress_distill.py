@@ -1,4 +1,6 @@
 """Distillation: the loss by hand, the wrapper trains only the student, soft labels."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from training.keras2 import keras, tf
@@ -54,7 +56,7 @@ def test_distiller_trains_only_the_student_and_saves_it_alone(tmp_path):
     train = train.take(256)
     before_teacher = [w.copy() for w in teacher.get_weights()]
     before_student = [w.copy() for w in student.get_weights()]
-    cfg.train.epochs, cfg.train.batch_size = 1, 64
+    cfg = replace(cfg, train=replace(cfg.train, epochs=1, batch_size=64))
     out, history, _ = distill(teacher, cfg, train, alpha=0.5, temperature=3.0, student=student)
     assert out is student and isinstance(out, keras.Model)
     assert "layers" in out.get_config()        # functional, not subclassed
@@ -77,10 +79,10 @@ def test_unlabelled_transfer_set_uses_soft_labels_only():
 
 def test_precomputed_soft_labels_are_the_teachers_logits():
     cfg, teacher, _ = _models()
-    cfg.augment.enabled = False          # no augmentation: the teacher runs once, up front
+    # no augmentation: the teacher runs once, up front
+    cfg = replace(cfg, augment=replace(cfg.augment, enabled=False), train=replace(cfg.train, batch_size=64))
     train, _, _ = fixture_data(cfg)
     train = train.take(64)
-    cfg.train.batch_size = 64
     batch = next(iter(transfer_dataset(train, cfg, 10, teacher, labelled=False)))
     assert set(batch) == {"image", "teacher_logits"}
     expected = logits_model(teacher)(batch["image"], training=False).numpy()

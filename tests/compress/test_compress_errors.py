@@ -98,9 +98,12 @@ def test_stage_order_is_checked(stages, message):
     assert parse_stages("distill, prune,PQAT,int8") == ["distill", "prune", "pqat", "int8"]
 
 
-def test_dense_block_option_is_parsed_or_refused_clearly():
-    from training.cli.optimize import parse_block
-    from training.config import ConfigError
-    assert parse_block("4,1") == (4, 1)
+def test_dense_block_option_is_parsed_or_refused_clearly(capsys):
+    from training.cli.main import build_parser
+    from training.config import ConfigError, rows_cols
+    assert rows_cols("4,1") == [4, 1]
     with pytest.raises(ConfigError, match="ROWS,COLS"):
-        parse_block("4x1")
+        rows_cols("4x1")
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["optimize", "--dense-block", "4x1"])
+    assert exit_info.value.code == 2 and "--dense-block takes ROWS,COLS" in capsys.readouterr().err

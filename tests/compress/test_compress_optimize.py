@@ -23,7 +23,9 @@ def test_optimize_publishes_a_version_with_lineage(source, capsys):
     main(["optimize", "--from", str(source_dir), "--stages", "distill,prune,pqat,int8",
           "--student-set", "model.widths=[4,8]", "--distill-epochs", "1", "--alpha", "0.2",
           "--sparsity", "0.5", "--prune-epochs", "1", "--qat-epochs", "1",
-          "--calibration-samples", "50", "--set", "data.limit=640", "--force"])
+          "--calibration-samples", "50", "--set", "data.limit=640", "--force",
+          # a version's own places are not inherited (another machine's paths): publish beside it
+          "--set", f"models_dir={cfg.models_dir}", "--set", f"output_dir={cfg.output_dir}"])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     published = source_dir.parent / "2"
     assert printed["published"] == str(published)

@@ -11,8 +11,7 @@ from training.compress.quantize import QATSettings, qat
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    cfg = tiny_config(tmp_path_factory.mktemp("prune"))
-    cfg.train.batch_size = 64
+    cfg = tiny_config(tmp_path_factory.mktemp("prune"), batch_size=64)
     train, val, test = fixture_data(cfg)
     keras.utils.set_random_seed(0)
     return cfg, train.take(640), build_model(cfg.model, train.input_shape, 10)

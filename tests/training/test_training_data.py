@@ -97,7 +97,7 @@ def test_split_is_stratified_and_disjoint(fixture_data):
 
 def test_presplit_folder_loads_its_own_test_split_and_auto_input(tmp_path):
     from training.config import load_config
-    from training.data.datasets import load_data
+    from training.data.datasets import load_data, resolve_data
     for split, n in (("train", 20), ("test", 4)):
         for cls, colour in (("red", (200, 0, 0)), ("green", (0, 200, 0))):
             for i in range(n):
@@ -105,5 +105,6 @@ def test_presplit_folder_loads_its_own_test_split_and_auto_input(tmp_path):
     cfg = load_config("folder", [f"data.path={tmp_path}"])
     train, val, test = load_data(cfg.data)
     assert len(test) == 8 and len(train) + len(val) == 40 and len(val) > 0
-    assert (cfg.data.image_size, cfg.data.color_mode) == (24, "RGB")     # median short side, colour seen
+    assert resolve_data(cfg.data, train) == {"image_size": 24, "color_mode": "RGB"}   # median short side, colour seen
+    assert (cfg.data.image_size, cfg.data.color_mode) == ("auto", "auto")              # the config is left as it is
     assert train.x.shape[1:] == (24, 24, 3) and train.summary["layout"] == "pre-split"

@@ -1,6 +1,7 @@
 """Pruning, QAT and distillation fit through the shared trainer: each run writes its
 checkpoint, history and TensorBoard logs, and an interrupted run resumes where it stopped."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -80,8 +81,7 @@ def test_a_qat_run_writes_checkpoint_history_and_logs_in_its_default_run_dir(sma
 
 def test_an_interrupted_distillation_resumes_and_checkpoints_the_student_alone(small):
     cfg, train, val, teacher = small
-    cfg.train.epochs = 2
-    cfg.model = ModelConfig(widths=[4, 8], convs_per_stage=1)
+    cfg = replace(cfg, train=replace(cfg.train, epochs=2), model=ModelConfig(widths=[4, 8], convs_per_stage=1))
     before = StudentWeights()
     with pytest.raises(KeyboardInterrupt):
         distill(teacher, cfg, train, val, callbacks=[before, CrashAtEpoch(1)])

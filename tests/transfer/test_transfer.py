@@ -202,6 +202,18 @@ def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys,
     images = load_image_folder(str(tmp_path / "images"), 24, "RGB").x[:8]
     np.testing.assert_allclose(model(images.astype(np.float32) / 255.0).numpy(),
                                version_runner(version, "saved_model").predict(images), atol=1e-5)
+    # The backbone is runtime state: recorded under "resolved", not in the config, and
+    # enough to rebuild the model with the backbone's own files gone.
+    assert meta["resolved"]["backbone_spec"]["path"] == str(published_backbone)
+    assert "backbone_spec" not in meta["config"]["transfer"]
+    moved = published_backbone.with_name(published_backbone.name + "-moved")
+    published_backbone.rename(moved)
+    try:
+        rebuilt, _ = load_keras_model(version)
+    finally:
+        moved.rename(published_backbone)
+    np.testing.assert_allclose(rebuilt(images.astype(np.float32) / 255.0).numpy(),
+                               model(images.astype(np.float32) / 255.0).numpy(), atol=1e-6)
 
 
 @pytest.mark.slow

@@ -7,7 +7,10 @@ import csv
 import json
 from pathlib import Path
 
-from training.config import STRATEGIES, load_config
+import typing
+from typing import Literal, Union
+
+from training.config import STRATEGIES, ConfigError, config_flags, load_config
 
 
 def add_config_args(parser: argparse.ArgumentParser, default_preset: str = "default") -> None:
@@ -29,6 +32,66 @@ def add_force_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true",
                         help="publish even when the held-out accuracy is not clearly above the "
                              "majority-class rate (the check is still recorded in metadata.json)")
+
+
+def _shown(value) -> str:
+    """A default as the help states it: 4,1 for a list, 0.0005 for a float."""
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _argument_type(hint):
+    """(argparse type, choices) for a field's type hint."""
+    options = [a for a in typing.get_args(hint) if a is not type(None)] if typing.get_origin(hint) is Union else [hint]
+    if len(options) == 1 and typing.get_origin(options[0]) is Literal:
+        return str, typing.get_args(options[0])
+    plain = next((o for o in options if o in (int, float, str)), str)
+    return plain, None
+
+
+def _parsed(parse, name: str):
+    """``parse`` as an argparse type: its ConfigError becomes argparse's usage error (exit 2)."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(f"{name} {exc}") from None
+    convert.__name__ = name
+    return convert
+
+
+def add_config_flags(parser, keys: list) -> None:
+    """A flag for each config key in ``keys`` (``section.key``), as its field's ``flag(...)``
+    metadata describes it: the help is the field's description with the config's default,
+    and the value stays None unless given, so only given flags override the config
+    (``flags_from_args``)."""
+    for key, spec, hint, default, description in config_flags(keys):
+        text = spec.help or description
+        if spec.show_default:
+            text += f" (default {_shown(default)})"
+        options = {"dest": key, "default": None, "help": text.replace("%", "%%")}
+        if spec.const is not None:
+            options.update(action="store_const", const=spec.const)
+        elif typing.get_origin(hint) is list and spec.parse is None:
+            options.update(action="append", metavar=spec.metavar)
+        else:
+            kind, choices = _argument_type(hint)
+            options.update(type=_parsed(spec.parse, spec.name) if spec.parse else kind, choices=choices,
+                           metavar=spec.metavar or (None if choices else
+                                                    spec.name.lstrip("-").replace("-", "_").upper()))
+        parser.add_argument(spec.name, **options)
+
+
+def flags_from_args(args, keys: list) -> dict:
+    """The config flags given on the command line as a mapping for ``load_config(flags=...)``."""
+    flags: dict = {}
+    for key in keys:
+        value = getattr(args, key, None)
+        if value is not None:
+            section, name = key.split(".")
+            flags.setdefault(section, {})[name] = value
+    return flags
 
 
 def config_from_args(args, base: dict = None):

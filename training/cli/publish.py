@@ -16,12 +16,14 @@ def add_parser(sub) -> None:
 
 
 def cmd_publish(args) -> None:
-    from training.data.datasets import dataset_record, load_data
+    from training.config import Resolved
+    from training.data.datasets import dataset_record, load_data, resolve_data
     from training.fit.trainer import run_dir_for
     from training.models.published import load_checkpoint
     from training.publish.release import publish_version, techniques
     cfg = run_config(args)
     train, val, test = load_data(cfg.data)
+    cfg = Resolved(**resolve_data(cfg.data, train)).apply(cfg)   # a folder's "auto" size and colour as decoded
     model = load_checkpoint(cfg, checkpoint_path(cfg, args.checkpoint), train.input_shape, len(train.class_names))
     extra = {"techniques": techniques(cfg), "preset": args.preset,
              "dataset": dataset_record(cfg.data, train, val, test)}

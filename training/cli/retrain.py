@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import sys
 
-from training.cli.common import add_strategy_arg
+from training.cli.common import add_config_flags, add_strategy_arg, flags_from_args
 from training.config import ExperimentConfig
-from training.publish.policies import METRICS
+
+KEYS = ("retrain.metric", "retrain.tolerance")   # flags for config keys: name, help and default from the field
 
 
 def add_parser(sub) -> None:
@@ -33,10 +34,7 @@ def add_parser(sub) -> None:
                    help="the recipe (preset or YAML); default: the served version's recorded config")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value, e.g. --set retrain.epochs=2 (repeatable)")
-    p.add_argument("--metric", choices=METRICS, help="what must not get worse (default: accuracy)")
-    p.add_argument("--tolerance", type=float,
-                   help="how far below the served version the candidate may score "
-                        f"(default: {ExperimentConfig().retrain.tolerance})")
+    add_config_flags(p, KEYS)
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another job on the same model (default: fail at once, exit 5)")
     p.add_argument("--then", choices=("optimize",),
@@ -49,8 +47,7 @@ def add_parser(sub) -> None:
 
 def cmd_retrain(args) -> None:
     from training.jobs.retrain_job import RetrainJob, plan
-    settings = {key: value for key, value in (("metric", args.metric), ("tolerance", args.tolerance))
-                if value is not None}
+    settings = flags_from_args(args, KEYS).get("retrain", {})
     job = RetrainJob(args.name, args.models_dir, args.data, args.from_scratch, args.preset, args.overrides,
                      settings, args.wait, then_optimize=args.then == "optimize")
     plan(job)                               # flags, paths and config keys checked before TensorFlow loads

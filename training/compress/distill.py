@@ -139,7 +139,7 @@ def transfer_dataset(data: Dataset, cfg, num_classes: int, teacher: keras.Model 
 
 def distill(teacher: keras.Model, student_cfg, train: Dataset, validation: Dataset = None, *,
             alpha: float = DistillConfig.alpha, temperature: float = DistillConfig.temperature,
-            labelled: bool = True, student: keras.Model = None, run_dir=None, callbacks=()) -> tuple:
+            labelled: bool = DistillConfig.labelled, student: keras.Model = None, run_dir=None, callbacks=()) -> tuple:
     """Steps (2)-(3): train a student (built from ``student_cfg`` unless given) toward the
     teacher. Returns (student, history dict, fit seconds). The fit keeps the student's
     checkpoint, history and resume backup in ``run_dir`` (default ``<output_dir>/<name>/distill``);

@@ -1,8 +1,9 @@
 """Short fine-tunes of an already trained model (pruning, QAT) through the shared
 trainer, and re-estimating BatchNorm statistics afterwards.
 
-A gentle cosine decay from a small peak rate: the weights are already good,
-and a warm-up or a large rate would undo what the source model learned.
+A gentle decay from a small peak rate (``optimize.fine_tune_schedule``, cosine by
+default): the weights are already good, and a warm-up or a large rate would undo
+what the source model learned.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def fine_tune(model, train: Dataset, cfg, *, epochs: int, learning_rate: float, 
               record: dict, validation: Dataset = None, callbacks=(), keep_best: bool = True) -> dict:
     """Fit ``model`` for ``epochs`` on ``train`` with the config's batch size and augmentation;
     returns the history. ``run_dir``, ``record``, ``callbacks``, ``keep_best``: see trainer.fit."""
-    settings = replace(cfg.train, epochs=epochs, learning_rate=learning_rate, schedule="cosine")
+    settings = replace(cfg.train, epochs=epochs, learning_rate=learning_rate, schedule=cfg.optimize.fine_tune_schedule)
     return fit(model, training_batches(train, cfg), settings,
                steps_per_epoch=steps_per_epoch(train, cfg.train.batch_size),
                validation=validation_batches(validation, cfg), run_dir=run_dir, record=record,

@@ -14,11 +14,12 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from training.config import ConfigError, ExperimentConfig
+from training.config import ConfigError, ExperimentConfig, Resolved
 from training.data.datasets import dataset_record, load_data
 from training.compress.distill import distill, student_config
 from training.compress.measure import measure
 from training.compress.prune import PruneSettings, prune, sparsity_report
+from training.models.backbones import recorded_backbone_spec
 from training.models.published import load_keras_model
 from training.compress.quantize import QATSettings, float_twin, qat, representative
 from training.publish.release import publish_version, techniques
@@ -76,6 +77,7 @@ class State:
     float_model: object                # the float model the current one was made from
     quantization: str = "none"
     records: list = field(default_factory=list)
+    resolved: Resolved = field(default_factory=Resolved)   # the source's: what rebuilds it (a published backbone)
 
 
 def _record(state: State, stage: str, settings: dict, seconds: float, test, calibrate, workdir: Path,
@@ -106,7 +108,8 @@ def apply_stage(state: State, stage: str, cfg: ExperimentConfig, train, val) -> 
         settings = {"alpha": d.alpha if d.labelled else 0.0, "temperature": d.temperature,
                     "labelled": d.labelled, "epochs": student_cfg.train.epochs,
                     "student": student_cfg.model.__dict__, "teacher_params": int(state.model.count_params())}
-        return replace(state, model=student, cfg=student_cfg, float_model=student), settings, history
+        return (replace(state, model=student, cfg=student_cfg, float_model=student, resolved=Resolved()),
+                settings, history)
     if stage == "prune":
         settings = prune_settings(cfg)
         pruned, history = prune(state.model, train, state.cfg, settings, val)
@@ -123,14 +126,15 @@ def apply_stage(state: State, stage: str, cfg: ExperimentConfig, train, val) -> 
     return replace(state, quantization=stage), settings, None
 
 
-def run_stages(model, cfg: ExperimentConfig, data: tuple, workdir: Path) -> State:
-    """Apply the stages ``cfg.optimize`` names to ``model``, with its ``distill`` and pruning/QAT
-    settings; returns the final state with one record per stage. The files each stage is
-    measured on are written under ``workdir``."""
+def run_stages(model, cfg: ExperimentConfig, data: tuple, workdir: Path,
+               resolved: Resolved = Resolved()) -> State:
+    """Apply the stages ``cfg.optimize`` names to ``model`` (``resolved``: the source's record),
+    with its ``distill`` and pruning/QAT settings; returns the final state with one record per
+    stage. The files each stage is measured on are written under ``workdir``."""
     train, val, test = data
     workdir = Path(workdir)
     calibrate = representative(train, cfg.optimize.calibration_samples, seed=cfg.train.seed)
-    state = State(model, cfg, model)
+    state = State(model, cfg, model, resolved=resolved)
     _record(state, "source", {"config": cfg.name}, 0.0, test, calibrate, workdir)
     for stage in parse_stages(cfg.optimize.stages):
         start = time.perf_counter()
@@ -152,23 +156,26 @@ def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data
     stages = parse_stages(cfg.optimize.stages)     # bad settings fail before any training
     prune_settings(cfg)
     data = data or load_data(cfg.data)
-    parent, source_record = None, None
+    parent, source_record, resolved = None, None, Resolved()
     if source_dir is not None:
         model, meta = load_keras_model(source_dir)
         parent = {"name": meta["name"], "version": meta["version"], "path": str(source_dir)}
+        resolved = Resolved(backbone_spec=recorded_backbone_spec(meta))
     elif model is None:
         result = train_model(cfg, data)
-        model = result.model
+        model, resolved = result.model, result.resolved
+        cfg = resolved.apply(cfg)      # the stages fine-tune with the batch size training ran with
         source_record = {"stage": "train", "seconds": round(result.wall_seconds, 1),
                          "test_accuracy": result.test_accuracy}
     with tempfile.TemporaryDirectory(prefix="optimize-") as workdir:
-        state = run_stages(model, cfg, data, workdir)
+        state = run_stages(model, cfg, data, workdir, resolved)
     if source_record:
         state.records.insert(0, source_record)
     final_cfg = replace(state.cfg, name=cfg.optimize.name or cfg.name, models_dir=cfg.models_dir)
     calibrate = representative(data[0], cfg.optimize.calibration_samples, seed=cfg.train.seed)
     weights = float_twin(state.model, state.float_model) if state.model is not state.float_model else None
-    extra = {"techniques": {**techniques(final_cfg), "compression": stages},
+    extra = {"resolved": state.resolved.to_dict(),
+             "techniques": {**techniques(final_cfg), "compression": stages},
              "stages": state.records,
              "dataset": dataset_record(cfg.data, *data)}
     return publish_version(final_cfg, state.model, data[2], extra=extra, quantization=state.quantization,

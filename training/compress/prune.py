@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 from training.keras2 import keras, tfmot
 
+from training.config import OptimizeConfig
 from training.compress.compressible import PRUNABLE, check_prunable, translate
 from training.data.datasets import Dataset
 from training.compress.finetune import fine_tune, recalibrate_batch_norm
@@ -21,27 +22,30 @@ from training.fit.trainer import run_dir_for
 from training.compress.tfmot_wrappers import base_layers, copy_weights, kernel, nonzero_params
 
 sparsity = tfmot.sparsity.keras
+DEFAULTS = OptimizeConfig()            # the one place the pruning defaults are set (config section optimize)
 
 
 @dataclass
 class PruneSettings:
-    target: float = 0.75               # fraction of each Conv2D/Dense kernel set to zero
-    schedule: str = "polynomial"       # polynomial: ramp 0 -> target; constant: target from the start
-    initial: float = 0.0               # polynomial start sparsity
+    """The ``optimize`` section's pruning keys in the shape ``prune`` takes
+    (``training.compress.optimize.prune_settings`` maps them); defaults are the config's."""
+    target: float = DEFAULTS.sparsity  # fraction of each Conv2D/Dense kernel set to zero
+    schedule: str = DEFAULTS.schedule  # polynomial: ramp initial -> target; constant: target from the start
+    initial: float = DEFAULTS.initial_sparsity   # polynomial start sparsity
     m_by_n: Optional[tuple] = None     # e.g. (2, 4): 2 zeros in every 4 weights (50%, hardware friendly)
     # Leave the first and last Conv2D/Dense dense. They hold ~0.4% of the default model's
     # weights, but 75% of a 3x3 one-channel filter leaves 2 of 9 weights: one-shot
     # 75% pruning scored 0.62 with them pruned, 0.88 without (after BN re-estimation).
     # A model with fewer than three such layers is pruned whole.
-    keep_ends: bool = True
+    keep_ends: bool = DEFAULTS.keep_ends
     # Block sparsity for Dense kernels, (input rows, output columns); TF-MOT does
     # blocks only for rank-2 kernels, so convolutions stay element-wise. (4, 1) makes
     # runs of zeros in TFLite's [out, in] weight layout, which gzip compresses better.
-    dense_block: tuple = (1, 1)
-    epochs: int = 2                    # fine-tune epochs while pruning
-    ramp: float = 0.7                  # share of the fine-tune spent raising sparsity; the rest
+    dense_block: tuple = tuple(DEFAULTS.dense_block)
+    epochs: int = DEFAULTS.prune_epochs   # fine-tune epochs while pruning
+    ramp: float = DEFAULTS.ramp        # share of the fine-tune spent raising sparsity; the rest
                                        # retrains with the final masks (recovery)
-    learning_rate: float = 5e-4        # fine-tune peak rate; the model is already trained
+    learning_rate: float = DEFAULTS.prune_learning_rate   # fine-tune peak rate; the model is already trained
 
     def __post_init__(self):
         if not 0.0 < self.target < 1.0:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from training.keras2 import keras, tfmot
 
+from training.config import OptimizeConfig
 from training.compress.compressible import check_quantizable, translate
 from training.data.datasets import Dataset
 from training.compress.finetune import fine_tune
@@ -25,12 +26,13 @@ qkeras = tfmot.quantization.keras
 
 @dataclass
 class QATSettings:
-    epochs: int = 1
-    learning_rate: float = 1e-4        # fine-tune peak rate: QAT starts from a trained model
+    """The ``optimize`` section's QAT keys (``training.compress.optimize.qat_settings``); defaults are the config's."""
+    epochs: int = OptimizeConfig.qat_epochs
+    learning_rate: float = OptimizeConfig.qat_learning_rate   # fine-tune peak rate: QAT starts from a trained model
     preserve_sparsity: bool = False    # prune-preserving scheme for pruned models
 
 
-def representative(data: Dataset, samples: int = 300, seed: int = 0):
+def representative(data: Dataset, samples: int = OptimizeConfig.calibration_samples, seed: int = 0):
     """Callable yielding single uint8 images (the serving input, not pre-scaled floats):
     the export wrapper scales them exactly as training did, so the calibrated
     activation ranges match what the model saw (tensorflow#47027)."""

@@ -9,8 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +18,7 @@ import numpy as np
 from artifact.imaging import ImageError, decode_image
 from artifact.metadata import InputSpec, MetadataError
 
+from training.config import AUTO, DataConfig
 from training.data.folders import IMAGE_SUFFIXES, FolderError, describe, scan_folder
 
 log = logging.getLogger(__name__)
@@ -77,17 +77,19 @@ def _find_idx(directory: Path, stem: str) -> Optional[Path]:
     return None
 
 
-def fashion_mnist_dir() -> Optional[Path]:
-    """First directory holding the idx files: $FASHION_MNIST_DIR, then the Debian package."""
-    for candidate in (os.environ.get("FASHION_MNIST_DIR"), FASHION_SYSTEM_DIR):
+def fashion_mnist_dir(configured: Optional[str] = None) -> Optional[Path]:
+    """First directory holding the idx files: ``configured`` (default: data.fashion_mnist_dir,
+    which defaults to $FASHION_MNIST_DIR), then the Debian package."""
+    for candidate in (configured or DataConfig().fashion_mnist_dir, FASHION_SYSTEM_DIR):
         if candidate and _find_idx(Path(candidate), "train-images-idx3-ubyte"):
             return Path(candidate)
     return None
 
 
-def load_fashion_mnist() -> tuple:
-    """(train, test) Datasets; falls back to keras.datasets (needs internet)."""
-    directory = fashion_mnist_dir()
+def load_fashion_mnist(directory: Optional[str] = None) -> tuple:
+    """(train, test) Datasets from ``directory`` (see ``fashion_mnist_dir``); falls back to
+    keras.datasets (needs internet)."""
+    directory = fashion_mnist_dir(directory)
     if directory is not None:
         parts = {}
         for split, prefix in (("train", "train"), ("test", "t10k")):
@@ -164,22 +166,43 @@ def _spec(cfg_size, cfg_mode, base: Path) -> InputSpec:
         raise DataError(f"data.image_size / data.color_mode for '{base}': {exc}") from None
 
 
-def resolve_auto_input(cfg, summary: dict) -> None:
-    """Fill ``data.image_size`` / ``data.color_mode`` given as "auto" from what the folder holds:
-    the median short side (within AUTO_SIZE_RANGE, a multiple of 4), RGB when any colour file is seen."""
-    if cfg.image_size == "auto":
+def resolve_auto_input(cfg: DataConfig, summary: dict) -> tuple:
+    """(image_size, color_mode) for ``cfg``, those given as "auto" worked out from what the folder
+    holds: the median short side (within AUTO_SIZE_RANGE, a multiple of 4), RGB when any colour
+    file is seen. ``cfg`` is left as it is."""
+    size, mode = cfg.image_size, cfg.color_mode
+    if size == AUTO:
         median = summary["median_short_side"] or AUTO_SIZE_RANGE[1]
-        cfg.image_size = int(min(AUTO_SIZE_RANGE[1], max(AUTO_SIZE_RANGE[0], median // 4 * 4)))
-    if cfg.color_mode == "auto":
-        cfg.color_mode = "RGB" if COLOUR_MODES & set(summary["modes_seen"]) else "L"
+        size = int(min(AUTO_SIZE_RANGE[1], max(AUTO_SIZE_RANGE[0], median // 4 * 4)))
+    if mode == AUTO:
+        mode = "RGB" if COLOUR_MODES & set(summary["modes_seen"]) else "L"
+    return size, mode
 
 
-def load_folder(cfg) -> tuple:
+def input_format(train: "Dataset") -> tuple:
+    """(image_size, color_mode) the images of ``train`` were decoded at: the data config's
+    values as they ran, "auto" resolved."""
+    height, _, channels = train.input_shape
+    return int(height), "RGB" if channels == 3 else "L"
+
+
+def resolve_data(cfg: DataConfig, train: "Dataset") -> dict:
+    """The resolve step for the data section: {"image_size", "color_mode"} a folder's images were
+    decoded at ("auto" worked out), for the ``Resolved`` record; nothing for Fashion-MNIST and
+    .npz files, whose images come as they are."""
+    if cfg.source != "folder":
+        return {}
+    size, mode = input_format(train)
+    return {"image_size": size, "color_mode": mode}
+
+
+def load_folder(cfg: DataConfig) -> tuple:
     """(train, validation, test) from an image folder, split as ``training.data.folders`` says."""
     base = Path(cfg.path)
     index = _scan(base, cfg.test_split, cfg.validation_split)
     summary = describe(index)
-    resolve_auto_input(cfg, summary)
+    size, mode = resolve_auto_input(cfg, summary)
+    cfg = replace(cfg, image_size=size, color_mode=mode)
     log.info("image folder %s (%s): %d classes %s; split sizes %s; sizes seen %s; modes seen %s; "
              "input %dx%d %s", base, summary["layout"], len(index.class_names), index.class_names,
              summary["split_sizes"], summary["sizes_seen"], summary["modes_seen"],
@@ -226,7 +249,7 @@ def split(data: Dataset, fraction: float, seed: int) -> tuple:
 def load_data(cfg) -> tuple:
     """(train, validation, test) for a DataConfig; folders are split by ``training.data.folders``."""
     if cfg.source == "fashion_mnist":
-        train, test = load_fashion_mnist()
+        train, test = load_fashion_mnist(cfg.fashion_mnist_dir)
     elif cfg.source == "npz":
         if not cfg.path:
             raise DataError("data.source=npz needs data.path")

@@ -54,6 +54,9 @@ class Distribution:
 
 def _cluster_task() -> tuple:
     """(task type, index, has a chief entry) from TF_CONFIG."""
+    # Not a config key: TF_CONFIG is tf.distribute's own standard, which the
+    # MultiWorkerMirroredStrategy itself reads from the environment and cluster
+    # launchers set per worker; a copy in the config could only disagree with it.
     raw = os.environ.get("TF_CONFIG", "")
     if not raw.strip():
         raise ConfigError("--strategy multi_worker reads the cluster from TF_CONFIG, which is not set: "

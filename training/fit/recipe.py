@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 import math
 
+from training.config import AUTO, Budget, TrainConfig
+
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
 MIN_BATCH, MAX_BATCH = 16, 64    # small folders need more, smaller steps; 64 keeps CPU steps cheap
 IMAGES_PER_BATCH_ROW = 32        # batch ~ images / 32: about 32 steps per pass at any size
 EPOCHS_WANTED = 40               # passes over a small folder before the step floor/cap apply
@@ -36,30 +37,25 @@ def auto_steps(n_train: int, batch_size: int) -> int:
     return int(min(MAX_STEPS, max(MIN_STEPS, round(EPOCHS_WANTED * n_train / batch_size))))
 
 
-def resolve_budget(train_cfg, n_train: int) -> dict:
-    """Turn ``batch_size``/``steps``/``early_stopping_patience`` ("auto" or ints) into
-    concrete values on ``train_cfg``, so the config recorded in the artifact is what ran.
+def resolve_budget(train_cfg: TrainConfig, n_train: int) -> Budget:
+    """The concrete ``batch_size``/``epochs``/``early_stopping_patience`` for ``train_cfg``
+    ("auto" or ints) on ``n_train`` images; ``train_cfg`` itself is left as it is.
 
     Steps are rounded up to whole passes over the data, because validation,
-    checkpoints and early stopping work per pass. Returns what was chosen,
-    for the log and the metadata.
+    checkpoints and early stopping work per pass.
     """
     if n_train < 1:
         raise ValueError("no training images")
-    if train_cfg.batch_size == AUTO:
-        train_cfg.batch_size = auto_batch_size(n_train)
-    batch = train_cfg.batch_size
+    batch = auto_batch_size(n_train) if train_cfg.batch_size == AUTO else train_cfg.batch_size
     steps_per_epoch = math.ceil(n_train / batch)
-    steps = train_cfg.steps
-    if steps == AUTO:
-        steps = auto_steps(n_train, batch)
-    if steps:
-        train_cfg.epochs = max(1, math.ceil(steps / steps_per_epoch))
-    if train_cfg.early_stopping_patience == AUTO:
-        train_cfg.early_stopping_patience = max(MIN_PATIENCE, train_cfg.epochs // 3)
-    chosen = {"batch_size": batch, "steps_per_epoch": steps_per_epoch, "epochs": train_cfg.epochs,
-              "optimizer_steps": steps_per_epoch * train_cfg.epochs, "train_images": n_train,
-              "early_stopping_patience": train_cfg.early_stopping_patience}
+    steps = auto_steps(n_train, batch) if train_cfg.steps == AUTO else train_cfg.steps
+    epochs = max(1, math.ceil(steps / steps_per_epoch)) if steps else train_cfg.epochs
+    patience = train_cfg.early_stopping_patience
+    if patience == AUTO:
+        patience = max(MIN_PATIENCE, epochs // 3)
+    budget = Budget(batch_size=batch, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                    optimizer_steps=steps_per_epoch * epochs, train_images=n_train,
+                    early_stopping_patience=patience)
     log.info("budget: %(optimizer_steps)d optimizer steps = %(epochs)d passes x %(steps_per_epoch)d "
-             "batches of %(batch_size)d over %(train_images)d training images", chosen)
-    return chosen
+             "batches of %(batch_size)d over %(train_images)d training images", budget.to_dict())
+    return budget

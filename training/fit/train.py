@@ -10,8 +10,8 @@ import numpy as np
 from training.keras2 import keras, tf
 
 from training.fit import distribute
-from training.config import ConfigError, ExperimentConfig
-from training.data.datasets import Dataset, load_data
+from training.config import ConfigError, ExperimentConfig, Resolved
+from training.data.datasets import Dataset, load_data, resolve_data
 from training.models.registry import build_model
 from training.data.pipeline import steps_per_epoch, to_float, training_batches, validation_batches
 from training.fit.recipe import MIN_STEPS, resolve_budget
@@ -32,6 +32,17 @@ class TrainResult:
     test_accuracy: Optional[float]
     budget: dict = field(default_factory=dict)   # batch size, passes and optimizer steps that ran
     distribution: dict = field(default_factory=dict)   # strategy, task, chief, replicas, batches, weights digest
+    resolved: Resolved = field(default_factory=Resolved)   # the values "auto" became; .apply(cfg): the config as it ran
+
+
+def resolve(cfg: ExperimentConfig, train_set: Dataset) -> Resolved:
+    """The resolve step of plain training: the input format and the budget ``cfg`` gives on
+    ``train_set``, as a record; ``cfg`` is left as it is."""
+    try:
+        budget = resolve_budget(cfg.train, len(train_set))
+    except ValueError as exc:
+        raise ConfigError(f"training budget: {exc}") from None
+    return Resolved(batch_size=budget.batch_size, budget=budget, **resolve_data(cfg.data, train_set))
 
 
 def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
@@ -47,10 +58,9 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
                           "use python -m training transfer")
     keras.utils.set_random_seed(cfg.train.seed)
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
-    try:
-        budget = resolve_budget(cfg.train, len(train_set))
-    except ValueError as exc:
-        raise ConfigError(f"training budget: {exc}") from None
+    resolved = resolve(cfg, train_set)
+    cfg = resolved.apply(cfg)          # the config as it runs, recorded in the run directory
+    budget = resolved.budget.to_dict()
     if cfg.data.source == "folder" and budget["optimizer_steps"] < MIN_STEPS:
         # the Fashion-MNIST presets count epochs of 54,000 images; a folder needs steps
         log.warning("only %d optimizer steps on this folder: too few for batch norm and the schedule to settle "
@@ -77,13 +87,13 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
     record["weights_sha256"] = distribute.weights_digest(weights)
     if not dist.chief:
         return TrainResult(None, train_set, val_set, test_set, writing_dir, run.history, run.seconds, None,
-                           budget, record)
+                           budget, record, resolved)
     if distributed:   # evaluate, export and publish a plain copy, outside the strategy
         model = build_model(cfg.model, train_set.input_shape, num_classes)
         model.set_weights(weights)
         restore_best(model, writing_dir)
     return TrainResult(model, train_set, val_set, test_set, writing_dir, run.history, run.seconds,
-                       accuracy(model, test_set, cfg.train.batch_size), budget, record)
+                       accuracy(model, test_set, cfg.train.batch_size), budget, record, resolved)
 
 
 def predict_probabilities(model: keras.Model, data: Dataset, batch_size: int = 256) -> np.ndarray:

@@ -69,7 +69,7 @@ def make_optimizer(cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     if cfg.optimizer == "adam":
         return keras.optimizers.Adam(lr)
     if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=1e-4)
+        return keras.optimizers.AdamW(lr, weight_decay=cfg.adamw_weight_decay)
     if cfg.optimizer == "sgd":
         return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True)
     raise ValueError(f"unknown train.optimizer '{cfg.optimizer}' (adam, adamw, sgd)")

@@ -91,7 +91,7 @@ class Judge:
     def policies(self) -> list:
         retrain = self.cfg.retrain
         served = [against_served(retrain.metric, self.current_scores, retrain.tolerance)] if self.current_scores else []
-        return [PublishCheck(), *served]
+        return [PublishCheck.from_config(self.cfg.publish), *served]
 
     def publish(self, publish, start: dict, expected: Optional[Path]) -> Decision:
         """``publish(**publishing)`` publishes a version through ``publish_version`` with the
@@ -141,14 +141,18 @@ def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
         shutil.rmtree(run_dir, ignore_errors=True)   # a job starts afresh: the data may have changed
     fit_cfg = fine_tune_config(cfg) if fine_tune else cfg
     result = train(fit_cfg, data, dist=dist, init_weights=init, run_dir=run_dir)
+    # the recipe as it ran (a folder's "auto" size; from scratch, the budget too), recorded for the next retrain
+    cfg = result.resolved.apply(cfg) if not fine_tune else replace(cfg, data=result.resolved.apply(cfg).data)
     if not dist.chief:
         return {"model": job.name, "exit_code": 0, "published_version": None, "distribution": result.distribution}
 
     dataset = dataset_record(cfg.data, train_set, val_set, test)
     judge = Judge(job, cfg, test, dataset, current, score_version(current_dir, test) if current else None)
-    extra = {"techniques": techniques(cfg), "preset": job.preset, "dataset": dataset,
+    extra = {"resolved": result.resolved.to_dict(), "techniques": techniques(cfg), "preset": job.preset,
+             "dataset": dataset,
              "training": {"start": start, "learning_rate": fit_cfg.train.learning_rate,
-                          "epochs": fit_cfg.train.epochs, "fit_seconds": round(result.wall_seconds, 1),
+                          "epochs": result.resolved.apply(fit_cfg).train.epochs,
+                          "fit_seconds": round(result.wall_seconds, 1),
                           "history": result.history, "distribution": result.distribution}}
     parent = {"name": job.name, "version": current.version, "path": str(current_dir)} if current else None
     decision = judge.publish(

@@ -19,7 +19,7 @@ from training.data.datasets import DataError
 @dataclass
 class RetrainJob:
     name: str
-    models_dir: str = "models"
+    models_dir: str = ExperimentConfig.models_dir
     data: Optional[str] = None         # a folder, an .npz file or "fashion_mnist"; None: as recorded
     from_scratch: bool = False
     preset: Optional[str] = None       # the recipe from scratch; None: the served version's config

@@ -76,17 +76,28 @@ def _weights_choice(weights: Optional[str]) -> Optional[str]:
     return None if weights is None or str(weights).lower() in ("none", "null", "") else str(weights)
 
 
-def load_backbone(tcfg, data_shape: tuple, build: Callable, weights: Optional[str] = None) -> Backbone:
+def recorded_backbone_spec(meta: dict) -> Optional[dict]:
+    """The published backbone a version's model was built on (metadata.json as a dict), or None:
+    its ``resolved`` block, or, in versions published before that block, its config's
+    ``transfer.backbone_spec``."""
+    spec = (meta.get("resolved") or {}).get("backbone_spec")
+    return spec or ((meta.get("config") or {}).get("transfer") or {}).get("backbone_spec")
+
+
+def load_backbone(tcfg, data_shape: tuple, build: Callable, weights: Optional[str] = None,
+                  backbone_spec: Optional[dict] = None) -> Backbone:
     """The backbone ``tcfg.backbone`` with ``weights`` (default: ``tcfg.weights``) loaded.
-    ``build(config, input_shape, classes)`` is the model registry's builder: a published
-    backbone is rebuilt through it from its recorded config."""
+    ``build(config, input_shape, classes, backbone_spec)`` is the model registry's builder: a
+    published backbone is rebuilt through it from its recorded config, read from
+    ``backbone_spec`` (what ``Backbone.spec`` held when the model was trained) when given, so
+    a published transfer model rebuilds without its backbone's files."""
     weights = _weights_choice(tcfg.weights if weights is None else weights)
     name = tcfg.backbone.lower()
     if name in APPLICATIONS:
         return _application(name, tcfg, data_shape, weights)
     if tcfg.alpha != 1.0:
         raise ConfigError("transfer.alpha applies only to the mobilenetv2 backbone")
-    return _published(tcfg, weights, build)
+    return _published(tcfg, weights, build, backbone_spec)
 
 
 def _application(name: str, tcfg, data_shape: tuple, weights: Optional[str]) -> Backbone:
@@ -133,18 +144,19 @@ def resolve_version_dir(path: str) -> Path:
                       "version directory such as models/fashion/1")
 
 
-def _published(tcfg, weights: Optional[str], build: Callable) -> Backbone:
+def _published(tcfg, weights: Optional[str], build: Callable, spec: Optional[dict]) -> Backbone:
     """A published model cut where its classifier head begins (the feature map before pooling)."""
     if weights == "imagenet":
         raise WeightsUnavailable("a published backbone has no ImageNet weights; use "
                                  "--weights default (its own), none or a weights file")
-    spec = tcfg.backbone_spec
     if spec is None or weights == "default":
         directory = resolve_version_dir(tcfg.backbone)
         meta = md.read(directory)
         spec = {"path": str(directory), "name": meta.name, "version": meta.version,
-                "config": meta.config, "classes": len(meta.labels), "input": list(meta.input.shape)}
-    full = build(config_from_dict(spec["config"]), tuple(spec["input"]), spec["classes"])
+                "config": meta.config, "classes": len(meta.labels), "input": list(meta.input.shape),
+                "backbone_spec": recorded_backbone_spec(meta.to_dict())}
+    inner = spec.get("backbone_spec") or recorded_backbone_spec({"config": spec["config"]})
+    full = build(config_from_dict(spec["config"]), tuple(spec["input"]), spec["classes"], inner)
     if weights == "default":                   # the version's own trained weights
         path = md.read(spec["path"]).format_path(Path(spec["path"]), "keras")
         if path is None:

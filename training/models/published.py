@@ -10,6 +10,7 @@ from pathlib import Path
 from artifact import metadata as md
 
 from training.config import config_from_dict
+from training.models.backbones import recorded_backbone_spec
 from training.models.registry import build_for_experiment
 
 
@@ -20,9 +21,11 @@ def load_keras_model(version_dir):
     weights = meta.format_path(version_dir, "keras")
     if weights is None:
         raise FileNotFoundError(f"{version_dir} has no Keras weights; it can be served but not retrained")
-    model = build_for_experiment(config_from_dict(meta.config), meta.input.shape, len(meta.labels))
+    recorded = meta.to_dict()
+    model = build_for_experiment(config_from_dict(meta.config), meta.input.shape, len(meta.labels),
+                                 backbone_spec=recorded_backbone_spec(recorded))
     model.load_weights(str(weights))
-    return model, meta.to_dict()
+    return model, recorded
 
 
 def load_checkpoint(cfg, path: Path, input_shape: tuple, num_classes: int):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from training.config import ConfigError, ExperimentConfig
 from training.keras2 import keras
@@ -27,10 +27,11 @@ class TransferModel:
 
 
 def build_transfer_model(cfg: ExperimentConfig, input_shape: tuple, num_classes: int, *,
-                         build: Callable, weights=None) -> TransferModel:
+                         build: Callable, weights=None, backbone_spec: Optional[dict] = None) -> TransferModel:
     """``weights`` overrides cfg.transfer.weights ("none" when trained weights follow);
-    ``build`` is the registry's builder, which rebuilds a published backbone."""
-    backbone = load_backbone(cfg.transfer, input_shape, build, weights)
+    ``build`` is the registry's builder, which rebuilds a published backbone (from
+    ``backbone_spec`` when given, see ``training.models.backbones.load_backbone``)."""
+    backbone = load_backbone(cfg.transfer, input_shape, build, weights, backbone_spec)
     layers = [layer for layer in backbone.model.layers if not isinstance(layer, keras.layers.InputLayer)]
     taken = {layer.name for layer in layers}
     prefix = next(p for p in ("adapt", *(f"adapt{i}" for i in range(2, 99)))
@@ -61,10 +62,11 @@ def call_layers(model: keras.Model, x):
 
 
 def build_transfer(cfg: ExperimentConfig, input_shape: tuple, num_classes: int, *,
-                   build: Callable) -> keras.Model:
+                   build: Callable, backbone_spec: Optional[dict] = None) -> keras.Model:
     """The registry's builder: the architecture without pretrained weights, which the trained
     weights of a published transfer model replace anyway (nothing is downloaded)."""
-    return build_transfer_model(cfg, input_shape, num_classes, build=build, weights="none").model
+    return build_transfer_model(cfg, input_shape, num_classes, build=build, weights="none",
+                                backbone_spec=backbone_spec).model
 
 
 def _is_bn(layer) -> bool:

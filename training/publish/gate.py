@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-OVERFIT_GAP = 0.15     # train - validation accuracy above this is reported as overfitting
-MIN_MARGIN = 0.02      # accuracy points above the majority rate, whatever the test size
+from training.config import PublishConfig
+
+OVERFIT_GAP = PublishConfig.overfit_gap   # train - validation accuracy above this is reported as overfitting
+MIN_MARGIN = PublishConfig.min_margin     # accuracy points above the majority rate, whatever the test size
 
 
 @dataclass

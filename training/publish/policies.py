@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Optional, Protocol
 
+from training.config import PublishConfig
 from training.data.datasets import Dataset
 from training.publish import gate
 from training.publish.scoring import Score
@@ -62,6 +63,10 @@ class PublishCheck:
 
     min_margin: float = gate.MIN_MARGIN
     overfit_gap: float = gate.OVERFIT_GAP
+
+    @classmethod
+    def from_config(cls, publish: PublishConfig) -> "PublishCheck":
+        return cls(publish.min_margin, publish.overfit_gap)
 
     def judge(self, scores: dict, test: Dataset, history: Optional[dict]) -> Verdict:
         accuracy = min(s.accuracy for s in scores.values())

@@ -57,7 +57,7 @@ def command_line() -> str:
 
 def default_policies(cfg: ExperimentConfig) -> list:
     """What every publish must pass: the publish check."""
-    return [PublishCheck()]
+    return [PublishCheck.from_config(cfg.publish)]
 
 
 def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
@@ -106,7 +106,9 @@ def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
 
 def publish_result(cfg: ExperimentConfig, result: TrainResult, preset: str = None, force: bool = False) -> Path:
     """Publish a finished ``train`` run with its training record."""
+    cfg = result.resolved.apply(cfg)   # the config as it ran: a retrain of this version keeps its input size
     extra = {
+        "resolved": result.resolved.to_dict(),
         "techniques": techniques(cfg),
         "preset": preset,
         "dataset": dataset_record(cfg.data, result.train, result.validation, result.test),

@@ -10,16 +10,16 @@ recompile after every change of ``trainable``, so each stage compiles afresh.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Optional
 
-from training.config import ExperimentConfig
-from training.data.datasets import Dataset, dataset_record, load_data
+from training.config import AUTO, ExperimentConfig, Resolved
+from training.data.datasets import Dataset, dataset_record, load_data, resolve_data
 from training.data.pipeline import steps_per_epoch, training_batches, validation_batches
-from training.fit.recipe import AUTO, auto_batch_size, auto_steps
+from training.fit.recipe import auto_batch_size, auto_steps
 from training.fit.train import accuracy
 from training.fit.trainer import fit, run_dir_for
 from training.keras2 import keras
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TransferResult:
-    cfg: ExperimentConfig              # as it ran: model.name "transfer", backbone_spec filled in
+    cfg: ExperimentConfig              # as it ran: model.name "transfer", "auto" values resolved
     model: keras.Model
     backbone: dict
     train: Dataset
@@ -40,38 +40,51 @@ class TransferResult:
     test: Dataset
     run_dir: Path
     stages: list
+    resolved: Resolved = field(default_factory=Resolved)   # batch size, head epochs, a published backbone's spec
 
 
-def transfer_model(cfg: ExperimentConfig, input_shape: tuple, num_classes: int, weights=None):
-    """The transfer model ``cfg`` describes, a published backbone rebuilt through the registry."""
-    return build_transfer_model(cfg, input_shape, num_classes, build=build_for_experiment, weights=weights)
+def transfer_model(cfg: ExperimentConfig, input_shape: tuple, num_classes: int, weights=None,
+                   backbone_spec: Optional[dict] = None):
+    """The transfer model ``cfg`` describes, a published backbone rebuilt through the registry
+    (from ``backbone_spec``, see ``training.models.backbones.load_backbone``, when given)."""
+    return build_transfer_model(cfg, input_shape, num_classes, build=build_for_experiment, weights=weights,
+                                backbone_spec=backbone_spec)
 
 
-def resolved_config(cfg: ExperimentConfig) -> ExperimentConfig:
-    cfg = copy.deepcopy(cfg)
-    cfg.model.name = "transfer"        # publish/load_keras_model rebuild through the transfer builder
-    return cfg
+def transfer_config(cfg: ExperimentConfig) -> ExperimentConfig:
+    """``cfg`` for the transfer builder (a copy): publish/load_keras_model rebuild through it."""
+    return replace(cfg, model=replace(cfg.model, name="transfer"))
+
+
+def resolve_transfer(cfg: ExperimentConfig, train_set: Dataset, backbone_spec: Optional[dict]) -> Resolved:
+    """The resolve step of transfer learning: the batch size, the head stage's passes (from
+    ``transfer.head_steps``), the input format and the published backbone's spec, as a record;
+    ``cfg`` is left as it is."""
+    batch = auto_batch_size(len(train_set)) if cfg.train.batch_size == AUTO else cfg.train.batch_size
+    steps = steps_per_epoch(train_set, batch)
+    tcfg, head_epochs = cfg.transfer, None
+    if tcfg.head_steps:
+        # a small folder gives a few steps per pass: epochs alone leave the new head untrained
+        head_steps = auto_steps(len(train_set), batch) if tcfg.head_steps == AUTO else tcfg.head_steps
+        head_epochs = max(1, math.ceil(head_steps / steps))
+        log.info("head stage: %d optimizer steps = %d passes x %d batches of %d", head_epochs * steps,
+                 head_epochs, steps, batch)
+    return Resolved(batch_size=batch, head_epochs=head_epochs, backbone_spec=backbone_spec,
+                    **resolve_data(cfg.data, train_set))
 
 
 def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
     """Both stages on ``data`` = (train, val, test) or the configured data set."""
-    cfg = resolved_config(cfg)
+    cfg = transfer_config(cfg)
     keras.utils.set_random_seed(cfg.train.seed)
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
     tm = transfer_model(cfg, train_set.input_shape, len(train_set.class_names))
-    cfg.transfer.backbone_spec = tm.backbone.spec
-    if cfg.train.batch_size == AUTO:
-        cfg.train.batch_size = auto_batch_size(len(train_set))
+    resolved = resolve_transfer(cfg, train_set, tm.backbone.spec)
+    cfg = resolved.apply(cfg)          # the config as it runs (the caller's is left as it is)
     run_dir = run_dir_for(cfg)
     train_ds, val_ds = training_batches(train_set, cfg), validation_batches(val_set, cfg)
     steps = steps_per_epoch(train_set, cfg.train.batch_size)
     tcfg = cfg.transfer
-    if tcfg.head_steps:
-        # a small folder gives a few steps per pass: epochs alone leave the new head untrained
-        head_steps = auto_steps(len(train_set), cfg.train.batch_size) if tcfg.head_steps == AUTO else tcfg.head_steps
-        tcfg.head_epochs = max(1, math.ceil(head_steps / steps))
-        log.info("head stage: %d optimizer steps = %d passes x %d batches of %d", tcfg.head_epochs * steps,
-                 tcfg.head_epochs, steps, cfg.train.batch_size)
 
     def stage(number: int, name: str, epochs: int, lr: float, unfrozen: list) -> dict:
         # fit() compiles afresh: a new optimizer sees the changed trainable flags.
@@ -93,7 +106,7 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
         unfrozen = unfreeze_top(tm, tcfg.unfreeze, tcfg.unfreeze_unit)
         stages.append(stage(2, "fine_tune", tcfg.fine_tune_epochs, tcfg.fine_tune_learning_rate, unfrozen))
     return TransferResult(cfg, tm.model, {**tm.backbone.info, "adapter": tm.adapter}, train_set,
-                          val_set, test_set, run_dir, stages)
+                          val_set, test_set, run_dir, stages, resolved)
 
 
 def publish_transfer(result: TransferResult, preset: str = None, force: bool = False) -> Path:
@@ -103,6 +116,7 @@ def publish_transfer(result: TransferResult, preset: str = None, force: bool = F
     summary = {"backbone": result.backbone, "unfreeze": cfg.transfer.unfreeze,
                "unfreeze_unit": cfg.transfer.unfreeze_unit, "stages": stages}
     extra = {
+        "resolved": result.resolved.to_dict(),      # the backbone spec rebuilds the model (load_keras_model)
         "techniques": {**techniques(cfg), "transfer_learning": {
             k: v for k, v in summary.items() if k != "stages"}},
         "preset": preset,
@@ -111,7 +125,7 @@ def publish_transfer(result: TransferResult, preset: str = None, force: bool = F
                      "fit_seconds": round(sum(s["fit_seconds"] for s in result.stages), 1)},
         "transfer": summary,
     }
-    spec = cfg.transfer.backbone_spec     # lineage, in training.compress.optimize's shape, for own backbones
+    spec = result.resolved.backbone_spec  # lineage, in training.compress.optimize's shape, for own backbones
     parent = {k: spec[k] for k in ("name", "version", "path")} if spec else None
     history = result.stages[-1]["history"]
     return publish_version(cfg, result.model, result.test, extra=extra, parent=parent, history=history,

@@ -83,10 +83,9 @@ def target_config(backbone: Path, batch_size: int):
     from artifact import metadata as md
     from training.config import config_from_dict
     cfg = config_from_dict(md.read(backbone).config)
-    cfg.train.verbose, cfg.train.batch_size = 0, batch_size
-    cfg.train.warmup_epochs = 0.1           # of the one "epoch" that holds all the steps
-    cfg.transfer.backbone, cfg.transfer.weights, cfg.transfer.unfreeze = str(backbone), "default", "all"
-    return cfg
+    # warm-up: 0.1 of the one "epoch" that holds all the steps
+    return replace(cfg, train=replace(cfg.train, verbose=0, batch_size=batch_size, warmup_epochs=0.1),
+                   transfer=replace(cfg.transfer, backbone=str(backbone), weights="default", unfreeze="all"))
 
 
 def run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
@@ -124,9 +123,9 @@ def _result(model, test, steps: int, history: dict) -> dict:
 
 def _frozen_model(cfg, data):
     from training.models.transfer import freeze_backbone
-    from training.transfer.pipeline import resolved_config, transfer_model
-    head_cfg = resolved_config(cfg)
-    head_cfg.model.head_dropout = 0.0
+    from training.transfer.pipeline import transfer_config, transfer_model
+    head_cfg = transfer_config(cfg)
+    head_cfg = replace(head_cfg, model=replace(head_cfg.model, head_dropout=0.0))
     tm = transfer_model(head_cfg, data.input_shape, len(data.class_names))
     freeze_backbone(tm)
     return tm
