@@ -171,10 +171,10 @@ def test_command_flags_come_from_the_config_fields():
         "distill": {"student_overrides": ["train.epochs=1"]}}
 
 
-def test_the_retrain_metrics_are_the_promotion_rules():
+def test_the_retrain_metrics_are_the_publish_policies():
     import typing
     from training.config import RetrainConfig
-    from training.jobs.promotion import METRICS
+    from training.publish.policies import METRICS
     assert typing.get_args(typing.get_type_hints(RetrainConfig)["metric"]) == tuple(METRICS)
 
 
