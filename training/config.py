@@ -79,6 +79,11 @@ def count_or_all(text: str):
 Activation = Literal["relu", "relu6", "elu", "leaky_relu", "gelu", "swish", "silu", "mish", "selu",
                      "tanh", "sigmoid", "softsign", "linear", "hard_sigmoid"]   # training.models.cnn
 Schedule = Literal["constant", "cosine", "onecycle"]                            # training.fit.trainer
+ModelName = Literal["cnn", "resnet", "transfer"]                                # training.models.registry.BUILDERS
+# auto: by activation (training.models.cnn.initializer_for); naive: the baseline to beat; the rest: Keras' own
+Initializer = Literal["auto", "naive", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform",
+                      "lecun_normal", "lecun_uniform", "random_normal", "random_uniform", "truncated_normal",
+                      "orthogonal", "variance_scaling"]
 
 
 @dataclass(frozen=True)
@@ -113,12 +118,12 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "cnn"                  # a registered builder, see training.models.registry
+    name: ModelName = "cnn"            # a registered builder, see training.models.registry
     widths: List[int] = field(default_factory=lambda: [32, 64, 128])   # filters per stage
     convs_per_stage: Union[int, List[int]] = 2   # int, or a list with one count per stage
     batch_norm: bool = True
     activation: Activation = "relu"
-    initializer: str = "auto"          # auto: He for ReLU family, Glorot for tanh/sigmoid; naive: normal
+    initializer: Initializer = "auto"  # auto: He for ReLU family, Glorot for tanh/sigmoid; naive: normal
                                        # with std 0.01 (the baseline to beat); or any Keras initializer name
                                        # (he_normal, glorot_uniform, lecun_normal, ...)
     dropout: Union[float, List[float]] = field(default_factory=lambda: [0.1, 0.2, 0.3])  # a rate, or one per stage
@@ -146,7 +151,8 @@ class TrainConfig:
                                        # before stopping; 0: off; "auto": a third of the passes (at least 10).
                                        # The best weights are restored either way, and those are what is published
     seed: int = 42
-    verbose: int = 2                   # Keras fit verbosity (1 = progress bar)
+    verbose: Union[int, Literal["auto"]] = "auto"   # Keras fit verbosity: 0 silent, 1 a progress bar inside
+                                       # each epoch, 2 one line per epoch; auto: 1 on a terminal, else 2
 
 
 @dataclass(frozen=True)
@@ -402,6 +408,78 @@ def load_config(preset: Optional[str] = None, overrides: Optional[list] = None,
     return validate(config)
 
 
+@dataclass(frozen=True)
+class Range:
+    """Where a number may lie; ``open`` ends exclude their bound."""
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'above' if self.low_open else 'at least'} {self.low:g}"
+        return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}")
+
+
+def _fraction(open_high: bool = True) -> Range:
+    return Range(0, 1, high_open=open_high)
+
+
+POSITIVE, NON_NEGATIVE, COUNT = Range(0, low_open=True), Range(0), Range(1)
+# Numbers the types allow but training cannot use, checked before TensorFlow loads (a list's
+# items each; "auto", "all" and null are not numbers). tests/training/test_training_config.py
+# checks that every numeric field is here or in UNBOUNDED.
+RANGES = {
+    "data.image_size": Range(8, 1024), "data.validation_split": _fraction(), "data.test_split": _fraction(),
+    "data.limit": COUNT,
+    "augment.translate": _fraction(False), "augment.rotate": Range(0, 180), "augment.zoom": _fraction(),
+    "augment.contrast": _fraction(False), "augment.brightness": _fraction(False), "augment.erase": _fraction(False),
+    "augment.erase_size": Range(0, 1, low_open=True),
+    "model.widths": COUNT, "model.convs_per_stage": COUNT, "model.dropout": _fraction(),
+    "model.head_dropout": _fraction(), "model.dense_units": NON_NEGATIVE, "model.weight_decay": NON_NEGATIVE,
+    "train.epochs": COUNT, "train.batch_size": COUNT, "train.steps": NON_NEGATIVE,
+    "train.learning_rate": POSITIVE, "train.momentum": _fraction(), "train.adamw_weight_decay": NON_NEGATIVE,
+    "train.warmup_epochs": NON_NEGATIVE, "train.label_smoothing": _fraction(),
+    "train.early_stopping_patience": NON_NEGATIVE, "train.verbose": Range(0, 2),
+    "transfer.alpha": POSITIVE, "transfer.scale": NON_NEGATIVE, "transfer.head_epochs": COUNT,
+    "transfer.head_steps": NON_NEGATIVE, "transfer.head_learning_rate": POSITIVE, "transfer.unfreeze": NON_NEGATIVE,
+    "transfer.fine_tune_epochs": NON_NEGATIVE, "transfer.fine_tune_learning_rate": POSITIVE,
+    "distill.alpha": _fraction(False), "distill.temperature": POSITIVE, "distill.epochs": COUNT,
+    "optimize.sparsity": _fraction(), "optimize.initial_sparsity": _fraction(), "optimize.dense_block": COUNT,
+    "optimize.prune_epochs": COUNT, "optimize.ramp": Range(0, 1, low_open=True),
+    "optimize.prune_learning_rate": POSITIVE, "optimize.qat_epochs": COUNT, "optimize.qat_learning_rate": POSITIVE,
+    "optimize.calibration_samples": COUNT,
+    "retrain.tolerance": _fraction(False), "retrain.learning_rate_scale": POSITIVE, "retrain.epochs": COUNT,
+    "publish.min_margin": _fraction(False), "publish.overfit_gap": _fraction(False),
+    "ablate.steps": COUNT, "ablate.batch_size": COUNT, "ablate.train_images": COUNT, "ablate.test_images": COUNT,
+}
+UNBOUNDED = {"train.seed", "ablate.seeds"}    # any integer is a valid seed
+
+
+def _check_ranges(config: ExperimentConfig) -> None:
+    for key, allowed in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        numbers = [v for v in (value if isinstance(value, list) else [value])
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        bad = [v for v in numbers if v not in allowed]
+        if bad:
+            raise ConfigError(f"'{key}' must be {allowed}, got {value!r}")
+    data = config.data
+    if data.source == "folder" and data.validation_split + data.test_split >= 1:
+        raise ConfigError(f"'data.validation_split' + 'data.test_split' must leave images to train on "
+                          f"(below 1), got {data.validation_split} + {data.test_split}")
+    if config.optimize.initial_sparsity > config.optimize.sparsity:
+        raise ConfigError(f"'optimize.initial_sparsity' ({config.optimize.initial_sparsity}) must not exceed "
+                          f"'optimize.sparsity' ({config.optimize.sparsity})")
+
+
 def _check_budget(train: TrainConfig) -> None:
     """Values the types allow but training cannot use, named before TensorFlow loads."""
     def positive_or_auto(key, value, zero_ok=False):
@@ -448,6 +526,7 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     """``config`` checked, with the ablate budget's values normalised (a copy)."""
     _check_budget(config.train)
     config = dataclasses.replace(config, ablate=_check_ablate(config.ablate))
+    _check_ranges(config)
     steps = config.transfer.head_steps
     if not (steps == "auto" or (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0)):
         raise ConfigError(f"'transfer.head_steps' must be an integer of at least 0 (off), or auto; got {steps!r}")

@@ -187,3 +187,54 @@ def test_pruning_and_qat_settings_default_to_the_config():
         o.sparsity, o.schedule, o.initial_sparsity, o.keep_ends, o.dense_block, o.prune_epochs, o.ramp,
         o.prune_learning_rate)
     assert (q.epochs, q.learning_rate) == (o.qat_epochs, o.qat_learning_rate)
+
+
+def test_every_numeric_field_has_a_range_or_is_declared_unbounded():
+    import dataclasses
+    import typing
+    from training.config import RANGES, UNBOUNDED, ExperimentConfig
+
+    def numeric(hint) -> bool:
+        args = typing.get_args(hint)
+        return hint in (int, float) or any(numeric(a) for a in args if a is not type(None))
+
+    config = ExperimentConfig()
+    sections = [getattr(config, f.name) for f in dataclasses.fields(config)
+                if dataclasses.is_dataclass(getattr(config, f.name))]
+    fields = {f"{type(section).__name__.removesuffix('Config').lower()}.{name}"
+              for section in sections for name, hint in typing.get_type_hints(type(section)).items() if numeric(hint)}
+    assert fields - set(RANGES) - UNBOUNDED == set()
+    assert set(RANGES) <= fields
+
+
+@pytest.mark.parametrize("override,message", [
+    ("train.learning_rate=-1", "'train.learning_rate' must be above 0, got -1.0"),
+    ("data.validation_split=1.5", "'data.validation_split' must be in [0, 1), got 1.5"),
+    ("model.dropout=[0.1,1.2]", "'model.dropout' must be in [0, 1), got [0.1, 1.2]"),
+    ("optimize.sparsity=1", "'optimize.sparsity' must be in [0, 1), got 1.0"),
+    ("augment.rotate=270", "'augment.rotate' must be in [0, 180], got 270.0"),
+    ("model.name=foo", "'model.name' must be one of cnn, resnet, transfer, got 'foo'"),
+    ("model.initializer=he", "'model.initializer' must be one of auto, naive, he_normal"),
+])
+def test_numbers_and_choices_are_checked_with_the_allowed_values(override, message):
+    from training.config import ConfigError, load_config
+    with pytest.raises(ConfigError) as error:
+        load_config("tiny", [override])
+    assert message in str(error.value)
+
+
+def test_folder_splits_must_leave_training_images():
+    from training.config import ConfigError, load_config
+    with pytest.raises(ConfigError, match="must leave images to train on"):
+        load_config("folder", ["data.path=x", "data.validation_split=0.5", "data.test_split=0.5"])
+    load_config("default", ["data.validation_split=0.5", "data.test_split=0.5"])   # Fashion-MNIST brings its test set
+
+
+def test_the_model_choices_are_the_registry_and_the_initializers_are_keras():
+    import typing
+    from training.config import Initializer, ModelName
+    from training.keras2 import keras
+    from training.models.registry import BUILDERS
+    assert set(typing.get_args(ModelName)) == set(BUILDERS)
+    for name in set(typing.get_args(Initializer)) - {"auto", "naive"}:
+        assert keras.initializers.get(name) is not None

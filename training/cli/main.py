@@ -1,12 +1,16 @@
-"""``python -m training <command>``: the parser and the exit codes.
+"""``python -m training <command>``: the parser, the output and the exit codes.
 
 Each command lives in its own module exposing ``add_parser(subparsers)``, which
 registers its arguments and sets ``func``; COMMANDS lists them in ``--help`` order.
+
+A mistake the program can name is one ``error:`` line and exit 2 (5: busy, 3/4:
+refused by a publish policy). Anything else is one ``error:`` line, exit 1 and the
+path of a log file holding the traceback; ``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 
 from artifact.imaging import ImageError
@@ -14,11 +18,16 @@ from artifact.locks import LockBusy
 from artifact.metadata import MetadataError
 from artifact.versions import RepositoryError
 
+from training.cli import logs
 from training.cli import (ablate, config, evaluate, optimize, preview_augment, publish, retrain, rollback,
                           train, transfer)
 from training.config import ConfigError
 from training.data.datasets import DataError
 from training.publish.policies import EXIT_BUSY, EXIT_USAGE, PublishRefused
+
+# training.keras2 prints TensorFlow's captured start-up lines when this is set (-v); an
+# environment variable because the command loads TensorFlow later, if at all
+SHOW_STARTUP = "TRAINING_SHOW_TF_STARTUP"
 
 COMMANDS = (train, publish, config, evaluate, preview_augment, optimize, transfer, retrain, rollback, ablate)
 
@@ -26,15 +35,27 @@ COMMANDS = (train, publish, config, evaluate, preview_augment, optimize, transfe
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training",
                                      description="Train, evaluate, optimise and publish CNN classifiers.")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also show other libraries' INFO lines and TensorFlow's start-up lines")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an unexpected error, show the traceback instead of writing it to a log file")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for command in COMMANDS:
         command.add_parser(sub)
     return parser
 
 
+def _startup_log() -> str:
+    """TensorFlow's captured start-up lines, if this command loaded it (``training.keras2``)."""
+    keras2 = sys.modules.get("training.keras2")
+    return keras2.STARTUP_LOG if keras2 is not None else ""
+
+
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    recorder = logs.configure(args.verbose)
+    if args.verbose:
+        os.environ[SHOW_STARTUP] = "1"      # read by training.keras2 when TensorFlow loads
     try:
         args.func(args)
     except LockBusy as exc:
@@ -50,3 +71,12 @@ def main(argv=None) -> None:
         print("interrupted: run the same command again to resume from the last finished epoch "
               "(its state is in <output_dir>/<name>/backup); nothing was published", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:
+        if args.debug:
+            raise
+        path = logs.write_crash_log(args.command, recorder, _startup_log())
+        first = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error: unexpected {type(exc).__name__}: {first} (traceback in {path}; --debug shows it here)",
+              file=sys.stderr)
+        sys.exit(1)
+

@@ -11,6 +11,7 @@ from training.keras2 import keras, tf
 
 from training.fit import distribute
 from training.config import ConfigError, ExperimentConfig, Resolved
+from training.data.sufficiency import check_enough
 from training.data.datasets import Dataset, load_data, resolve_data
 from training.models.registry import build_model
 from training.data.pipeline import steps_per_epoch, to_float, training_batches, validation_batches
@@ -58,6 +59,7 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
                           "use python -m training transfer")
     keras.utils.set_random_seed(cfg.train.seed)
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
+    check_enough(train_set, val_set, test_set, need_validation=cfg.data.validation_split > 0)
     resolved = resolve(cfg, train_set)
     cfg = resolved.apply(cfg)          # the config as it runs, recorded in the run directory
     budget = resolved.budget.to_dict()

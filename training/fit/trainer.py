@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,14 @@ def compile_model(model: keras.Model, cfg, steps_per_epoch: int, own_loss: bool 
         else:
             model.compile(optimizer=optimizer, metrics=["accuracy"],
                           loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing))
+
+
+def fit_verbosity(verbose) -> int:
+    """Keras' ``verbose`` for ``train.verbose``: "auto" draws a progress bar inside each epoch on
+    a terminal and one line per epoch into a log file or pipe (a bar there is a wall of redraws)."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
 
 
 def run_dir_for(cfg) -> Path:
@@ -173,7 +182,7 @@ def fit(model: keras.Model, data: tf.data.Dataset, cfg, *, steps_per_epoch: int,
                                   keep_best)
     start = time.perf_counter()
     history = model.fit(data, validation_data=validation, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=standard + list(callbacks), verbose=cfg.verbose)
+                        callbacks=standard + list(callbacks), verbose=fit_verbosity(cfg.verbose))
     if run_dir is not None and keep_best and restore:
         restore_best(model, run_dir)
     return Fit({k: [float(v) for v in vs] for k, vs in history.history.items()}, time.perf_counter() - start)

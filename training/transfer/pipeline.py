@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from training.config import AUTO, ExperimentConfig, Resolved
+from training.data.sufficiency import check_enough
 from training.data.datasets import Dataset, dataset_record, load_data, resolve_data
 from training.data.pipeline import steps_per_epoch, training_batches, validation_batches
 from training.fit.recipe import auto_batch_size, auto_steps
@@ -78,6 +79,7 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
     cfg = transfer_config(cfg)
     keras.utils.set_random_seed(cfg.train.seed)
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
+    check_enough(train_set, val_set, test_set, need_validation=cfg.data.validation_split > 0)
     tm = transfer_model(cfg, train_set.input_shape, len(train_set.class_names))
     resolved = resolve_transfer(cfg, train_set, tm.backbone.spec)
     cfg = resolved.apply(cfg)          # the config as it runs (the caller's is left as it is)
