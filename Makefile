@@ -37,6 +37,8 @@ test-all: $(STAMP)
 
 # One batch retraining job (docs/retraining.md): publishes only a model not worse than
 # the served one. `make retrain NAME=flowers DATA=photos/flowers RETRAIN_ARGS="--then optimize"`
+# MODELS goes in as --models-dir, the shorthand of models_dir (a --set models_dir in
+# RETRAIN_ARGS wins); a model with nothing published needs RETRAIN_ARGS=--allow-new.
 retrain: $(STAMP)
 	@test -n "$(NAME)" || { echo "make retrain needs NAME=<model> (and DATA=<folder or .npz> for new data)"; exit 2; }
 	$(BIN)/python -m training retrain --name $(NAME) --models-dir $(MODELS) $(if $(DATA),--data $(DATA)) $(RETRAIN_ARGS)

@@ -3,7 +3,7 @@
 Steps, each printed as one JSON line (which version the running gunicorn
 answers with is read from its predict responses):
 
-1. v1: ``retrain`` with nothing served trains the demo preset from scratch on
+1. v1: ``retrain --allow-new`` with nothing served trains the demo preset from scratch on
    20% of the training set and publishes it; the server starts on it;
 2. all of the training set arrives: ``retrain`` fine-tunes v1 and publishes v2
    (a better score on the same test set); the server hot-loads it;
@@ -122,6 +122,7 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="retrain-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     models, log = work / "models", work / "demo.log"
+    models.mkdir(exist_ok=True)   # retrain refuses a repository that is not there
     arrivals = write_arrivals(work)
     paths, probe = arrivals["paths"], arrivals["probe"]
     common = ["--name", NAME, "--models-dir", str(models), "--set", f"output_dir={work / 'runs'}",
@@ -129,7 +130,8 @@ def main() -> None:
     server = None
     try:
         start = time.perf_counter()
-        code, report = cli("retrain", *common, "--preset", "retrain_demo", "--data", str(paths["20%"]), log=log)
+        code, report = cli("retrain", *common, "--allow-new", "--preset", "retrain_demo", "--data", str(paths["20%"]),
+                           log=log)
         seconds = time.perf_counter() - start
         server = Server(models, work / "server.log")
         print(json.dumps(step_line("v1: 20% of the training set, nothing served yet", code, report, seconds,

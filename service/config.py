@@ -60,7 +60,7 @@ def default_workers(backend: str, device: str) -> int:
 class ServiceConfig:
     # model repository: <model_root>/<name>/<integer version>/
     model_root: str = "models"
-    default_model: str = ""          # for POST /predict; "" = first model by name
+    default_model: str = ""          # for POST /predict; "" = first model by name with a version served
     version_policy: str = "latest"   # latest | all | specific
     versions: list[int] = field(default_factory=list)  # for policy "specific"
     poll_interval_s: float = 5.0     # hot-reload watcher period; 0 disables it

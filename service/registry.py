@@ -7,6 +7,13 @@ thread re-scans the repository every ``poll_interval_s``: a new version is
 loaded and warmed up before it takes traffic, then versions the policy no
 longer wants are retired (their batcher drains first). A version that failed
 to load is not retried until its directory changes or an admin reload.
+
+The default model (``POST /predict`` without ``?model=``) is
+``SERVICE_DEFAULT_MODEL`` when set, else the first model in name order that has
+a version being served: a folder with no published version (a stray folder, a
+lock folder left by a job) or whose versions all failed to load is never picked.
+It is worked out again after every scan and logged whenever it changes, the
+first scan included (``event: default_model``).
 """
 from __future__ import annotations
 
@@ -74,6 +81,7 @@ class ModelRegistry:
         self._stop = threading.Event()
         self._started = False
         self.draining = False
+        self._default_logged: tuple | None = None   # (model, reason, served) last logged
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -136,6 +144,7 @@ class ModelRegistry:
                 with self._lock:
                     del self._models[name]
             self._publish_ready()
+            self._log_default()
             return {name: sorted(m.serving) for name, m in self._models.items()}
 
     def _ensure_loaded(self, name: str, model: _Model, version: int, force: bool) -> None:
@@ -225,17 +234,46 @@ class ModelRegistry:
         return self._scanned.is_set()
 
     def names(self) -> list[str]:
-        return sorted(self._models)
+        """Models with a version published or served: a folder with neither is not a model."""
+        with self._lock:
+            return sorted(name for name, m in self._models.items() if m.wanted or m.serving)
+
+    def _choose_default(self) -> tuple[str | None, str]:
+        """(the default model or None, why): the module docstring's rule."""
+        if self.config.default_model:
+            return self.config.default_model, "SERVICE_DEFAULT_MODEL"
+        with self._lock:
+            names = sorted(self._models)
+            served = [name for name in names if self._models[name].serving]
+        if not served:
+            return None, "no model has a version served"
+        skipped = names[:names.index(served[0])]
+        why = "the first model by name with a version served"
+        return served[0], why + (f" (skipped, none served: {', '.join(skipped)})" if skipped else "")
 
     def default_model(self) -> str:
-        if self.config.default_model:
-            return self.config.default_model
-        names = self.names()
-        if not names:
-            if self._scanned.is_set():
-                raise NotFound("no model in the repository")
+        name, _ = self._choose_default()
+        if name:
+            return name
+        if not self._scanned.is_set():
             raise Unavailable("models are loading", self.config.retry_after_s)
-        return names[0]
+        if self.names():
+            raise Unavailable("no model has a version available yet", self.config.retry_after_s)
+        raise NotFound("no model in the repository")
+
+    def _log_default(self) -> None:
+        """Says which model answers ``POST /predict`` without ``?model=``, at the first scan
+        and whenever that changes (a model gained or lost its only servable version)."""
+        name, why = self._choose_default()
+        served = name is not None and any(lv.name == name for lv in self.serving())
+        if (name, why, served) == self._default_logged:
+            return
+        self._default_logged = (name, why, served)
+        level = logging.INFO if served else logging.WARNING
+        text = (f"default model: {name} ({why})" if served else
+                f"default model: {name or 'none'} ({why}); POST /predict without ?model= fails until "
+                "it has a version served")
+        log.log(level, text, extra={"event": "default_model", "model": name, "reason": why})
 
     def states(self, name: str) -> dict[int, VersionState]:
         with self._lock:

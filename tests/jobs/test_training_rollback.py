@@ -53,6 +53,17 @@ def test_rollback_errors_are_one_line_and_exit_2(tmp_path):
     assert versions(tmp_path, "m") == [1] and retired(tmp_path, "m") == []
 
 
+def test_rollback_takes_set_models_dir_which_wins_over_the_flag(tmp_path):
+    real, decoy = tmp_path / "real", tmp_path / "decoy"
+    publish_n(real, 2)
+    decoy.mkdir()
+    out = rollback(decoy, "--name", "m", "--set", f"models_dir={real}")
+    assert out["retired_now"] == [2] and versions(real, "m") == [1] and list(decoy.iterdir()) == []
+    assert "no model repository" in rollback(tmp_path / "missing", "--name", "m", expect=2)
+    assert "only for name and models_dir" in rollback(real, "--name", "m", "--set", "train.epochs=1", expect=2)
+    assert not (tmp_path / "missing").exists() and retired(real, "m") == [2]
+
+
 def test_rollback_while_a_retrain_holds_the_lock_exits_5_naming_it(tmp_path):
     publish_n(tmp_path, 2)
     with model_lock(tmp_path, "m", job="retrain"):

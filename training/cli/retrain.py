@@ -5,6 +5,12 @@ publish the result only if it is not worse than what is served.
     python -m training retrain --name flowers --data photos/flowers # the folder as it is today
     python -m training retrain --name fashion --from-scratch --metric class_floor --tolerance 0.01
     python -m training retrain --name fashion --then optimize    # and compress it like the served one
+    python -m training retrain --name flowers --allow-new --preset folder --data photos/flowers  # a first version
+
+A model with no published version is refused (exit 2, nothing created) unless
+``--allow-new`` asks for a first version; a missing repository always is.
+``--models-dir X`` is ``--set models_dir=X`` (an explicit ``--set`` wins), so the
+lock, the comparison and the publish use one folder.
 
 Prints the report as one JSON line and exits with (training.jobs.promotion):
 0 published, 2 usage error, 3 refused by the publish check, 4 worse than the
@@ -16,16 +22,19 @@ import json
 import sys
 
 from training.cli.common import add_config_flags, add_strategy_arg, flags_from_args
-from training.config import ExperimentConfig
 
 KEYS = ("retrain.metric", "retrain.tolerance")   # flags for config keys: name, help and default from the field
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("retrain", help="retrain on new data; publish only if not worse than the served version")
-    p.add_argument("--name", required=True, help="model name in the repository")
-    p.add_argument("--models-dir", default=ExperimentConfig().models_dir,
-                   help="the model repository (default: %(default)s)")
+    p.add_argument("--name", required=True, help="model name in the repository (--set name=... wins)")
+    p.add_argument("--models-dir", help="the model repository, an existing folder: shorthand of --set "
+                                        "models_dir=... (which wins); default: the preset's models_dir, "
+                                        "else models")
+    p.add_argument("--allow-new", action="store_true",
+                   help="when the model has no published version, train and publish its first one from "
+                        "--preset (default: default) instead of refusing (exit 2)")
     p.add_argument("--data", help="an image folder, an .npz file or fashion_mnist (default: the data the "
                                   "served version recorded)")
     p.add_argument("--from-scratch", action="store_true",
@@ -49,8 +58,8 @@ def cmd_retrain(args) -> None:
     from training.jobs.retrain_job import RetrainJob, plan
     settings = flags_from_args(args, KEYS).get("retrain", {})
     job = RetrainJob(args.name, args.models_dir, args.data, args.from_scratch, args.preset, args.overrides,
-                     settings, args.wait, then_optimize=args.then == "optimize")
-    plan(job)                               # flags, paths and config keys checked before TensorFlow loads
+                     settings, args.wait, then_optimize=args.then == "optimize", allow_new=args.allow_new)
+    plan(job)     # flags, paths, config keys and the repository checked before TensorFlow loads or a file is made
     from training.fit import distribute
     dist = distribute.make(args.strategy)   # first TensorFlow work: a multi-worker strategy sets up the runtime
     from training.jobs.retrain import retrain

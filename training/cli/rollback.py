@@ -8,6 +8,8 @@
 Retired versions move into ``<models_dir>/<name>/.retired/`` (never deleted);
 the service, which serves the newest published version, falls back within one
 poll, without a restart. Prints one JSON line saying what is served now.
+The repository is ``--models-dir`` or ``--set models_dir=...`` (the spelling the
+other commands take; it wins when both are given).
 """
 from __future__ import annotations
 
@@ -16,14 +18,17 @@ import json
 from artifact.locks import model_lock
 from artifact.versions import RepositoryError, history, restore, retire, retired, versions
 
-from training.config import ExperimentConfig
+from training.config import ConfigError
+from training.jobs.repository import IDENTITY, identity, require_repository
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("rollback", help="retire the newest version (the service falls back), or restore one")
     p.add_argument("--name", required=True, help="model name in the repository")
-    p.add_argument("--models-dir", default=ExperimentConfig().models_dir,
-                   help="the model repository (default: %(default)s)")
+    p.add_argument("--models-dir", help="the model repository: shorthand of --set models_dir=... "
+                                        "(which wins); default: models")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="models_dir=... or name=..., as the other commands take them")
     action = p.add_mutually_exclusive_group()
     action.add_argument("--to", type=int, metavar="N", help="retire every published version above N")
     action.add_argument("--restore", type=int, metavar="N", help="put retired version N back into service")
@@ -41,7 +46,11 @@ def state(models_dir, name: str) -> dict:
 
 
 def cmd_rollback(args) -> None:
-    models_dir, name = args.models_dir, args.name
+    for text in args.overrides:
+        if text.split("=", 1)[0].strip() not in IDENTITY:
+            raise ConfigError(f"rollback takes --set only for {' and '.join(IDENTITY)}, got '{text}'")
+    name, models_dir = identity(args.name, args.models_dir, args.overrides)
+    require_repository(models_dir)
     if not (versions(models_dir, name) or retired(models_dir, name)):
         raise RepositoryError(f"no model '{name}' under {models_dir}")
     if args.list:

@@ -1,7 +1,10 @@
 """Batch retraining: a candidate trained on the data as it is now, published only
 when it is not worse than the version being served.
 
-One job, under the model's lock (``artifact.locks``) from start to finish:
+A missing repository, or a model with nothing published (unless the job allows a
+first version), is refused before the lock is taken: a refused job creates nothing
+(``training.jobs.repository``). Then one job, under the model's lock
+(``artifact.locks``) from start to finish:
 
 1. the served version (the newest) gives the recipe, its recorded config, and
    the starting weights: the candidate is fine-tuned from them at a lower peak
@@ -40,6 +43,7 @@ from training.data.datasets import DataError, Dataset, dataset_record, load_data
 from training.fit import distribute
 from training.fit.train import train
 from training.jobs.promotion import Decision, decide
+from training.jobs.repository import require_published
 from training.jobs.retrain_job import RetrainJob, fine_tune_config, plan, served
 from training.publish.policies import PublishCheck, PublishRefused, against_served
 from training.publish.release import publish_version, techniques
@@ -66,6 +70,7 @@ def retrain(job: RetrainJob, dist: Optional[distribute.Distribution] = None) -> 
     """Run the job; returns the report (``exit_code`` in it). A worker that is not the
     chief trains in step and returns only its distribution record."""
     dist = dist or distribute.make("default")
+    require_published(job.models_dir, job.name, job.allow_new)   # taking the lock creates its folder
     lock = model_lock(job.models_dir, job.name, "retrain", job.wait) if dist.chief else contextlib.nullcontext()
     with lock:
         if dist.chief:

@@ -1,7 +1,8 @@
 """A retrain job as given on the command line, and the recipe it trains with.
 
-Nothing here imports TensorFlow, so a bad flag, path or config key is reported
-(exit 2) before the job loads it; ``training.jobs.retrain`` runs the job.
+Nothing here imports TensorFlow, so a bad flag, path or config key, a missing
+repository or a model with nothing published is reported (exit 2) before the job
+loads it or creates anything; ``training.jobs.retrain`` runs the job.
 """
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ from typing import Optional
 from artifact import metadata as md
 from artifact.versions import versions
 
-from training.config import ExperimentConfig, load_config
+from training.config import ConfigError, ExperimentConfig, load_config
 from training.data.datasets import DataError
+from training.jobs.repository import identity, require_published
 
 
 @dataclass
 class RetrainJob:
+    """``name`` and ``models_dir`` are resolved once, when the job is made, from the flags,
+    the preset and the ``--set`` lines (``training.jobs.repository.identity``): the lock,
+    the comparison and the publish all read them from here."""
     name: str
-    models_dir: str = ExperimentConfig.models_dir
+    models_dir: Optional[str] = None   # --models-dir; None: --set models_dir, the preset's, or the default
     data: Optional[str] = None         # a folder, an .npz file or "fashion_mnist"; None: as recorded
     from_scratch: bool = False
     preset: Optional[str] = None       # the recipe from scratch; None: the served version's config
@@ -27,6 +32,10 @@ class RetrainJob:
     settings: dict = field(default_factory=dict)    # retrain.* values given as flags (--metric, --tolerance)
     wait: float = 0.0                  # seconds to wait for another job's lock
     then_optimize: bool = False        # also publish the promoted model compressed like the served one
+    allow_new: bool = False            # a model with nothing published may get a first version from the preset
+
+    def __post_init__(self) -> None:
+        self.name, self.models_dir = identity(self.name, self.models_dir, self.overrides, self.preset)
 
 
 def data_source(path: str) -> dict:
@@ -46,11 +55,14 @@ def job_config(job: RetrainJob, current: Optional[md.Metadata]) -> ExperimentCon
     name, then ``--set``. It is stored as it is in the new version, so the next
     retrain starts from the same recipe."""
     base = current.config if current is not None and not job.preset else None
-    flags = {"name": job.name, "models_dir": str(job.models_dir), "retrain": job.settings}
+    flags = {"name": job.name, "models_dir": job.models_dir, "retrain": job.settings}
     if job.data:
         flags["data"] = data_source(job.data)
     preset = job.preset or (None if base else "default")
-    return load_config(preset, job.overrides, base=base, flags=flags)
+    cfg = load_config(preset, job.overrides, base=base, flags=flags)
+    if (cfg.name, cfg.models_dir) != (job.name, job.models_dir):   # identity() read the same lines: a bug if not
+        raise ConfigError(f"the recipe names {cfg.models_dir}/{cfg.name}, the job {job.models_dir}/{job.name}")
+    return cfg
 
 
 def fine_tune_config(cfg: ExperimentConfig) -> ExperimentConfig:
@@ -70,7 +82,9 @@ def served(job: RetrainJob) -> Optional[Path]:
 
 def plan(job: RetrainJob) -> tuple:
     """(the served version's directory, its metadata, the recipe); None, None, the preset's
-    recipe when nothing is served yet."""
+    recipe when nothing is served yet and the job allows a first version. A missing
+    repository or model is refused first, before anything is read or created."""
+    require_published(job.models_dir, job.name, job.allow_new)
     current_dir = served(job)
     current = md.read(current_dir) if current_dir else None
     return current_dir, current, job_config(job, current)
