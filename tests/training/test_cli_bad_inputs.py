@@ -1,0 +1,78 @@
+"""Every command refuses bad input before it spends time: exit 2 (usage), one line saying
+what is wrong, and nothing written. One row per mistake; each runs the real command in a
+fresh folder holding only the inputs the row needs, and the folder is compared before and
+after."""
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from support.builders import ROOT
+from training.cli.main import main
+
+SMALL_VERSION = ROOT / "models" / "fashion-small" / "2"     # a committed version: tflite, weights, metadata
+
+
+def write_inputs(folder):
+    """The files rows refer to, under ``inputs/``."""
+    inputs = folder / "inputs"
+    for name in ("a", "b", "c"):                 # one image per class
+        (inputs / "one-per-class" / name).mkdir(parents=True)
+        Image.fromarray(np.full((20, 20), 60 * "abc".index(name), np.uint8)).save(inputs / "one-per-class" / name / "x.png")
+    (inputs / "not-hdf5.h5").write_text("these are not weights\n")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(inputs / "shirt.png")
+    corrupt = inputs / "models" / "fashion" / "1"
+    shutil.copytree(SMALL_VERSION, corrupt, ignore=shutil.ignore_patterns("saved_model"))
+    (corrupt / "model.tflite").write_bytes(b"TFL3 but truncated")
+    (inputs / "models" / "fashion" / "1" / "keras_weights.h5").write_text("not hdf5 either\n")
+
+
+TINY = ["--preset", "tiny"]
+ROWS = [
+    # (command line, what the one line must say)
+    (["train", *TINY, "--set", "train.optimizer=foo"], "'train.optimizer' must be one of adam, adamw, sgd"),
+    (["train", *TINY, "--set", "train.schedule=foo"], "'train.schedule' must be one of"),
+    (["train", *TINY, "--set", "model.name=foo"], "'model.name' must be one of cnn, resnet, transfer"),
+    (["train", *TINY, "--set", "model.activation=foo"], "'model.activation' must be one of"),
+    (["train", *TINY, "--set", "train.learning_rate=-1"], "'train.learning_rate' must be above 0"),
+    (["train", *TINY, "--set", "data.validation_split=1.5"], "'data.validation_split' must be in [0, 1)"),
+    (["train", *TINY, "--set", "train.epochs=0"], "'train.epochs' must be at least 1"),
+    (["train", *TINY, "--set", "nosuch.key=1"], "unknown config key 'nosuch'"),
+    (["train", "--preset", "nosuch"], "no config file or preset 'nosuch'"),
+    (["train", "--preset", "folder", "--set", "data.path=inputs/one-per-class"], "image folder"),
+    (["train", "--preset", "folder", "--set", "data.path=inputs/missing"], "inputs/missing"),
+    (["publish", *TINY, "--checkpoint", "inputs/not-hdf5.h5"], "inputs/not-hdf5.h5"),
+    (["publish", *TINY, "--checkpoint", "inputs/none.h5"], "inputs/none.h5"),
+    (["config", *TINY, "--set", "optimize.stages=prune,int8"], "[prune, int8]"),
+    (["evaluate", *TINY, "--images", "inputs/shirt.png"], "--images needs --model-dir"),
+    (["evaluate", "--model-dir", "inputs/models/fashion/1", "--images", "inputs/shirt.png"], "model.tflite"),
+    (["evaluate", "--model-dir", "inputs/nowhere/1"], "inputs/nowhere/1"),
+    (["preview-augment", *TINY, "--samples", "0"], "--samples"),
+    (["optimize", "--from", "inputs/models/fashion/1", "--stages", "prune,prune"], "prune"),
+    (["optimize", "--from", "inputs/models/fashion/1", "--stages", ""], "stage"),
+    (["optimize", "--from", "inputs/models/fashion/1", "--stages", "prune,int8"], "keras_weights.h5"),
+    (["transfer", *TINY, "--backbone", "nosuch"], "unknown backbone 'nosuch'"),
+    (["retrain", "--name", "typo", "--models-dir", "inputs/models"], "typo"),
+    (["retrain", "--name", "fashion", "--models-dir", "inputs/missing"], "inputs/missing"),
+    (["rollback", "--name", "typo", "--models-dir", "inputs/models"], "typo"),
+    (["ablate", "--study", "nosuch"], "unknown study 'nosuch'"),
+]
+
+
+def tree(folder) -> dict:
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("argv,says", ROWS, ids=[" ".join(argv)[:60] for argv, _ in ROWS])
+def test_a_bad_input_is_refused_with_one_line_and_nothing_written(argv, says, tmp_path, monkeypatch, capsys):
+    write_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = tree(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith(("usage:", " "))]
+    assert exit_.value.code == 2, err
+    problems = [line for line in err if "error:" in line]
+    assert len(problems) == 1 and says in problems[0], err
+    assert tree(tmp_path) == before
