@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_publish)
 
 
-def unfinished_run(run_dir: Path, checkpoint: Path, force: bool) -> dict:
+def training_record(run_dir: Path, checkpoint: Path, force: bool) -> dict:
     """The ``training`` block for the run in ``run_dir`` (epochs trained and planned, early stop),
     refusing an interrupted run unless ``force``: its best.h5 holds the best of the epochs that
     ran, and nothing else would say the version is not what its config's train.epochs claims.
@@ -48,7 +48,7 @@ def cmd_publish(args) -> None:
     from training.publish.release import publish_version, techniques
     cfg = run_config(args)
     checkpoint = checkpoint_path(cfg, args.checkpoint)
-    training = unfinished_run(run_dir_for(cfg), checkpoint, args.force)   # before any data is read
+    training = training_record(run_dir_for(cfg), checkpoint, args.force)   # before any data is read
     history = read_history(run_dir_for(cfg))
     train, val, test = load_data(cfg.data)
     cfg = Resolved(**resolve_data(cfg.data, train)).apply(cfg)   # a folder's "auto" size and colour as decoded
