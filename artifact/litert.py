@@ -16,6 +16,8 @@ from typing import Union
 
 import numpy as np
 
+from .metadata import MetadataError
+
 _INPUT_TYPES = (np.uint8, np.int8, np.float32)
 
 
@@ -23,13 +25,20 @@ class LiteRTRunner:
     """``input`` / ``output``: the interpreter's details of the input and output tensor."""
 
     def __init__(self, model: Union[bytes, str, os.PathLike], num_threads: int = 1):
-        """``model``: the file's bytes or its path."""
+        """``model``: the file's bytes or its path. A file LiteRT cannot read (corrupted,
+        truncated, not a .tflite) raises MetadataError naming it: the version's metadata
+        promises a model its files do not hold."""
         from ai_edge_litert.interpreter import Interpreter
-        if isinstance(model, (bytes, bytearray)):
-            self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
-        else:
-            self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        named = "the TFLite bytes given" if isinstance(model, (bytes, bytearray)) else f"'{os.fspath(model)}'"
+        try:
+            if isinstance(model, (bytes, bytearray)):
+                self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+            else:
+                self.interpreter = Interpreter(model_path=os.fspath(model), num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except ValueError as exc:       # what LiteRT raises for a file that is not a model
+            reason = " ".join(str(exc).split())[:200]
+            raise MetadataError(f"cannot load {named} as a TFLite model: {reason}") from None
         self._batch = None
         self._details()
         if self.input["dtype"] not in _INPUT_TYPES:

@@ -12,16 +12,25 @@ import os
 
 import numpy as np
 
-from .metadata import INPUT_NAME, OUTPUT_NAME, SIGNATURE, SavedModelFormat
+from .metadata import INPUT_NAME, OUTPUT_NAME, SIGNATURE, MetadataError, SavedModelFormat
 
 
 class SavedModelRunner:
     def __init__(self, path: os.PathLike, signature: str = SIGNATURE, input_name: str = INPUT_NAME,
                  output_name: str = OUTPUT_NAME):
-        """``path``: the SavedModel directory (a version's ``saved_model/``)."""
+        """``path``: the SavedModel directory (a version's ``saved_model/``). A directory
+        TensorFlow cannot load (a corrupted or missing ``saved_model.pb``, lost variables) or
+        one without ``signature`` raises MetadataError naming it."""
         import tensorflow as tf
         self._tf = tf
-        self._loaded = tf.saved_model.load(os.fspath(path))   # keeps the variables alive
+        try:
+            self._loaded = tf.saved_model.load(os.fspath(path))   # keeps the variables alive
+        except (OSError, ValueError, tf.errors.OpError) as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise MetadataError(f"cannot load '{os.fspath(path)}' as a SavedModel: {reason}") from None
+        if signature not in self._loaded.signatures:
+            raise MetadataError(f"SavedModel '{os.fspath(path)}' has no signature '{signature}' "
+                                f"(it has: {', '.join(self._loaded.signatures) or 'none'})")
         self._fn = self._loaded.signatures[signature]
         self._input, self._output = input_name, output_name
 

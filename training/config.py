@@ -330,7 +330,10 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         raise ConfigError(f"'{key}' must be {_describe(hint)}, got {value!r}")
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"'{key}' must be {_describe(hint)}, got {value!r}")
+            # --set parses its value as YAML, so "prune,int8" arrives as one string: show the list form
+            shown = ",".join(str(v).strip() for v in value.split(",")) if isinstance(value, str) else value
+            raise ConfigError(f"'{key}' must be {_describe(hint)}, got {value!r}; write a list in "
+                              f"brackets, e.g. --set \"{key}=[{shown}]\"")
         try:
             return [_coerce(item, args[0], key) for item in value] if args else list(value)
         except ConfigError:

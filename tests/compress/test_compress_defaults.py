@@ -69,3 +69,12 @@ def test_one_distillation_alpha_in_docs_and_code():
                 found.setdefault(float(value), []).append(f"{path.name}: {line.strip()}")
     assert set(found) <= {DistillConfig.alpha}, found
     assert DistillConfig.alpha in found        # it is documented somewhere
+
+
+def test_a_list_key_given_as_a_comma_string_shows_the_list_syntax(capsys):
+    from training.cli.main import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["optimize", "--set", "optimize.stages=prune,int8"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "'optimize.stages' must be a list of str" in err and '--set "optimize.stages=[prune,int8]"' in err

@@ -91,6 +91,8 @@ def test_nothing_to_prune():
     ("qat,pqat", "at most one"),
     ("qat,float16", "exports as int8"),
     ("pqat,dynamic", "exports as int8"),
+    ("prune,prune", "prune more than once"),
+    ("distill,prune,distill,int8", "distill more than once"),
 ])
 def test_stage_order_is_checked(stages, message):
     with pytest.raises(ValueError, match=message):
@@ -107,3 +109,43 @@ def test_dense_block_option_is_parsed_or_refused_clearly(capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["optimize", "--dense-block", "4x1"])
     assert exit_info.value.code == 2 and "--dense-block takes ROWS,COLS" in capsys.readouterr().err
+
+
+def test_optimize_with_no_stage_is_a_usage_error(tmp_path, capsys):
+    from training.cli.main import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["optimize", "--preset", "tiny", "--stages", "", "--set", f"output_dir={tmp_path / 'runs'}",
+              "--set", f"models_dir={tmp_path / 'models'}"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "no optimize stage given" in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()
+
+
+def test_optimize_with_a_repeated_stage_is_a_usage_error(tmp_path, capsys):
+    from training.cli.main import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["optimize", "--preset", "tiny", "--stages", "prune,prune", "--set", f"output_dir={tmp_path / 'runs'}",
+              "--set", f"models_dir={tmp_path / 'models'}"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "prune more than once" in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()
+
+
+def test_optimize_from_a_version_with_corrupted_weights_names_the_file(tmp_path, capsys, fixture_as_fashion):
+    """A copy of a committed version whose keras_weights.h5 is damaged (the data is the fixture,
+    written as Fashion-MNIST files, so the weights are what fails)."""
+    import shutil
+    from support.builders import ROOT
+    from training.cli.main import main
+    version = tmp_path / "fashion-small" / "1"
+    shutil.copytree(ROOT / "models" / "fashion-small" / "1", version)
+    (version / "keras_weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n cut short")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["optimize", "--from", str(version), "--set", f"output_dir={tmp_path / 'runs'}",
+              "--set", f"models_dir={tmp_path / 'models'}"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert f"cannot load '{version / 'keras_weights.h5'}'" in err
+    assert not (tmp_path / "models").exists()

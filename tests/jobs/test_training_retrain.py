@@ -222,3 +222,20 @@ def test_then_optimize_compresses_the_promoted_model_like_the_served_one(tmp_pat
     assert light.parent["version"] == 3 and light.formats.tflite.quantization == "int8"
     assert light.techniques["compression"] == ["int8"] and light.extra["retrain"]["current_version"] == 2
     assert report["then_optimize"]["start"] == {"from": "version", "version": 3, "stages": ["int8"]}
+
+
+def test_retrain_from_a_version_with_corrupted_weights_names_the_file(tmp_path, capsys, fixture_as_fashion):
+    """A copy of a committed version whose keras_weights.h5 is damaged (the data is the fixture,
+    written as Fashion-MNIST files, so the weights are what fails)."""
+    import shutil
+    from training.cli.main import main
+    shutil.copytree(ROOT / "models" / "fashion-small", tmp_path / "models" / "fashion-small")
+    weights = tmp_path / "models" / "fashion-small" / "2" / "keras_weights.h5"
+    weights.write_bytes(b"not HDF5")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["retrain", "--name", "fashion-small", "--models-dir", str(tmp_path / "models"),
+              "--set", f"output_dir={tmp_path / 'runs'}", "--set", "train.verbose=0"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert f"cannot load '{weights}'" in err
+    assert versions(tmp_path / "models", "fashion-small") == [1, 2]

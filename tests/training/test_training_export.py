@@ -1,8 +1,11 @@
 """Train a tiny model once, publish it, and check every exported form against Keras.
 Publishing itself (atomic rename, crashes, concurrency) is tests/artifact/test_artifact_versions.py."""
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,3 +124,47 @@ def test_evaluate_images_errors_are_one_line_and_exit_2(published, tmp_path, cap
             main(["evaluate", "--preset", "tiny", *argv])
         err = capsys.readouterr().err.strip()
         assert exit_info.value.code == 2 and message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("damaged, message", [
+    ("model.tflite", "as a TFLite model"),
+    ("saved_model/saved_model.pb", "as a SavedModel"),
+])
+def test_evaluate_of_a_corrupted_version_names_the_file(published, tmp_path, capsys, damaged, message):
+    from training.cli.main import main
+    _, _, directory = published
+    version = tmp_path / "tiny" / "1"
+    shutil.copytree(directory, version)
+    (version / damaged).write_bytes(b"\x00 not a model \x00" * 8)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model-dir", str(version), "--out", str(tmp_path / "eval")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert message in err and str(version / damaged.split("/")[0]) in err
+    assert not (tmp_path / "eval").exists()
+
+
+def test_evaluate_finds_a_relative_data_path_from_any_directory(published, tmp_path):
+    """The fixture version records data.path as configs/tiny.yaml gives it (relative, as versions
+    published before paths were recorded absolute do): it is found under the repository root."""
+    _, _, directory = published
+    assert not Path(json.loads((directory / "metadata.json").read_text())["config"]["data"]["path"]).is_absolute()
+    run = subprocess.run([sys.executable, "-m", "training", "evaluate", "--model-dir", str(directory),
+                          "--out", str(tmp_path / "eval")], cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_evaluate_says_where_it_looked_for_data_it_cannot_find(published, tmp_path, capsys):
+    from training.cli.main import main
+    _, _, directory = published
+    version = tmp_path / "tiny" / "1"
+    shutil.copytree(directory, version)
+    meta = json.loads((version / "metadata.json").read_text())
+    meta["config"]["data"]["path"] = "gone/fashion.npz"
+    (version / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--model-dir", str(version), "--out", str(tmp_path / "eval")])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "data.path 'gone/fashion.npz' does not exist" in err and str(ROOT / "gone" / "fashion.npz") in err

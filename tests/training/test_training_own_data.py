@@ -1,6 +1,7 @@
 """Own image folders through the CLI: the budget sized from the data, the publish
 check, pre-split folders, the recorded config reused, and one-line CLI errors."""
 import json
+import os
 import subprocess
 import sys
 
@@ -116,3 +117,19 @@ def test_config_command_prints_every_key_with_its_comment():
     assert run.returncode == 0
     assert "train.steps = auto (default 0)" in run.stdout and "# optimizer steps instead of epochs" in run.stdout
     assert "optimize.sparsity = 0.75" in run.stdout
+
+
+def test_a_folder_given_relative_is_recorded_absolute_and_evaluates_from_anywhere(tmp_path):
+    _bars_folder(tmp_path / "work" / "bars")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "training", "train", "--preset", "folder", "--publish", "--force",
+                          *_where(tmp_path, "bars", "bars"), "--set", "train.steps=10"],
+                         cwd=tmp_path / "work", env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    version = tmp_path / "models" / "bars" / "1"
+    meta = json.loads((version / "metadata.json").read_text())
+    assert meta["config"]["data"]["path"] == str(tmp_path / "work" / "bars") == meta["dataset"]["path"]
+    assert json.loads((tmp_path / "runs" / "bars" / "config.json").read_text())["data"]["path"] == str(
+        tmp_path / "work" / "bars")
+    evaluated = _cli("evaluate", "--model-dir", str(version), "--out", str(tmp_path / "eval"))   # from the repository
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]

@@ -27,11 +27,12 @@ def add_strategy_arg(parser: argparse.ArgumentParser) -> None:
                              "machines in TF_CONFIG; train.batch_size is per replica (default: %(default)s)")
 
 
-def add_force_arg(parser: argparse.ArgumentParser) -> None:
-    """--force, for every command that publishes: skip the publish check's refusal."""
+def add_force_arg(parser: argparse.ArgumentParser, also: str = "") -> None:
+    """--force, for every command that publishes: skip the publish check's refusal (and what
+    ``also`` adds to the help, for a command whose --force skips more)."""
     parser.add_argument("--force", action="store_true",
                         help="publish even when the held-out accuracy is not clearly above the "
-                             "majority-class rate (the check is still recorded in metadata.json)")
+                             "majority-class rate (the check is still recorded in metadata.json)" + also)
 
 
 def _shown(value) -> str:
@@ -94,9 +95,18 @@ def flags_from_args(args, keys: list) -> dict:
     return flags
 
 
+def with_absolute_data(cfg):
+    """``cfg`` with data.path absolute where it is found (as given, else under the repository
+    root: ``training.data.datasets.data_path``), so what a run records in config.json and a
+    version in metadata.json opens from any directory."""
+    from dataclasses import replace
+    from training.data.datasets import with_data_path
+    return replace(cfg, data=with_data_path(cfg.data))
+
+
 def config_from_args(args, base: dict = None):
     """The config --preset and --set describe, on top of ``base`` (e.g. a recorded config)."""
-    return load_config(args.preset, args.overrides, base=base)
+    return with_absolute_data(load_config(args.preset, args.overrides, base=base))
 
 
 def run_config(args):
@@ -109,13 +119,22 @@ def run_config(args):
 
 
 def read_history(run_dir: Path) -> dict:
-    """history.csv as {metric: [one value per epoch]} (empty if the run wrote none)."""
+    """history.csv as {metric: [one value per epoch]} (empty if the run wrote none).
+
+    Keras's CSVLogger writes "NA" for a metric an epoch did not measure: every val_* column
+    of a run without validation images. Such a metric is left out, so the publish policies
+    see no validation rather than a row they cannot compare."""
     path = run_dir / "history.csv"
     if not path.exists():
         return {}
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+    history = {}
+    for key in (rows[0] if rows else {}):
+        values = [row[key] for row in rows]
+        if key != "epoch" and all(v not in (None, "", "NA") for v in values):
+            history[key] = [float(v) for v in values]
+    return history
 
 
 def checkpoint_path(cfg, checkpoint) -> Path:

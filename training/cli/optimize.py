@@ -14,7 +14,8 @@ from pathlib import Path
 
 from artifact import metadata as md
 
-from training.cli.common import add_config_args, add_config_flags, add_force_arg, flags_from_args
+from training.cli.common import (add_config_args, add_config_flags, add_force_arg, flags_from_args,
+                                 with_absolute_data)
 
 
 # The config keys offered as flags, in --help's groups; each flag's name, help and
@@ -56,8 +57,8 @@ def config_from_args(args):
     if args.source:
         recorded = config_from_dict(md.read(args.source).config).to_dict()
         base = {key: value for key, value in recorded.items() if key not in NOT_INHERITED}
-        return load_config(None, args.overrides, base=base, flags=flags)
-    return load_config(args.preset, args.overrides, flags=flags)
+        return with_absolute_data(load_config(None, args.overrides, base=base, flags=flags))
+    return with_absolute_data(load_config(args.preset, args.overrides, flags=flags))
 
 
 def cmd_optimize(args) -> None:

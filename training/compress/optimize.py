@@ -34,11 +34,18 @@ STAGES = FLOAT_STAGES + QAT_STAGES + EXPORT_STAGES
 
 
 def parse_stages(text) -> list:
-    """Validate the order: float stages, then at most one QAT stage, then at most one export."""
+    """Validate the order: float stages, then at most one QAT stage, then at most one export;
+    each stage at most once (a second ``prune`` would prune the pruned model again, to a
+    sparsity nobody asked for). No stage at all is valid here (the compression study's float
+    baseline); ``optimize`` refuses it, as a command with nothing to do."""
     stages = [s.strip().lower() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage(s) {', '.join(unknown)} (known: {', '.join(STAGES)})")
+    repeated = sorted({s for s in stages if stages.count(s) > 1}, key=stages.index)
+    if repeated:
+        raise ConfigError(f"stages {','.join(stages)} name {', '.join(repeated)} more than once; "
+                          "give each stage once (for more pruning raise optimize.sparsity)")
     rank = {s: 0 if s in FLOAT_STAGES else 1 if s in QAT_STAGES else 2 for s in STAGES}
     if [rank[s] for s in stages] != sorted(rank[s] for s in stages):
         raise ConfigError(f"stages {','.join(stages)} out of order: distill/prune first, then qat or "
@@ -154,6 +161,9 @@ def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data
     names, publish the result (``force`` and ``publishing``, e.g. ``policies``: see
     ``training.publish.release.publish_version``)."""
     stages = parse_stages(cfg.optimize.stages)     # bad settings fail before any training
+    if not stages:
+        raise ConfigError(f"no optimize stage given: name at least one of {', '.join(STAGES)}, e.g. "
+                          "--stages prune,int8 (without it, the default optimize.stages runs)")
     prune_settings(cfg)
     data = data or load_data(cfg.data)
     parent, source_record, resolved = None, None, Resolved()

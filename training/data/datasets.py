@@ -9,6 +9,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import os
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
@@ -26,6 +28,10 @@ log = logging.getLogger(__name__)
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
+# The stated root a relative data.path is also tried against: presets name files in the
+# repository (configs/tiny.yaml: tests/data/fashion_fixture.npz), and versions published
+# before paths were recorded absolute hold paths relative to where they were trained.
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 
 
 class DataError(ValueError):
@@ -57,6 +63,34 @@ class Dataset:
         digest.update(self.y.astype(np.int64).tobytes())
         return {"sha256": digest.hexdigest(), "examples": len(self),
                 "shape": list(self.input_shape), "classes": len(self.class_names)}
+
+
+# ---------------------------------------------------------------- data.path
+
+def data_path(path: str) -> Path:
+    """Where ``path`` (a data.path) is, as an absolute path: as given (absolute, or relative
+    to the working directory), else relative to REPOSITORY_ROOT. DataError names every
+    place tried."""
+    given = Path(path).expanduser()
+    candidates = [given] if given.is_absolute() else [given, REPOSITORY_ROOT / given]
+    for candidate in candidates:
+        if candidate.exists():
+            return Path(os.path.abspath(candidate))   # abspath, not resolve: a symlinked folder keeps its name
+    tried = ", ".join(dict.fromkeys(os.path.abspath(c) for c in candidates))   # once each (cwd may be the root)
+    raise DataError(f"data.path '{path}' does not exist (tried {tried}); "
+                    "pass --set data.path=<where the data is>")
+
+
+def with_data_path(cfg: DataConfig) -> DataConfig:
+    """``cfg`` with its data.path absolute (``data_path``), so a run's config.json and a
+    published version record a path that opens from any directory; unchanged where there
+    is no path or it is not found (``load_data`` then says where it looked)."""
+    if not cfg.path:
+        return cfg
+    try:
+        return replace(cfg, path=str(data_path(cfg.path)))
+    except DataError:
+        return cfg
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
@@ -112,9 +146,21 @@ def load_fashion_mnist(directory: Optional[str] = None) -> tuple:
 
 # ---------------------------------------------------------------- .npz files
 
+NPZ_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+
+
 def load_npz(path: str) -> tuple:
     """An .npz with x_train, y_train, x_test, y_test (and optional class_names)."""
-    with np.load(path) as f:
+    try:
+        f = np.load(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:     # not a zip of arrays, or cut short
+        raise DataError(f"cannot read '{path}' as an .npz file: {' '.join(str(exc).split())[:200]}") from None
+    if isinstance(f, np.ndarray):           # a .npy file: np.load gives the array itself
+        raise DataError(f"'{path}' holds one array, not an .npz of {', '.join(NPZ_ARRAYS)}")
+    with f:
+        missing = [name for name in NPZ_ARRAYS if name not in f]
+        if missing:
+            raise DataError(f"'{path}' lacks {', '.join(missing)} (an .npz needs {', '.join(NPZ_ARRAYS)})")
         names = [str(c) for c in f["class_names"]] if "class_names" in f else list(FASHION_CLASSES)
         def part(x, y):
             x = f[x]
@@ -253,11 +299,11 @@ def load_data(cfg) -> tuple:
     elif cfg.source == "npz":
         if not cfg.path:
             raise DataError("data.source=npz needs data.path")
-        train, test = load_npz(cfg.path)
+        train, test = load_npz(data_path(cfg.path))
     elif cfg.source == "folder":
         if not cfg.path:
             raise DataError("data.source=folder needs data.path (the folder of class sub-folders)")
-        train, val, test = load_folder(cfg)
+        train, val, test = load_folder(replace(cfg, path=str(data_path(cfg.path))))
         return train.take(cfg.limit), val, test
     else:
         raise DataError(f"unknown data.source '{cfg.source}' (fashion_mnist, folder, npz)")
@@ -270,7 +316,7 @@ def dataset_record(cfg, train: Dataset, validation: Dataset, test: Dataset) -> d
     """The ``dataset`` block of a published version's metadata: a fingerprint of each
     split of ``cfg`` (a DataConfig), and where the data came from."""
     record = {"train": train.fingerprint(), "validation": validation.fingerprint(),
-              "test": test.fingerprint(), "source": cfg.source, "path": cfg.path}
+              "test": test.fingerprint(), "source": cfg.source, "path": with_data_path(cfg).path}
     if train.summary:
         record["folder"] = {k: train.summary[k] for k in ("layout", "split_sizes", "per_class", "warnings")}
     return record

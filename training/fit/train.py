@@ -13,6 +13,7 @@ from training.fit import distribute
 from training.config import ConfigError, ExperimentConfig, Resolved
 from training.data.sufficiency import check_enough
 from training.data.datasets import Dataset, load_data, resolve_data
+from training.models.published import load_weights_file
 from training.models.registry import build_model
 from training.data.pipeline import steps_per_epoch, to_float, training_batches, validation_batches
 from training.fit.recipe import MIN_STEPS, resolve_budget
@@ -76,8 +77,8 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
     step_cfg = replace(cfg, train=replace(cfg.train, batch_size=record["global_batch"]))
     with dist.strategy.scope():   # variables (and, at compile, the optimizer's) live on every replica
         model = build_model(cfg.model, train_set.input_shape, num_classes)
-        if init_weights is not None:
-            model.load_weights(str(init_weights))
+        if init_weights is not None:     # a retrain's start: a corrupted file is named, not a traceback
+            load_weights_file(model, init_weights, "the config describes")
     with distribute.run_dir(run_dir or run_dir_for(cfg), dist) as writing_dir:
         run = fit(model, training_batches(train_set, step_cfg), step_cfg.train,
                   steps_per_epoch=steps_per_epoch(train_set, step_cfg.train.batch_size),

@@ -7,6 +7,8 @@ Given a run directory, a fit keeps there:
     config.json                 what the run trains (config and technique settings)
     checkpoints/best.h5         weights of the best epoch (last.h5 when every epoch must run)
     history.csv                 one row per epoch, kept across a resume
+    finished.json               written when the fit ends (not when interrupted): epochs run and
+                                planned, and whether it stopped early (early stopping)
     tensorboard/                TensorBoard logs
     backup/                     BackupAndRestore state while a fit is unfinished
 
@@ -17,6 +19,7 @@ continues where it stopped.
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import math
@@ -33,6 +36,7 @@ from training.config import ConfigError
 log = logging.getLogger(__name__)
 
 HISTORY = "history.csv"
+FINISHED = "finished.json"
 
 
 @keras.utils.register_keras_serializable("training")
@@ -122,7 +126,43 @@ def start_run(run_dir: Path, record: dict) -> None:
         log.info("resuming the interrupted run in %s from its last finished epoch", run_dir)
     else:
         (run_dir / HISTORY).unlink(missing_ok=True)
+    (run_dir / FINISHED).unlink(missing_ok=True)     # a run under way has not finished
     recorded.write_text(json.dumps(record, indent=2))
+
+
+def epochs_done(run_dir: Path) -> int:
+    """The epochs ``run_dir``'s history.csv records (a resumed fit's included)."""
+    path = Path(run_dir) / HISTORY
+    if not path.exists():
+        return 0
+    with open(path) as f:
+        return len({row["epoch"] for row in csv.DictReader(f)})
+
+
+def finish_run(run_dir: Path, planned: int) -> None:
+    """Record that the fit in ``run_dir`` ended of itself. A fit that returns with fewer epochs
+    than ``planned`` was stopped by a callback (early stopping), not interrupted: an
+    interrupted one raises and never gets here."""
+    done = epochs_done(run_dir)
+    (Path(run_dir) / FINISHED).write_text(json.dumps(
+        {"epochs": done, "planned_epochs": planned, "stopped_early": done < planned}, indent=2))
+
+
+def run_progress(run_dir: Path) -> Optional[dict]:
+    """How far the fit in ``run_dir`` got: {"epochs", "planned_epochs", "stopped_early",
+    "finished"}; None where no fit was recorded there. A run without finished.json (interrupted,
+    or written before the file existed) counts as finished only if it ran every planned epoch
+    (``train.epochs`` of its config.json)."""
+    run_dir = Path(run_dir)
+    recorded = run_dir / "config.json"
+    if not recorded.exists():
+        return None
+    if (run_dir / FINISHED).exists():
+        return {**json.loads((run_dir / FINISHED).read_text()), "finished": True}
+    planned = (json.loads(recorded.read_text()).get("train") or {}).get("epochs")
+    done = epochs_done(run_dir)
+    return {"epochs": done, "planned_epochs": planned, "stopped_early": False,
+            "finished": planned is None or done >= planned}
 
 
 def make_callbacks(cfg, run_dir: Path, monitor: str, keep_best: bool) -> list:
@@ -183,6 +223,8 @@ def fit(model: keras.Model, data: tf.data.Dataset, cfg, *, steps_per_epoch: int,
     start = time.perf_counter()
     history = model.fit(data, validation_data=validation, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=standard + list(callbacks), verbose=fit_verbosity(cfg.verbose))
+    if run_dir is not None:
+        finish_run(run_dir, cfg.epochs)
     if run_dir is not None and keep_best and restore:
         restore_best(model, run_dir)
     return Fit({k: [float(v) for v in vs] for k, vs in history.history.items()}, time.perf_counter() - start)
