@@ -44,7 +44,7 @@ ROWS = [
     (["train", "--preset", "folder", "--set", "data.path=inputs/missing"], "inputs/missing"),
     (["publish", *TINY, "--checkpoint", "inputs/not-hdf5.h5"], "inputs/not-hdf5.h5"),
     (["publish", *TINY, "--checkpoint", "inputs/none.h5"], "inputs/none.h5"),
-    (["config", *TINY, "--set", "optimize.stages=prune,int8"], "[prune, int8]"),
+    (["config", *TINY, "--set", "optimize.stages=prune,int8"], "optimize.stages=[prune,int8]"),
     (["evaluate", *TINY, "--images", "inputs/shirt.png"], "--images needs --model-dir"),
     (["evaluate", "--model-dir", "inputs/models/fashion/1", "--images", "inputs/shirt.png"], "model.tflite"),
     (["evaluate", "--model-dir", "inputs/nowhere/1"], "inputs/nowhere/1"),

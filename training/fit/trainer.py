@@ -102,10 +102,9 @@ def fit_verbosity(verbose) -> int:
 
 
 def run_dir_for(cfg) -> Path:
-    """``<output_dir>/<name>``: plain training's run directory; other runs use sub-directories."""
-    path = Path(cfg.output_dir) / cfg.name
-    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-    return path
+    """``<output_dir>/<name>``: plain training's run directory; other runs use sub-directories.
+    Only a fit creates it: a command refused before training writes nothing."""
+    return Path(cfg.output_dir) / cfg.name
 
 
 def start_run(run_dir: Path, record: dict) -> None:

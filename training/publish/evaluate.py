@@ -53,8 +53,9 @@ def predict_files(directory: Path, paths: list) -> list:
     directory = Path(directory)
     meta = md.read(directory)
     pixels = np.stack([decode_image(Path(p), meta.input) for p in paths])
-    probs = {fmt: version_runner(directory, fmt, meta).predict(pixels) for fmt in FORMATS}
-    return [{"file": str(p), **{fmt: probs[fmt][i].tolist() for fmt in FORMATS}} for i, p in enumerate(paths)]
+    formats = [fmt for fmt in FORMATS if meta.format_path(directory, fmt) is not None]   # a serve image's: tflite
+    probs = {fmt: version_runner(directory, fmt, meta).predict(pixels) for fmt in formats}
+    return [{"file": str(p), **{fmt: probs[fmt][i].tolist() for fmt in formats}} for i, p in enumerate(paths)]
 
 
 def evaluate_published(directory: Path, test: Dataset, out_dir: Path) -> dict:

@@ -94,6 +94,7 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
                   steps_per_epoch=steps, validation=val_ds, run_dir=run_dir / f"stage{number}",
                   record=cfg.to_dict())
         checkpoint = run_dir / "checkpoints" / f"stage{number}.h5"
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tm.model.save_weights(str(checkpoint))     # the state the next stage starts from
         return {"stage": number, "name": name, "epochs": epochs, "learning_rate": lr,
                 "unfrozen_layers": len(unfrozen), "unfrozen": unfrozen,
