@@ -90,7 +90,7 @@ def test_flags_are_shorthands_and_an_explicit_set_wins():
 
 @pytest.mark.parametrize("override, message", [
     ("optimize.sparsty=0.5", "unknown config key 'optimize.sparsty'"),
-    ("optimize.ramp=0", "optimize: pruning ramp must be in"),
+    ("optimize.ramp=0", "'optimize.ramp' must be in (0, 1], got 0.0"),
     ("optimize.stages=[int8, prune]", "out of order"),
 ])
 def test_bad_compression_settings_stop_the_cli_before_any_training(override, message, tmp_path, capsys):

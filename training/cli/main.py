@@ -18,16 +18,13 @@ from artifact.locks import LockBusy
 from artifact.metadata import MetadataError
 from artifact.versions import RepositoryError
 
+from training import quiet
 from training.cli import logs
 from training.cli import (ablate, config, evaluate, optimize, preview_augment, publish, retrain, rollback,
                           train, transfer)
 from training.config import ConfigError
 from training.data.datasets import DataError
 from training.publish.policies import EXIT_BUSY, EXIT_USAGE, PublishRefused
-
-# training.keras2 prints TensorFlow's captured start-up lines when this is set (-v); an
-# environment variable because the command loads TensorFlow later, if at all
-SHOW_STARTUP = "TRAINING_SHOW_TF_STARTUP"
 
 COMMANDS = (train, publish, config, evaluate, preview_augment, optimize, transfer, retrain, rollback, ablate)
 
@@ -45,17 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _startup_log() -> str:
-    """TensorFlow's captured start-up lines, if this command loaded it (``training.keras2``)."""
-    keras2 = sys.modules.get("training.keras2")
-    return keras2.STARTUP_LOG if keras2 is not None else ""
-
-
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     recorder = logs.configure(args.verbose)
     if args.verbose:
-        os.environ[SHOW_STARTUP] = "1"      # read by training.keras2 when TensorFlow loads
+        os.environ[quiet.SHOW] = "1"        # native libraries load later, if at all
     try:
         args.func(args)
     except LockBusy as exc:
@@ -74,9 +65,11 @@ def main(argv=None) -> None:
     except Exception as exc:
         if args.debug:
             raise
-        path = logs.write_crash_log(args.command, recorder, _startup_log())
+        path = logs.write_crash_log(args.command, recorder, "".join(quiet.CAPTURED))
         first = (str(exc).strip().splitlines() or [""])[0]
         print(f"error: unexpected {type(exc).__name__}: {first} (traceback in {path}; --debug shows it here)",
               file=sys.stderr)
         sys.exit(1)
+    finally:
+        logs.release()
 

@@ -19,6 +19,7 @@ from artifact.litert import LiteRTRunner
 from artifact.saved_model import SavedModelRunner
 
 from training.data.datasets import Dataset
+from training.quiet import captured_stderr
 
 FORMATS = ("saved_model", "tflite")
 SERVED_FORMAT = "tflite"        # what the service answers with by default: its per-class scores are recorded
@@ -98,7 +99,8 @@ def version_runner(directory: Path, fmt: str, meta: Optional[md.Metadata] = None
         raise FileNotFoundError(f"{directory} has no {fmt}")
     if fmt == "saved_model":
         return SavedModelRunner.for_format(directory, meta.formats.saved_model)
-    return LiteRTRunner(path)
+    with captured_stderr():                 # LiteRT's "Created ... XNNPACK delegate" note
+        return LiteRTRunner(path)
 
 
 def score_version(directory: Path, test: Dataset, meta: Optional[md.Metadata] = None) -> dict:
