@@ -10,7 +10,7 @@ FORBIDDEN = ("tensorflow", "tf_keras", "keras", "flask", "ai_edge_litert", "trai
 
 PROBE = """
 import json, sys
-import artifact, artifact.metadata, artifact.versions, artifact.locks, artifact.imaging, artifact.litert, artifact.saved_model
+import artifact, artifact.labels, artifact.metadata, artifact.versions, artifact.locks, artifact.imaging, artifact.litert, artifact.saved_model
 print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
 
