@@ -12,6 +12,7 @@ from .errors import register_error_handlers
 from .logs import configure_logging, init_request_logging
 from .metrics import Metrics
 from .registry import ModelRegistry
+from .shadow import Shadow
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -27,6 +28,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["service_metrics"] = metrics
     # Created here, started in the worker (gunicorn post_worker_init or first request).
     app.extensions["model_registry"] = ModelRegistry(settings, metrics)
+    app.extensions["shadow"] = Shadow(metrics, settings.shadow_max_pending,
+                                      settings.request_timeout_ms / 1000.0)
 
     from . import routes_ops, routes_predict, routes_tfserving, routes_v2
     for module in (routes_tfserving, routes_v2, routes_predict, routes_ops):

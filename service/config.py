@@ -92,6 +92,9 @@ class ServiceConfig:
     max_content_length: int = 8 * 1024 * 1024   # bytes, then 413
     max_items: int = 256                         # images per request, then 400
     max_image_pixels: int = 4096 * 4096          # decoded w*h, then 400 (bomb guard)
+    # labels (artifact.labels): copies of stable's traffic waiting for the canary in shadow
+    # mode, per worker; more are dropped (counted), never queued without bound
+    shadow_max_pending: int = 16
     # operations
     admin_token: str = ""            # empty: admin routes answer 404
     retry_after_s: int = 5           # Retry-After header on 503
@@ -107,7 +110,7 @@ class ServiceConfig:
         if self.version_policy == "specific" and not self.versions:
             raise ValueError("version_policy 'specific' needs versions, e.g. SERVICE_VERSIONS=1,3")
         for name in ("max_batch_size", "max_items", "max_content_length", "gc_young_threshold",
-                     "worker_timeout_s", "graceful_timeout_s"):
+                     "worker_timeout_s", "graceful_timeout_s", "shadow_max_pending"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         for name in ("workers", "threads", "model_threads", "max_queue", "keepalive_s",

@@ -1,4 +1,9 @@
-"""Shared request plumbing: body parsing, model lookup, running a batch.
+"""Shared request plumbing: body parsing, model lookup and routing, running a batch.
+
+``choose`` picks the version a predict request runs on: the version it pins, the
+version of the label it pins, or (pinning nothing) the registry's split between
+stable and canary, keyed by the client's request id so that one client stays on
+one version.
 
 Items are decoded one by one; an item that fails becomes an ``ApiError`` in
 its slot while the others still run (one bad image fails only itself). When
@@ -10,11 +15,12 @@ import time
 
 import numpy as np
 import orjson
-from flask import current_app, request
+from flask import current_app, g, request
 
 from .config import ServiceConfig
 from .errors import ApiError, BadRequest, UnsupportedMediaType
-from .registry import LoadedVersion, ModelRegistry
+from .logs import client_request_id
+from .registry import LoadedVersion, ModelRegistry, Route
 
 
 def registry() -> ModelRegistry:
@@ -25,6 +31,29 @@ def registry() -> ModelRegistry:
 
 def config() -> ServiceConfig:
     return current_app.extensions["service_config"]
+
+
+def request_key(body: object = None) -> str | None:
+    """What fixes a request's side of the split: the client's ``X-Request-ID``, else
+    the V2 body's ``id``; None (a random draw) when the client sent neither."""
+    key = client_request_id()
+    if key is None and isinstance(body, dict) and isinstance(body.get("id"), str) and body["id"]:
+        key = body["id"]
+    return key
+
+
+def choose(name: str, version: int | None = None, label: str | None = None,
+           key: str | None = None) -> Route:
+    """The route of a predict request; remembered so every response names its version."""
+    reg = registry()
+    if version is not None:
+        route = Route(reg.get(name, version))
+    elif label is not None:
+        route = Route(reg.get_label(name, label), label)
+    else:
+        route = reg.route(name, key)
+    g.route = route
+    return route
 
 
 def deadline(timeout_s: float | None = None) -> float:
@@ -93,6 +122,19 @@ def run(lv: LoadedVersion, items: list, until: float) -> list:
     results = list(items)
     for row, i in zip(out, good):
         results[i] = row
+    return results
+
+
+def run_route(route: Route, items: list, until: float) -> list:
+    """``run`` on the route's version; in shadow mode the canary then gets a copy of the
+    good items, compared in the background (``service/shadow.py``)."""
+    results = run(route.version, items, until)
+    if route.shadow is not None:
+        good = [i for i, r in enumerate(results) if not isinstance(r, ApiError)]
+        if good:
+            current_app.extensions["shadow"].submit(
+                route.version, route.shadow, np.stack([items[i] for i in good]),
+                np.stack([results[i] for i in good]))
     return results
 
 

@@ -80,11 +80,16 @@ def configure_logging(level: str) -> None:
         logger.propagate = False
 
 
-def _incoming_id() -> str:
+def client_request_id() -> str | None:
+    """The client's own ``X-Request-ID`` when it is usable, else None."""
     value = request.headers.get("X-Request-ID", "")
     if 0 < len(value) <= 128 and value.isprintable() and value.isascii():
         return value
-    return uuid.uuid4().hex
+    return None
+
+
+def _incoming_id() -> str:
+    return client_request_id() or uuid.uuid4().hex
 
 
 def init_request_logging(app: Flask, metrics: Metrics) -> None:
@@ -98,18 +103,28 @@ def init_request_logging(app: Flask, metrics: Metrics) -> None:
     @app.after_request
     def _finish(response):
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        rule = request.url_rule.rule if request.url_rule else "<unmatched>"
         response.headers["X-Request-ID"] = g.get("request_id", "")
+        route = g.get("route")
+        if route is not None and "X-Model-Version" not in response.headers:
+            # An error after the version was chosen (a bad image, a deadline) still
+            # names it, so per-version error rates count it against that version.
+            response.headers["X-Model-Name"] = route.version.name
+            response.headers["X-Model-Version"] = str(route.version.version)
+        if route is not None and route.label:
+            response.headers["X-Model-Label"] = route.label
         # Only a model that answered names the labels: names taken from the
         # URL would let any client create new series.
         model = response.headers.get("X-Model-Name", "")
         version = response.headers.get("X-Model-Version", "")
-        metrics.request(model, version, route, request.method, response.status_code, seconds)
+        metrics.request(model, version, rule, request.method, response.status_code, seconds)
         fields = {"event": "request", "method": request.method, "path": request.path,
-                  "route": route, "status": response.status_code,
+                  "route": rule, "status": response.status_code,
                   "duration_ms": round(seconds * 1000, 2)}
         if version:
             fields["model"] = model
             fields["version"] = version
+        if route is not None and route.label:
+            fields["label"] = route.label
         log.info("request", extra=fields)
         return response

@@ -9,12 +9,15 @@ app made in a test or a script) each ``Metrics`` keeps its own registry.
 
 Labels: requests by model, version, endpoint (route template), method and
 status; queue, inference and total latency; batch sizes; model loads and
-their seconds; backend and device wherever a model call is measured.
+their seconds; backend and device wherever a model call is measured. Every
+series of an answered request carries its ``version``, so a canary is compared
+with stable in one query (docs/service.md, "Labels: stable and canary").
 """
 from __future__ import annotations
 
 import os
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -22,6 +25,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 120.0)
 MODEL = ("model", "version", "backend", "device")
 
@@ -39,6 +43,7 @@ class VersionMetrics:
         self._queued = metrics.queue_seconds.labels(*labels)
         self._inference = metrics.inference_seconds.labels(*labels)
         self._batch = metrics.batch_size.labels(*labels)
+        self._confidence = metrics.confidence.labels(model, str(version))
 
     def depth(self, jobs: int) -> None:
         self._depth.set(jobs)
@@ -49,6 +54,11 @@ class VersionMetrics:
         for wait in waited:
             self._queued.observe(wait)
 
+    def answered(self, rows: np.ndarray) -> None:
+        """Top-1 probability of each answered image (a version that grows unsure shows here)."""
+        for p in rows.max(axis=1) if rows.ndim == 2 and rows.shape[1] else ():
+            self._confidence.observe(float(p))
+
 
 class Metrics:
     def __init__(self):
@@ -58,7 +68,17 @@ class Metrics:
             ("model", "version", "endpoint", "method", "status"), registry=r)
         self.request_seconds = Histogram(
             "service_request_duration_seconds", "Total time of a request in the worker.",
-            ("model", "endpoint"), buckets=LATENCY_BUCKETS, registry=r)
+            ("model", "version", "endpoint"), buckets=LATENCY_BUCKETS, registry=r)
+        self.confidence = Histogram(
+            "service_prediction_confidence", "Top-1 probability of each image a version answered "
+            "(shadow copies included).", ("model", "version"), buckets=CONFIDENCE_BUCKETS, registry=r)
+        self.shadow = Counter(
+            "service_shadow_comparisons", "Images answered by stable and, in shadow mode, by the canary: "
+            "agree is whether both gave the same top-1 class.",
+            ("model", "stable_version", "canary_version", "agree"), registry=r)
+        self.shadow_dropped = Counter(
+            "service_shadow_dropped", "Shadow copies not compared: the canary failed (error) or too many "
+            "copies were already pending (busy).", ("model", "canary_version", "reason"), registry=r)
         self.queue_seconds = Histogram(
             "service_queue_seconds", "Time a request's images waited for their model call.",
             MODEL, buckets=LATENCY_BUCKETS, registry=r)
@@ -96,7 +116,7 @@ class Metrics:
         if series is None:
             series = self._request_series[key] = (
                 self.requests.labels(model, version, endpoint, method, str(status)),
-                self.request_seconds.labels(model, endpoint))
+                self.request_seconds.labels(model, version, endpoint))
         series[0].inc()
         series[1].observe(seconds)
 

@@ -14,10 +14,23 @@ a version being served: a folder with no published version (a stray folder, a
 lock folder left by a job) or whose versions all failed to load is never picked.
 It is worked out again after every scan and logged whenever it changes, the
 first scan included (``event: default_model``).
+
+Labels (``artifact.labels``: ``<root>/<name>/labels.json``) are read on the same
+scan, so a promotion or an abort takes effect within one poll, without a restart.
+The versions they name are served on top of the version policy's (under
+``latest`` they replace it: the newest is what ``stable`` means without a file, so
+a repository without labels is served exactly as before). A request that names no
+version goes to ``stable``, or to the canary for ``percent`` of them
+(``route``); with ``shadow`` the canary answers none but sees a copy. New labels
+take effect only once the versions they name are loaded, and a version stops
+being served only after the labels no longer route to it; a request already
+holding a retired version still finishes on it (``Batcher.close``).
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,12 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
+from artifact import labels as labels_file
+from artifact.metadata import MetadataError
+
 from . import repository
 from .backends import choose_backend, load_backend
 from .batching import Batcher
 from .config import ServiceConfig
 from .errors import NotFound, Unavailable
-from .metrics import Metrics
+from .metrics import Metrics, VersionMetrics
 
 log = logging.getLogger("service")
 
@@ -41,6 +57,7 @@ class LoadedVersion:
     backend_name: str
     device: str
     batcher: Batcher
+    observer: VersionMetrics | None = None   # set once warm-up calls are done
 
     @property
     def name(self) -> str:
@@ -51,7 +68,24 @@ class LoadedVersion:
         return self.info.version
 
     def predict(self, pixels: np.ndarray, deadline: float) -> np.ndarray:
-        return self.batcher.submit(pixels, deadline)
+        out = self.batcher.submit(pixels, deadline)
+        if self.observer is not None:
+            self.observer.answered(out)
+        return out
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which version answers a request, under which label, and which one sees a shadow copy."""
+    version: LoadedVersion
+    label: str = ""                          # "stable", "canary", or "" (pinned by version)
+    shadow: LoadedVersion | None = None      # the canary in shadow mode
+
+
+def split_fraction(key: str) -> float:
+    """A request key's fixed place in [0, 1): the same key always picks the same side of
+    the split (one user stays on one version), and keys spread evenly."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0 ** 64
 
 
 @dataclass
@@ -68,6 +102,8 @@ class _Model:
     serving: dict[int, LoadedVersion] = field(default_factory=dict)
     states: dict[int, VersionState] = field(default_factory=dict)
     wanted: list[int] = field(default_factory=list)
+    written: labels_file.Labels = field(default_factory=labels_file.Labels)   # as last read
+    labels: labels_file.Labels = field(default_factory=labels_file.Labels)    # as routed now
 
 
 class ModelRegistry:
@@ -129,11 +165,19 @@ class ModelRegistry:
             for name, versions in found.items():
                 with self._lock:
                     model = self._models.setdefault(name, _Model())
+                model.written = self._read_labels(name, model.written)
+                labelled = labels_file.effective(model.written, versions)
                 wanted = repository.wanted_versions(versions, cfg.version_policy, cfg.versions)
+                if cfg.version_policy == "latest":
+                    wanted = []   # "latest" is what stable means without labels
+                wanted = sorted(set(wanted) | set(_label_versions(labelled)))
                 with self._lock:
                     model.wanted = wanted
                 for version in wanted:
                     self._ensure_loaded(name, model, version, force)
+                # Route by the new labels before anything is retired, so nothing routes
+                # to a version once it is gone.
+                self._set_labels(name, model, labelled)
                 if any(v in model.serving for v in wanted):
                     for version in [v for v in model.serving if v not in wanted]:
                         self._retire(name, model, version)
@@ -146,6 +190,29 @@ class ModelRegistry:
             self._publish_ready()
             self._log_default()
             return {name: sorted(m.serving) for name, m in self._models.items()}
+
+    def _read_labels(self, name: str, previous: labels_file.Labels) -> labels_file.Labels:
+        """The labels file as written; a file that cannot be read keeps the labels in force."""
+        try:
+            return labels_file.read(self.config.model_root, name)
+        except (MetadataError, OSError) as exc:
+            log.warning("labels unreadable, keeping the previous ones", extra={
+                "event": "labels_error", "model": name, "error": str(exc)})
+            return previous
+
+    def _set_labels(self, name: str, model: _Model, labelled: labels_file.Labels) -> None:
+        """Route by ``labelled`` as far as its versions are loaded: a canary that failed to
+        load answers nothing; a stable that failed leaves stable to the newest served."""
+        with self._lock:
+            serving = sorted(model.serving)
+            stable = labelled.stable if labelled.stable in model.serving else (serving[-1] if serving else None)
+            canary = labelled.canary if labelled.canary and labelled.canary.version in model.serving else None
+            if canary is not None and canary.version == stable:
+                canary = None
+            now = labels_file.Labels(stable, canary)
+            changed, model.labels = now != model.labels, now
+        if changed:
+            log.info("labels", extra={"event": "labels", "model": name, **now.to_dict()})
 
     def _ensure_loaded(self, name: str, model: _Model, version: int, force: bool) -> None:
         path = Path(self.config.model_root) / name / str(version)
@@ -196,7 +263,7 @@ class ModelRegistry:
                     raise ValueError(f"model output shape {out.shape} does not match "
                                      f"{len(info.labels)} labels")
         # Observed from here on: warm-up calls stay out of the metrics.
-        batcher.observer = self.metrics.version(name, version, kind, backend.device)
+        loaded.observer = batcher.observer = self.metrics.version(name, version, kind, backend.device)
         return loaded
 
     def _retire(self, name: str, model: _Model, version: int) -> None:
@@ -219,6 +286,8 @@ class ModelRegistry:
             if model is None:
                 raise NotFound(f"model {name!r} not found")
             if version is None:
+                if model.labels.stable in model.serving:
+                    return model.serving[model.labels.stable]
                 if model.serving:
                     return model.serving[max(model.serving)]
                 raise Unavailable(f"model {name!r} has no version available yet", retry)
@@ -228,6 +297,47 @@ class ModelRegistry:
             if state and state.state in ("START", "LOADING"):
                 raise Unavailable(f"model {name!r} version {version} is loading", retry)
         raise NotFound(f"model {name!r} version {version} is not served")
+
+    def route(self, name: str, key: str | None = None) -> Route:
+        """The version for a request that pins nothing: stable, or the canary for its share.
+
+        ``key`` (the client's request id) fixes the draw, so one client stays on one
+        version; without it the draw is random."""
+        stable = self.get(name)
+        with self._lock:
+            model = self._models.get(name)
+            canary = model.labels.canary if model else None
+            canary_lv = model.serving.get(canary.version) if canary else None
+        if canary_lv is None or canary_lv is stable:
+            return Route(stable, labels_file.STABLE)
+        if canary.shadow:
+            return Route(stable, labels_file.STABLE, shadow=canary_lv)
+        draw = split_fraction(key) if key else random.random()
+        if draw * 100 < canary.percent:
+            return Route(canary_lv, labels_file.CANARY)
+        return Route(stable, labels_file.STABLE)
+
+    def get_label(self, name: str, label: str) -> LoadedVersion:
+        """The version a label names now (TF Serving's ``/labels/<label>``)."""
+        if label not in (labels_file.STABLE, labels_file.CANARY):
+            raise NotFound(f"unknown label {label!r}; the labels are "
+                           f"{labels_file.STABLE!r} and {labels_file.CANARY!r}")
+        if label == labels_file.STABLE:
+            return self.get(name)
+        self.get(name)   # 503 while loading, 404 for an unknown model
+        with self._lock:
+            canary = self._models[name].labels.canary if name in self._models else None
+        if canary is None:
+            raise NotFound(f"model {name!r} has no canary: label 'canary' names no version")
+        return self.get(name, canary.version)
+
+    def labels(self, name: str) -> labels_file.Labels:
+        """The labels as routed now (``stable`` filled in, versions not served dropped)."""
+        with self._lock:
+            model = self._models.get(name)
+            if model is None:
+                raise NotFound(f"model {name!r} not found")
+            return model.labels
 
     @property
     def scanned(self) -> bool:
@@ -296,3 +406,7 @@ class ModelRegistry:
         with self._lock:
             models = [m for m in self._models.values() if m.wanted]
             return bool(models) and all(m.serving for m in models)
+
+
+def _label_versions(labels: labels_file.Labels) -> list[int]:
+    return [v for v in (labels.stable, labels.canary.version if labels.canary else None) if v is not None]

@@ -2,7 +2,8 @@
 
 ``POST /predict`` takes a raw image body (``Content-Type: image/*``) or a
 multipart upload with one or more files; ``?top_k=`` (default 5),
-``?model=`` and ``?version=`` are optional. It answers the top-k labels with
+``?model=`` and ``?version=`` or ``?label=`` (stable, canary) are optional;
+without either the stable/canary split picks the version. It answers the top-k labels with
 probabilities per file, and the model name and version that produced them.
 """
 from __future__ import annotations
@@ -52,13 +53,18 @@ def predict():
     top_k = _int_arg("top_k", 5)
     version = _int_arg("version", None)
     uploads = _uploads()
+    label = request.args.get("label")
+    if version is not None and label is not None:
+        raise BadRequest("pin a version or a label, not both")
     reg = inference.registry()
-    lv = reg.get(request.args.get("model") or reg.default_model(), version)
+    route = inference.choose(request.args.get("model") or reg.default_model(), version, label,
+                             inference.request_key())
+    lv = route.version
     inference.check_count(len(uploads))
     max_pixels = inference.config().max_image_pixels
     items = inference.decode_each([data for _, data in uploads],
                                   lambda data: decode_image(data, lv.info.input, max_pixels))
-    results = inference.run(lv, items, inference.deadline())
+    results = inference.run_route(route, items, inference.deadline())
     labels = lv.info.labels
     k = min(top_k, len(labels))
     answers = []

@@ -3,6 +3,8 @@
 ``instances`` (row) and ``inputs`` (columnar) forms; an image is either
 ``{"b64": "<encoded file>"}`` or a pixel array [H,W,C] / [H,W]. A bad item
 answers ``{"error": ...}`` in its own slot of ``predictions`` / ``outputs``.
+Predict pins a version (``/versions/<v>``), a label (``/labels/stable``,
+``/labels/canary``, as TF Serving names them) or neither (the stable/canary split).
 """
 from __future__ import annotations
 
@@ -74,9 +76,11 @@ def _row(result):
 
 @bp.post("/v1/models/<name>:predict")
 @bp.post("/v1/models/<name>/versions/<int:version>:predict")
-def predict(name: str, version: int | None = None):
+@bp.post("/v1/models/<name>/labels/<label>:predict")
+def predict(name: str, version: int | None = None, label: str | None = None):
     body, _ = inference.read_json()
-    lv = inference.registry().get(name, version)
+    route = inference.choose(name, version, label, inference.request_key())
+    lv = route.version
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object with \"instances\" or \"inputs\"")
     signature = body.get("signature_name", "serving_default")
@@ -94,7 +98,7 @@ def predict(name: str, version: int | None = None):
         raise BadRequest("instances/inputs must be a list of images")
     inference.check_count(len(values))
     items = inference.decode_each(values, lambda v: _decode_instance(v, lv.info.input, input_name))
-    results = inference.run(lv, items, inference.deadline())
+    results = inference.run_route(route, items, inference.deadline())
     rows = [_row(r) for r in results]
     key = "predictions" if "instances" in body else "outputs"
     response = jsonify({key: rows, "model_version": str(lv.version)})

@@ -3,6 +3,8 @@ binary tensor data extensions (what ``tritonclient.http`` speaks).
 
 Input: one tensor, either UINT8 [N,H,W,C] (data flat or nested, or binary)
 or BYTES [N] of encoded image files (binary, base64 strings, or {"b64": ...}).
+Without ``/versions/<v>`` the stable/canary split picks the version (keyed by
+``X-Request-ID`` or the body's ``id``); ``model_version`` names it.
 Output ``probabilities`` FP32 [N,K], or with ``classification: k`` BYTES
 [N,k] strings "score:index:label". Items that fail come back as NaN rows
 (classification "nan:-1:error") and are listed in ``parameters.errors``.
@@ -209,7 +211,8 @@ def _requested_output(body: dict, output_name: str, n_labels: int) -> tuple[int,
 @bp.post("/v2/models/<name>/versions/<int:version>/infer")
 def infer(name: str, version: int | None = None):
     body, tail = inference.read_json(allow_binary=True)
-    lv = inference.registry().get(name, version)
+    route = inference.choose(name, version, key=inference.request_key(body))
+    lv = route.version
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or len(body["inputs"]) != 1:
         raise BadRequest("the body must be an object whose \"inputs\" holds exactly one tensor")
     tensor = body["inputs"][0]
@@ -223,7 +226,7 @@ def infer(name: str, version: int | None = None):
         raise BadRequest("timeout must be a positive number of microseconds")
     items = _items(tensor, tail, lv.info.input, inference.config().max_image_pixels)
     until = inference.deadline(None if timeout_us is None else timeout_us / 1e6)
-    results = inference.run(lv, items, until)
+    results = inference.run_route(route, items, until)
     errors = {str(i): r.message for i, r in enumerate(results) if isinstance(r, ApiError)}
     probs = np.stack([np.full(len(labels), np.nan, np.float32) if isinstance(r, ApiError) else r
                       for r in results]).astype(np.float32)

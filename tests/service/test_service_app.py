@@ -57,6 +57,7 @@ def test_openapi_describes_every_route(tmp_path):
             continue
         path = re.sub(r"<(?:int:)?name>", "{model}", rule.rule)
         path = re.sub(r"<int:version>", "{version}", path)
+        path = re.sub(r"<label>", "{label}", path)
         assert path in spec["paths"], path
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in spec["paths"][path], (path, method)
