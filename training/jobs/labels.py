@@ -81,7 +81,9 @@ def set_canary(version: int, percent: float, shadow: bool = False) -> Callable[[
         current = normalized(labels, published)
         stable = lb.effective(current, published).stable
         if version == stable:
-            raise LabelError(f"version {version} is stable; a canary must be another version")
+            unpinned = " (the newest, as no label pins stable: label the version to keep first, --stable N)"
+            raise LabelError(f"version {version} is stable{unpinned if current.stable is None else ''}; "
+                             "a canary must be another version")
         # Pin stable: with stable unset, a canary on the newest version would be "the newest"
         # itself (readers drop it), and publishing another version later would move stable.
         return Labels(stable, Canary(version, percent, shadow))
