@@ -27,6 +27,11 @@ DOCS = _documents()
 WORKLOADS = [(name, doc) for name, doc in DOCS if doc["kind"] in ("Deployment", "Job", "CronJob", "InferenceService")]
 
 
+def _name(doc):
+    """A one-off Job has a generateName (kubectl create gives each run its own name)."""
+    return doc["metadata"].get("name") or doc["metadata"]["generateName"]
+
+
 def _of_kind(kind):
     return [doc for _, doc in DOCS if doc["kind"] == kind]
 
@@ -49,7 +54,7 @@ def _probes():
 
 
 @pytest.mark.parametrize("name,doc", [(n, d) for n, d in DOCS if (d["apiVersion"], d["kind"]) not in CRDS],
-                         ids=lambda v: v if isinstance(v, str) else v["metadata"]["name"])
+                         ids=lambda v: v if isinstance(v, str) else _name(v))
 def test_manifest_validates_against_the_kubernetes_schema(name, doc):
     kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
@@ -116,7 +121,7 @@ def test_pods_run_as_non_root_with_the_image_uid():
     for _, doc in WORKLOADS:
         if doc["kind"] != "InferenceService":   # KServe's pod template runs the image's own user
             context = _pod_spec(doc)["securityContext"]
-            assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001, doc["metadata"]["name"]
+            assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001, _name(doc)
 
 
 def test_names_that_tie_the_manifests_together_resolve():
@@ -125,7 +130,7 @@ def test_names_that_tie_the_manifests_together_resolve():
     for _, doc in WORKLOADS:
         for volume in _pod_spec(doc).get("volumes", []):
             if "persistentVolumeClaim" in volume:
-                assert volume["persistentVolumeClaim"]["claimName"] in claims, doc["metadata"]["name"]
+                assert volume["persistentVolumeClaim"]["claimName"] in claims, _name(doc)
 
     def selects(selector, deployment):
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -172,3 +177,21 @@ def test_kserve_inferenceservice_is_a_v2_custom_predictor_on_the_serve_image():
     (container,) = isvc["spec"]["predictor"]["containers"]
     assert container["name"] == "kserve-container" and "cnn-serve" in container["image"]
     assert [p["containerPort"] for p in container["ports"]] == [8080]
+
+
+def test_label_job_runs_a_label_command_the_cli_accepts_on_the_retrain_jobs_volume():
+    from training.cli.main import build_parser
+    (job,) = [doc for doc in _of_kind("Job") if _name(doc).startswith("cnn-label-")]
+    assert "generateName" in job["metadata"] and job["spec"]["backoffLimit"] == 0   # a refusal is not retried
+    container = _pod_spec(job)["containers"][0]
+    assert container["command"] == ["python", "-m", "training", "label"] and "cnn-full" in container["image"]
+    args = build_parser().parse_args(container["command"][3:] + container["args"])
+    assert args.name == "fashion" and args.list and args.wait > 0
+    (cron,) = _of_kind("CronJob")
+
+    def models_claim(doc):
+        pod = _pod_spec(doc)
+        mounted = {m["name"] for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/app/models"}
+        return {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if v["name"] in mounted}
+
+    assert models_claim(job) == models_claim(cron) == {"cnn-models"}

@@ -34,7 +34,8 @@ def publish_n(models, n):
 def test_rollback_retires_the_newest_or_down_to_a_version_and_restores(tmp_path):
     publish_n(tmp_path, 4)
     out = rollback(tmp_path, "--name", "m", "--reason", "complaints")
-    assert out == {"model": "m", "served": 3, "published": [1, 2, 3], "retired": [4], "retired_now": [4]}
+    assert out == {"model": "m", "served": 3, "published": [1, 2, 3], "retired": [4], "retired_now": [4],
+                   "labels": {"stable": 3, "canary": None}}
     out = rollback(tmp_path, "--name", "m", "--to", "1")
     assert out["served"] == 1 and out["retired_now"] == [2, 3] and out["retired"] == [2, 3, 4]
     out = rollback(tmp_path, "--name", "m", "--restore", "3")

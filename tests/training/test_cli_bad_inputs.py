@@ -56,6 +56,15 @@ ROWS = [
     (["retrain", "--name", "typo", "--models-dir", "inputs/models"], "typo"),
     (["retrain", "--name", "fashion", "--models-dir", "inputs/missing"], "inputs/missing"),
     (["rollback", "--name", "typo", "--models-dir", "inputs/models"], "typo"),
+    (["retrain", "--name", "fashion", "--models-dir", "inputs/models", "--canary", "150"], "within 0-100"),
+    (["label", "--name", "typo", "--models-dir", "inputs/models", "--list"], "typo"),
+    (["label", "--name", "fashion", "--models-dir", "inputs/missing", "--promote"], "inputs/missing"),
+    (["label", "--name", "fashion", "--models-dir", "inputs/models", "--stable", "7"], "version 7 is not published"),
+    (["label", "--name", "fashion", "--models-dir", "inputs/models", "--canary", "1", "--percent", "150"],
+     "within 0-100"),
+    (["label", "--name", "fashion", "--models-dir", "inputs/models", "--canary", "1"], "version 1 is stable"),
+    (["label", "--name", "fashion", "--models-dir", "inputs/models", "--promote"], "no canary to promote"),
+    (["label", "--name", "fashion", "--models-dir", "inputs/models", "--abort"], "no canary to abort"),
     (["ablate", "--study", "nosuch"], "unknown study 'nosuch'"),
 ]
 

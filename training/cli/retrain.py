@@ -6,11 +6,15 @@ publish the result only if it is not worse than what is served.
     python -m training retrain --name fashion --from-scratch --metric class_floor --tolerance 0.01
     python -m training retrain --name fashion --then optimize    # and compress it like the served one
     python -m training retrain --name flowers --allow-new --preset folder --data photos/flowers  # a first version
+    python -m training retrain --name fashion --canary 10   # publish as the canary: 10% of traffic, stable kept
 
 A model with no published version is refused (exit 2, nothing created) unless
 ``--allow-new`` asks for a first version; a missing repository always is.
 ``--models-dir X`` is ``--set models_dir=X`` (an explicit ``--set`` wins), so the
-lock, the comparison and the publish use one folder.
+lock, the comparison and the publish use one folder. The candidate is compared with
+the stable version (``artifact.labels``; the newest when no label pins one); once
+published it becomes stable, or with ``--canary PERCENT`` the canary at that share
+(``python -m training label --promote`` or ``--abort`` decides later).
 
 Prints the report as one JSON line and exits with (training.jobs.promotion):
 0 published, 2 usage error, 3 refused by the publish check, 4 worse than the
@@ -50,6 +54,12 @@ def add_parser(sub) -> None:
                    help="optimize: also publish the promoted model compressed with the stages the served "
                         "version was made with (techniques.compression; else optimize.stages), if that "
                         "one is not worse either")
+    p.add_argument("--canary", type=float, metavar="PERCENT",
+                   help="label the published candidate the canary at this share (0-100) of the requests "
+                        "that name no version, stable staying on the version it was compared with "
+                        "(default: it becomes stable)")
+    p.add_argument("--shadow", action="store_true",
+                   help="with --canary: the candidate sees a copy of stable's traffic and answers none")
     add_strategy_arg(p)
     p.set_defaults(func=cmd_retrain)
 
@@ -58,7 +68,8 @@ def cmd_retrain(args) -> None:
     from training.jobs.retrain_job import RetrainJob, plan
     settings = flags_from_args(args, KEYS).get("retrain", {})
     job = RetrainJob(args.name, args.models_dir, args.data, args.from_scratch, args.preset, args.overrides,
-                     settings, args.wait, then_optimize=args.then == "optimize", allow_new=args.allow_new)
+                     settings, args.wait, then_optimize=args.then == "optimize", allow_new=args.allow_new,
+                     canary=args.canary, shadow=args.shadow)
     plan(job)     # flags, paths, config keys and the repository checked before TensorFlow loads or a file is made
     from training.fit import distribute
     dist = distribute.make(args.strategy)   # first TensorFlow work: a multi-worker strategy sets up the runtime

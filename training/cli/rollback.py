@@ -3,11 +3,16 @@
     python -m training rollback --name fashion            # retire the newest version
     python -m training rollback --name fashion --to 3     # retire every version above 3
     python -m training rollback --name fashion --restore 4
+    python -m training rollback --name fashion --restore 4 --as-stable   # and label it stable
     python -m training rollback --name fashion --list
 
 Retired versions move into ``<models_dir>/<name>/.retired/`` (never deleted);
-the service, which serves the newest published version, falls back within one
-poll, without a restart. Prints one JSON line saying what is served now.
+the service, which serves the stable version (the newest published one when no
+label pins it, see ``training.jobs.labels``), falls back within one poll, without
+a restart. Retiring the stable version moves the label first (to ``--to N``, else
+the newest remaining version that is not the canary); retiring the canary removes
+it. Restoring changes no label unless ``--as-stable`` asks. Prints one JSON line
+saying what is served now, labels included.
 The repository is ``--models-dir`` or ``--set models_dir=...`` (the spelling the
 other commands take; it wins when both are given).
 """
@@ -18,7 +23,10 @@ import json
 from artifact.locks import model_lock
 from artifact.versions import RepositoryError, history, restore, retire, retired, versions
 
+from artifact import labels as lb
+
 from training.config import ConfigError
+from training.jobs.labels import after_retire, set_stable
 from training.jobs.repository import IDENTITY, identity, require_repository
 
 
@@ -33,6 +41,8 @@ def add_parser(sub) -> None:
     action.add_argument("--to", type=int, metavar="N", help="retire every published version above N")
     action.add_argument("--restore", type=int, metavar="N", help="put retired version N back into service")
     action.add_argument("--list", action="store_true", help="only show published and retired versions")
+    p.add_argument("--as-stable", action="store_true",
+                   help="with --restore: label the restored version stable (default: labels unchanged)")
     p.add_argument("--reason", default="", help="why, kept in .retired/history.jsonl")
     p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
                    help="how long to wait for a running retrain of this model (default: %(default)s)")
@@ -41,8 +51,15 @@ def add_parser(sub) -> None:
 
 def state(models_dir, name: str) -> dict:
     published = versions(models_dir, name)
-    return {"model": name, "served": published[-1] if published else None, "published": published,
-            "retired": retired(models_dir, name)}
+    labels = lb.effective(lb.read(models_dir, name), published)
+    return {"model": name, "served": labels.stable, "published": published,
+            "retired": retired(models_dir, name), "labels": labels.to_dict()}
+
+
+def relabel(models_dir, name: str, labels) -> None:
+    """Write ``labels`` if they differ from what is written (no labels file appears for nothing)."""
+    if labels != lb.read(models_dir, name):
+        lb.write(models_dir, name, labels)
 
 
 def cmd_rollback(args) -> None:
@@ -53,6 +70,8 @@ def cmd_rollback(args) -> None:
     require_repository(models_dir)
     if not (versions(models_dir, name) or retired(models_dir, name)):
         raise RepositoryError(f"no model '{name}' under {models_dir}")
+    if args.as_stable and args.restore is None:
+        raise ConfigError("--as-stable goes with --restore N")
     if args.list:
         print(json.dumps({**state(models_dir, name), "history": history(models_dir, name)}))
         return
@@ -61,6 +80,9 @@ def cmd_rollback(args) -> None:
         if args.restore is not None:
             restore(models_dir, name, args.restore, args.reason)
             done["restored"] = args.restore
+            if args.as_stable:
+                relabel(models_dir, name, set_stable(args.restore)(lb.read(models_dir, name),
+                                                                   versions(models_dir, name)))
         else:
             published = versions(models_dir, name)
             if args.to is not None and args.to not in published:
@@ -69,6 +91,12 @@ def cmd_rollback(args) -> None:
             # Oldest first, so the newest is served until the last move and the
             # service never loads a version in between.
             doomed = [v for v in published if v > args.to] if args.to is not None else published[-1:]
+            if doomed and len(doomed) == len(published):
+                raise RepositoryError(f"version {doomed[-1]} is the only published version of '{name}'; retiring "
+                                      "it would leave the service nothing to serve")
+            # The labels move first, onto versions that stay, so no reader follows a label
+            # to a version that is leaving.
+            relabel(models_dir, name, after_retire(lb.read(models_dir, name), published, doomed, args.to))
             for version in doomed:
                 retire(models_dir, name, version, args.reason)
             done["retired_now"] = doomed

@@ -6,7 +6,7 @@ first version), is refused before the lock is taken: a refused job creates nothi
 (``training.jobs.repository``). Then one job, under the model's lock
 (``artifact.locks``) from start to finish:
 
-1. the served version (the newest) gives the recipe, its recorded config, and
+1. the served version (stable: the labelled one, else the newest) gives the recipe, its recorded config, and
    the starting weights: the candidate is fine-tuned from them at a lower peak
    learning rate (``retrain.learning_rate_scale``), or trained from scratch;
 2. the data is loaded as the config says (a folder's hash split keeps every
@@ -19,7 +19,10 @@ first version), is refused before the lock is taken: a refused job creates nothi
    the same way, and asks the publish check and the served-version policy
    (``retrain.metric``); ``training.jobs.promotion`` turns their verdicts into the report;
 5. the staging directory is renamed into the next version, with the report in
-   its metadata, or removed.
+   its metadata, or removed;
+6. the labels follow (``training.jobs.labels.after_publish``): with ``canary`` the
+   new version is labelled canary at that percentage and stable stays on the version
+   it was compared with; without, it becomes stable, as the newest did before labels.
 
 A job killed at any step leaves at most a hidden staging directory (removed by
 the next job) and no lock.
@@ -33,18 +36,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
+from artifact import labels as lb
 from artifact import metadata as md
 from artifact.locks import LockBusy, model_lock
-from artifact.versions import clean_staging
+from artifact.versions import clean_staging, versions
 
 from training.compress.optimize import optimize, parse_stages
 from training.config import ConfigError, ExperimentConfig
 from training.data.datasets import DataError, Dataset, dataset_record, load_data
 from training.fit import distribute
 from training.fit.train import train
+from training.jobs.labels import after_publish
 from training.jobs.promotion import Decision, decide
 from training.jobs.repository import require_published
-from training.jobs.retrain_job import RetrainJob, fine_tune_config, plan, served
+from training.jobs.retrain_job import RetrainJob, fine_tune_config, plan, repository_state
 from training.publish.policies import PublishCheck, PublishRefused, against_served
 from training.publish.release import publish_version, techniques
 from training.publish.scoring import score_version
@@ -98,10 +103,10 @@ class Judge:
         served = [against_served(retrain.metric, self.current_scores, retrain.tolerance)] if self.current_scores else []
         return [PublishCheck.from_config(self.cfg.publish), *served]
 
-    def publish(self, publish, start: dict, expected: Optional[Path]) -> Decision:
+    def publish(self, publish, start: dict, expected: tuple) -> Decision:
         """``publish(**publishing)`` publishes a version through ``publish_version`` with the
-        policies and hooks given; ``expected`` is the version that must still be served
-        when it is renamed into place."""
+        policies and hooks given; ``expected`` is the ``repository_state`` (the published
+        versions and the served one) that must still hold when it is renamed into place."""
         decision = Decision(self.job.name, self.cfg.retrain.metric, self.cfg.retrain.tolerance, start,
                             current=self.current_scores, current_version=self.current.version if self.current else None,
                             data=self.data)
@@ -111,9 +116,11 @@ class Judge:
             return {"retrain": decide(decision, verdicts).to_dict()}
 
         def still_served() -> None:
-            if served(self.job) != expected:
-                raise RepositoryChanged(f"the served version of '{self.job.name}' changed while this job ran "
-                                        f"(was {expected}, now {served(self.job)}); nothing published, run it again")
+            now = repository_state(self.job)
+            if now != expected:
+                raise RepositoryChanged(f"the versions of '{self.job.name}' changed while this job ran (published "
+                                        f"{list(expected[0])}, serving {expected[1]}; now {list(now[0])}, serving "
+                                        f"{now[1]}); nothing published, run it again")
 
         try:
             published = publish(policies=self.policies(), annotate=annotate, before_rename=still_served)
@@ -125,6 +132,7 @@ class Judge:
 
 
 def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
+    expected = repository_state(job)
     current_dir, current, cfg = plan(job)
     fine_tune = current is not None and not job.from_scratch
     stages = optimize_stages(cfg, current) if job.then_optimize else None   # bad stages fail before training
@@ -163,12 +171,30 @@ def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
     decision = judge.publish(
         lambda **publishing: publish_version(cfg, result.model, test, extra=extra, parent=parent,
                                              history=result.history, **publishing),
-        start, current_dir)
+        start, expected)
     report = decision.to_dict()
-    if stages and decision.published_version:
-        report["then_optimize"] = _lighten(judge, cfg, stages, data, decision.published_version).to_dict()
+    newest = decision.published_version
+    if stages and newest:
+        lighter = _lighten(judge, cfg, stages, data, newest)
+        report["then_optimize"] = lighter.to_dict()
         report["exit_code"] = report["then_optimize"]["exit_code"]
+        newest = lighter.published_version or newest
+    if newest:
+        report["labels"] = relabel(job, newest, current.version if current else None)
     return report
+
+
+def relabel(job: RetrainJob, new: int, compared: Optional[int]) -> dict:
+    """Label the version this job published last (the compressed one after ``--then optimize``)
+    as asked, under the job's lock; returns the labels as they apply now."""
+    written = lb.read(job.models_dir, job.name)
+    published = versions(job.models_dir, job.name)
+    labels = after_publish(written, published, new, compared, job.canary, job.shadow)
+    if labels != written:
+        lb.write(job.models_dir, job.name, labels)
+    if job.canary is not None and compared is None:
+        log.info("'%s' had no version served: version %d is stable, not a canary", job.name, new)
+    return lb.effective(labels, published).to_dict()
 
 
 def optimize_stages(cfg: ExperimentConfig, current: Optional[md.Metadata]) -> list:
@@ -188,5 +214,7 @@ def _lighten(judge: Judge, cfg: ExperimentConfig, stages: list, data: tuple, flo
     only if it, too, is not worse than the version served before the job."""
     opt_cfg = replace(cfg, optimize=replace(cfg.optimize, stages=stages, name=None))
     float_dir = Path(cfg.models_dir) / cfg.name / str(float_version)
+    # The state right after this job's own float publish: the labels follow once, at the end.
     return judge.publish(lambda **publishing: optimize(opt_cfg, source_dir=float_dir, data=data, **publishing),
-                         {"from": "version", "version": float_version, "stages": stages}, float_dir)
+                         {"from": "version", "version": float_version, "stages": stages},
+                         repository_state(judge.job))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
+from artifact import labels as lb
 from artifact import metadata as md
 from artifact.versions import versions
 
@@ -33,9 +34,15 @@ class RetrainJob:
     wait: float = 0.0                  # seconds to wait for another job's lock
     then_optimize: bool = False        # also publish the promoted model compressed like the served one
     allow_new: bool = False            # a model with nothing published may get a first version from the preset
+    canary: Optional[float] = None     # publish the candidate as the canary at this percentage; None: as stable
+    shadow: bool = False               # with canary: it sees a copy of stable's traffic and answers none
 
     def __post_init__(self) -> None:
         self.name, self.models_dir = identity(self.name, self.models_dir, self.overrides, self.preset)
+        if self.canary is not None and not 0 <= self.canary <= 100:
+            raise ConfigError(f"--canary must be a percentage within 0-100, got {self.canary:g}")
+        if self.shadow and self.canary is None:
+            raise ConfigError("--shadow goes with --canary PERCENT")
 
 
 def data_source(path: str) -> dict:
@@ -75,9 +82,18 @@ def fine_tune_config(cfg: ExperimentConfig) -> ExperimentConfig:
 
 
 def served(job: RetrainJob) -> Optional[Path]:
-    """The version the service serves now (the newest), or None."""
-    found = versions(job.models_dir, job.name)
-    return Path(job.models_dir) / job.name / str(found[-1]) if found else None
+    """The version the service answers with now, or None: the stable label's version
+    (``artifact.labels``; the newest when no label pins one). A canary is not what is
+    served: the candidate must beat the version that answers by default."""
+    stable = lb.effective(lb.read(job.models_dir, job.name), versions(job.models_dir, job.name)).stable
+    return Path(job.models_dir) / job.name / str(stable) if stable is not None else None
+
+
+def repository_state(job: RetrainJob) -> tuple:
+    """(the published versions, the served version's directory): a job that finds either
+    changed before it publishes knows someone changed the model outside the lock (with
+    stable pinned, a version published meanwhile leaves ``served`` as it was)."""
+    return tuple(versions(job.models_dir, job.name)), served(job)
 
 
 def plan(job: RetrainJob) -> tuple:
