@@ -95,6 +95,9 @@ class ServiceConfig:
     # labels (artifact.labels): copies of stable's traffic waiting for the canary in shadow
     # mode, per worker; more are dropped (counted), never queued without bound
     shadow_max_pending: int = 16
+    # "not sure" answers: below this top probability the label is withheld, for every
+    # model; None = each version's metadata.json serving.min_confidence (absent: 0)
+    min_confidence: float | None = None
     # operations
     admin_token: str = ""            # empty: admin routes answer 404
     retry_after_s: int = 5           # Retry-After header on 503
@@ -120,6 +123,10 @@ class ServiceConfig:
         for name in ("warmup_timeout_s", "gil_switch_interval_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
+        if self.min_confidence is not None:
+            if isinstance(self.min_confidence, bool) or not 0.0 <= float(self.min_confidence) <= 1.0:
+                raise ValueError(f"min_confidence must be a number in [0, 1], got {self.min_confidence!r}")
+            self.min_confidence = float(self.min_confidence)
         if self.workers == 0:
             self.workers = default_workers(self.backend, self.device)
         if self.threads == 0:
@@ -167,6 +174,8 @@ def _parse_port(raw: str) -> int:
 
 def _parse(name: str, raw: str, hint) -> object:
     try:
+        if hint == typing.Optional[float]:  # "" or "none": unset
+            return None if raw.strip().lower() in ("", "none") else float(raw)
         if hint is bool:
             if raw.strip().lower() in ("1", "true", "yes", "on"):
                 return True

@@ -44,6 +44,7 @@ class VersionMetrics:
         self._inference = metrics.inference_seconds.labels(*labels)
         self._batch = metrics.batch_size.labels(*labels)
         self._confidence = metrics.confidence.labels(model, str(version))
+        self._not_sure = metrics.not_sure.labels(model, str(version))
 
     def depth(self, jobs: int) -> None:
         self._depth.set(jobs)
@@ -59,6 +60,10 @@ class VersionMetrics:
         for p in rows.max(axis=1) if rows.ndim == 2 and rows.shape[1] else ():
             self._confidence.observe(float(p))
 
+    def not_sure(self, n: int) -> None:
+        """Answers withheld below min_confidence (service/confidence.py)."""
+        self._not_sure.inc(n)
+
 
 class Metrics:
     def __init__(self):
@@ -72,6 +77,9 @@ class Metrics:
         self.confidence = Histogram(
             "service_prediction_confidence", "Top-1 probability of each image a version answered "
             "(shadow copies included).", ("model", "version"), buckets=CONFIDENCE_BUCKETS, registry=r)
+        self.not_sure = Counter(
+            "service_not_sure", "Answers withheld because their top probability was below "
+            "min_confidence (label null, probabilities still returned).", ("model", "version"), registry=r)
         self.shadow = Counter(
             "service_shadow_comparisons", "Images answered by stable and, in shadow mode, by the canary: "
             "agree is whether both gave the same top-1 class.",

@@ -248,6 +248,7 @@ class ModelRegistry:
     def _load(self, name: str, version: int) -> LoadedVersion:
         cfg = self.config
         info = repository.read_version(Path(cfg.model_root) / name, version)
+        info.min_confidence  # a bad serving block in metadata.json fails the load, not a request
         kind = choose_backend(cfg.backend, info, cfg.device)
         backend = load_backend(kind, info, cfg.resolved_model_threads, cfg.device)
         batcher = Batcher(backend.predict, cfg.max_batch_size, cfg.max_batch_delay_ms / 1000.0,

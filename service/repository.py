@@ -13,6 +13,8 @@ from pathlib import Path
 from artifact import metadata as md
 from artifact.versions import scan
 
+from .confidence import version_default
+
 __all__ = ["VersionInfo", "read_version", "scan", "wanted_versions"]
 
 
@@ -30,6 +32,12 @@ class VersionInfo:
     @property
     def input(self) -> md.InputSpec:
         return self.metadata.input
+
+    @property
+    def min_confidence(self) -> float:
+        """Below this top probability an answer is withheld, unless the request or
+        SERVICE_MIN_CONFIDENCE says otherwise (``service/confidence.py``)."""
+        return version_default(self.metadata)
 
     def format_path(self, fmt: str) -> Path | None:
         return self.metadata.format_path(self.path, fmt)

@@ -3,14 +3,17 @@
 ``POST /predict`` takes a raw image body (``Content-Type: image/*``) or a
 multipart upload with one or more files; ``?top_k=`` (default 5),
 ``?model=`` and ``?version=`` or ``?label=`` (stable, canary) are optional;
-without either the stable/canary split picks the version. It answers the top-k labels with
-probabilities per file, and the model name and version that produced them.
+without either the stable/canary split picks the version. It answers per file the
+``label`` (top-1) and the top-k labels with probabilities, and the model name and
+version that produced them. With a top probability below ``min_confidence``
+(``?min_confidence=``, else the service's or the version's, ``service/confidence.py``)
+``label`` is null and ``reason`` says why; the top-k are still there.
 """
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import inference
+from . import confidence, inference
 from .errors import ApiError, BadRequest, UnsupportedMediaType
 from .imaging import decode_image
 
@@ -54,6 +57,8 @@ def predict():
     version = _int_arg("version", None)
     uploads = _uploads()
     label = request.args.get("label")
+    asked = confidence.requested(request.args.get(confidence.PARAMETER),
+                                 f"query parameter {confidence.PARAMETER}", text=True)
     if version is not None and label is not None:
         raise BadRequest("pin a version or a label, not both")
     reg = inference.registry()
@@ -67,16 +72,23 @@ def predict():
     results = inference.run_route(route, items, inference.deadline())
     labels = lv.info.labels
     k = min(top_k, len(labels))
-    answers = []
+    limit = confidence.threshold(lv, asked, inference.config().min_confidence)
+    answers, withheld = [], 0
     for (filename, _), result in zip(uploads, results):
         entry = {"filename": filename} if filename else {}
         if isinstance(result, ApiError):
             entry["error"] = result.message
         else:
             order = result.argsort()[::-1][:k]
+            why = confidence.reason(result, limit)
+            entry["label"] = labels[int(result.argmax())] if why is None else None
+            if why is not None:
+                entry["reason"] = why
+                withheld += 1
             entry["top_k"] = [{"label": labels[i], "index": int(i), "probability": round(float(result[i]), 6)}
                               for i in order]
         answers.append(entry)
+    confidence.count(lv, withheld)
     body = {"model": {"name": lv.name, "version": lv.version, "backend": lv.backend_name},
             "predictions": answers}
     return inference.model_headers(jsonify(body), lv)

@@ -5,12 +5,15 @@
 answers ``{"error": ...}`` in its own slot of ``predictions`` / ``outputs``.
 Predict pins a version (``/versions/<v>``), a label (``/labels/stable``,
 ``/labels/canary``, as TF Serving names them) or neither (the stable/canary split).
+``predictions`` / ``outputs`` stay the probabilities; with a ``"min_confidence"`` in
+the body (or the service's or the version's, ``service/confidence.py``) the items
+whose top probability is below it are listed in ``not_sure``: index -> reason.
 """
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from . import inference
+from . import confidence, inference
 from .errors import ApiError, BadRequest, NotFound
 from .imaging import b64decode, decode_image, pixels_from_array
 
@@ -88,6 +91,7 @@ def predict(name: str, version: int | None = None, label: str | None = None):
         raise BadRequest(f"signature {signature!r} not found; this model has serving_default")
     if ("instances" in body) == ("inputs" in body):
         raise BadRequest("send exactly one of \"instances\" (row form) or \"inputs\" (columnar form)")
+    asked = confidence.requested(body.get(confidence.PARAMETER), confidence.PARAMETER)
     input_name = lv.info.metadata.input_name
     values = body.get("instances", body.get("inputs"))
     if isinstance(values, dict):  # columnar with named input: {"inputs": {"pixels": [...]}}
@@ -101,5 +105,11 @@ def predict(name: str, version: int | None = None, label: str | None = None):
     results = inference.run_route(route, items, inference.deadline())
     rows = [_row(r) for r in results]
     key = "predictions" if "instances" in body else "outputs"
-    response = jsonify({key: rows, "model_version": str(lv.version)})
+    answer = {key: rows, "model_version": str(lv.version)}
+    limit = confidence.threshold(lv, asked, inference.config().min_confidence)
+    not_sure = confidence.not_sure(results, limit)
+    if not_sure:
+        answer["not_sure"] = not_sure
+        confidence.count(lv, len(not_sure))
+    response = jsonify(answer)
     return inference.model_headers(response, lv)

@@ -8,6 +8,10 @@ Without ``/versions/<v>`` the stable/canary split picks the version (keyed by
 Output ``probabilities`` FP32 [N,K], or with ``classification: k`` BYTES
 [N,k] strings "score:index:label". Items that fail come back as NaN rows
 (classification "nan:-1:error") and are listed in ``parameters.errors``.
+A request ``parameters.min_confidence`` (else the service's or the version's,
+``service/confidence.py``) leaves the outputs as they are and lists the items whose
+top probability is below it in ``parameters.not_sure``, a JSON string of index ->
+reason like ``errors`` (V2 parameter values are scalars).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import struct
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
-from . import inference
+from . import confidence, inference
 from .errors import ApiError, BadRequest, Unavailable
 from .imaging import ImageError, b64decode, decode_image
 
@@ -224,6 +228,8 @@ def infer(name: str, version: int | None = None):
     timeout_us = (body.get("parameters") or {}).get("timeout")
     if timeout_us is not None and (not isinstance(timeout_us, (int, float)) or timeout_us <= 0):
         raise BadRequest("timeout must be a positive number of microseconds")
+    asked = confidence.requested((body.get("parameters") or {}).get(confidence.PARAMETER),
+                                 f"parameters.{confidence.PARAMETER}")
     items = _items(tensor, tail, lv.info.input, inference.config().max_image_pixels)
     until = inference.deadline(None if timeout_us is None else timeout_us / 1e6)
     results = inference.run_route(route, items, until)
@@ -245,8 +251,13 @@ def infer(name: str, version: int | None = None):
     response_body = {"model_name": name, "model_version": str(lv.version), "outputs": [out]}
     if "id" in body:
         response_body["id"] = body["id"]
-    if errors:
-        response_body["parameters"] = {"errors": json.dumps(errors)}
+    limit = confidence.threshold(lv, asked, inference.config().min_confidence)
+    not_sure = confidence.not_sure(results, limit)
+    confidence.count(lv, len(not_sure))
+    if errors or not_sure:
+        response_body["parameters"] = {
+            **({"errors": json.dumps(errors)} if errors else {}),
+            **({"not_sure": json.dumps(not_sure)} if not_sure else {})}
     if not binary:
         out["data"] = data
         return inference.model_headers(jsonify(response_body), lv)

@@ -10,7 +10,8 @@ from training.config import ConfigError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1 and confusion matrix")
+    p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1 and confusion matrix; with --model-dir "
+                                        "also the accuracy / coverage table and curve (coverage_<fmt>.png)")
     add_config_args(p)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--model-dir", help="a published version directory, e.g. models/fashion/1")

@@ -1,6 +1,7 @@
 """The ``evaluate`` command's reports: accuracy, per-class precision/recall/F1 and a
 confusion matrix (JSON and PNG) for a published version's formats, scored as the
-service runs them, or for a training checkpoint's Keras model."""
+service runs them, or for a training checkpoint's Keras model; for a published version
+also the accuracy / coverage table and curve behind the service's ``min_confidence``."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from artifact.imaging import decode_image
 
 from training.data.datasets import Dataset
 from training.fit.train import predict_probabilities
-from training.publish.scoring import FORMATS, score, score_version, version_runner
+from training.publish.scoring import FORMATS, map_labels, score, score_version, version_runner
 
 def plot_confusion(report: dict, class_names: list, path: Path, title: str) -> None:
     import matplotlib
@@ -61,6 +62,8 @@ def predict_files(directory: Path, paths: list) -> list:
 def evaluate_published(directory: Path, test: Dataset, out_dir: Path) -> dict:
     """Reports and confusion-matrix PNGs for a published version's SavedModel and TFLite."""
     reports = evaluate_artifact(directory, test, out_dir)
+    for fmt, table in evaluate_coverage(directory, test, out_dir).items():
+        reports[fmt]["coverage"] = table
     (Path(out_dir) / "report.json").write_text(json.dumps(reports, indent=2))
     return reports
 
@@ -72,3 +75,73 @@ def evaluate_keras(model, test: Dataset, out_dir: Path, title: str) -> dict:
     plot_confusion(report, test.class_names, Path(out_dir) / "confusion_keras.png", title)
     (Path(out_dir) / "report_keras.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+# The thresholds of the accuracy / coverage table: the service's ``min_confidence``
+# withholds an answer whose top probability is below it (docs/service.md).
+COVERAGE_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+def coverage_table(probabilities: np.ndarray, y_true: np.ndarray,
+                   thresholds=COVERAGE_THRESHOLDS, predicted: np.ndarray = None) -> list:
+    """Per threshold, the share of images answered (top probability >= threshold, the
+    service's rule) and the accuracy on those; accuracy is None when none is answered.
+    ``predicted`` (class indices in ``y_true``'s terms) defaults to the argmax."""
+    probabilities = np.asarray(probabilities)
+    top = probabilities.max(axis=1)
+    predicted = probabilities.argmax(axis=1) if predicted is None else np.asarray(predicted)
+    correct = predicted == np.asarray(y_true)
+    rows = []
+    for threshold in thresholds:
+        answered = top >= threshold
+        n = int(answered.sum())
+        rows.append({"threshold": float(threshold), "answered": n, "share_answered": n / len(top),
+                     "accuracy_answered": float(correct[answered].mean()) if n else None})
+    return rows
+
+
+def plot_coverage(probabilities: np.ndarray, correct: np.ndarray, table: list, path: Path,
+                  title: str) -> None:
+    """Accuracy on the answered images against the share answered, every threshold swept
+    (the curve) and the table's thresholds marked."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    # Sorting by confidence, the k most confident images are what some threshold answers.
+    order = np.argsort(-probabilities.max(axis=1), kind="stable")
+    hits = np.cumsum(np.asarray(correct)[order])
+    k = np.arange(1, len(order) + 1)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(k / len(order), hits / k, lw=1.5)
+    for row in table:
+        if row["accuracy_answered"] is not None:
+            ax.plot(row["share_answered"], row["accuracy_answered"], "o", color="C1", ms=4)
+            ax.annotate(f"{row['threshold']:g}", (row["share_answered"], row["accuracy_answered"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("share answered")
+    ax.set_ylabel("accuracy on the answered images")
+    ax.set_xlim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{title}: accuracy / coverage (points: min_confidence)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def evaluate_coverage(directory: Path, test: Dataset, out_dir: Path = None) -> dict:
+    """Format -> coverage table of a published version on ``test`` (and ``coverage_<fmt>.png``
+    under ``out_dir``), from the probabilities its runners give, as the service sees them."""
+    directory = Path(directory)
+    meta = md.read(directory)
+    tables = {}
+    for fmt in FORMATS:
+        if meta.format_path(directory, fmt) is None:
+            continue
+        probs = version_runner(directory, fmt, meta).predict(test.x)
+        predicted = map_labels(probs.argmax(1), meta.labels, test.class_names)
+        tables[fmt] = coverage_table(probs, test.y, predicted=predicted)
+        if out_dir is not None:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            plot_coverage(probs, predicted == test.y, tables[fmt], Path(out_dir) / f"coverage_{fmt}.png",
+                          f"{meta.name} v{meta.version} {fmt}")
+    return tables

@@ -1,0 +1,85 @@
+"""'Not sure' answers: below a ``min_confidence`` a prediction comes back without a
+label, with the reason, and still with its probabilities.
+
+The threshold in force for a request is, first found: the request's own
+(``?min_confidence=`` on ``/predict``, ``parameters.min_confidence`` on KServe V2,
+``"min_confidence"`` in the TF Serving v1 body), ``SERVICE_MIN_CONFIDENCE``, the
+version's ``metadata.json`` ``serving.min_confidence``, and 0 (always answer).
+An answer is withheld when its top probability is below the threshold, the rule
+``training/publish/evaluate.py`` tabulates as accuracy against share answered.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import ApiError, BadRequest
+
+PARAMETER = "min_confidence"
+
+
+def check(value, where: str) -> float:
+    """A threshold in [0, 1]; anything else is a ValueError naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{where} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def version_default(metadata) -> float:
+    """The version's own default: the top-level ``serving`` block of its metadata.json,
+    ``{"min_confidence": 0.8}``; absent means 0.0. A bad value fails the version's load."""
+    serving = metadata.extra.get("serving") or {}
+    if not isinstance(serving, dict):
+        raise ValueError(f"metadata.json serving must be an object, got {serving!r}")
+    return check(serving.get(PARAMETER, 0.0), f"metadata.json serving.{PARAMETER}")
+
+
+def requested(value, where: str, text: bool = False) -> float | None:
+    """A request's threshold (None when it sent none); a bad one is a 400 naming it.
+    A query string is ``text``; in a JSON body only a JSON number is a number."""
+    if value is None:
+        return None
+    if text:
+        try:
+            value = float(value)
+        except ValueError:
+            raise BadRequest(f"{where} must be a number in [0, 1], got {value!r}") from None
+    try:
+        return check(value, where)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def threshold(lv, request_value: float | None, service_value: float | None) -> float:
+    if request_value is not None:
+        return request_value
+    if service_value is not None:
+        return service_value
+    return lv.info.min_confidence
+
+
+def reason(row: np.ndarray, limit: float) -> str | None:
+    """Why ``row``'s answer is withheld, or None when it is given."""
+    top = float(np.max(row))
+    if top >= limit:
+        return None
+    return f"top probability {top:.4f} is below min_confidence {limit:g}"
+
+
+def not_sure(results: list, limit: float) -> dict:
+    """Index (as text) -> reason for each answered item withheld; failed items are not
+    counted here (they are errors)."""
+    reasons = {}
+    for i, row in enumerate(results):
+        if not isinstance(row, ApiError):
+            why = reason(row, limit)
+            if why is not None:
+                reasons[str(i)] = why
+    return reasons
+
+
+def count(lv, withheld: int) -> None:
+    if withheld and lv.observer is not None:
+        lv.observer.not_sure(withheld)
