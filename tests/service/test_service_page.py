@@ -1,4 +1,5 @@
-"""The upload page in headless Chromium: pick a fixture image, see its top-1 label."""
+"""The upload page in headless Chromium: pick a fixture image, see its top-1 label, and
+"not sure" with the reason below a min_confidence."""
 import os
 
 import pytest
@@ -27,6 +28,14 @@ def test_upload_shows_top1_label(tflite_server, tmp_path):
                 page.click("#submit")
                 expect(page.locator("#result tr.top1 td").first).to_have_text(label, timeout=15000)
                 expect(page.locator("#status")).to_contain_text("fashion version 1")
+                expect(page.locator("#verdict")).to_have_text("Answer: " + label)
+            # the tiny model gives item 1 about 0.49: at 0.8 the page says it is not sure, and why
+            page.fill("#minconf", "0.8")
+            page.click("#submit")
+            expect(page.locator("#verdict")).to_contain_text("Not sure: top probability", timeout=15000)
+            expect(page.locator("#verdict")).to_contain_text("below min_confidence 0.8")
+            expect(page.locator("#result tr.top1 td").first).to_have_text(expected[1])
+            page.fill("#minconf", "")
             # an undecodable upload shows the server's error message
             bad = tmp_path / "bad.png"
             bad.write_bytes(b"not an image")
