@@ -17,6 +17,9 @@ def add_parser(sub) -> None:
     group.add_argument("--model-dir", help="a published version directory, e.g. models/fashion/1")
     group.add_argument("--checkpoint", help="a training weights file (model rebuilt from the config)")
     p.add_argument("--out", default="reports/evaluate", help="where reports and PNGs go")
+    p.add_argument("--split", choices=("test", "validation"), default="test",
+                   help="the split scored; validation is where the service's min_confidence is chosen "
+                        "from the coverage table (docs/service.md), test only reports")
     p.add_argument("--images", nargs="+", metavar="FILE",
                    help="with --model-dir: print one JSON line per image file with the probabilities of "
                         "each format, decoded as the service decodes an upload (no test set, no reports)")
@@ -39,7 +42,9 @@ def cmd_evaluate(args) -> None:
     from training.data.datasets import load_data
     from training.models.published import load_checkpoint
     from training.publish.evaluate import evaluate_keras, evaluate_published
-    train, _, test = load_data(cfg.data)
+    train, validation, test = load_data(cfg.data)
+    if args.split == "validation":
+        test = validation
     if args.model_dir:
         reports = evaluate_published(Path(args.model_dir), test, Path(args.out))
     else:
