@@ -237,6 +237,8 @@ class RetrainConfig:
                                        # the served version the candidate may score and still publish
     learning_rate_scale: float = 0.1   # fine-tuning from the served version: train.learning_rate x this
     epochs: Optional[int] = None       # fine-tuning passes; None: the recipe's budget (train.epochs or train.steps)
+    ece_tolerance: float = 0.01        # how far the candidate's test ECE may exceed the served version's: about
+                                       # ECE's sampling noise on a few thousand images (docs/retraining.md)
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,8 @@ class PublishConfig:
     """The publish check (training.publish.gate): when a model has learned enough to be published."""
     min_margin: float = 0.02           # accuracy points above the majority-class rate, whatever the test size
     overfit_gap: float = 0.15          # train - validation accuracy above this is reported as overfitting
+    calibrate: bool = True             # fit a temperature on the validation split and bake it into the exported
+                                       # graphs, so every runner serves calibrated probabilities (publish.calibration)
 
 
 @dataclass(frozen=True)
@@ -459,6 +463,7 @@ RANGES = {
     "optimize.prune_learning_rate": POSITIVE, "optimize.qat_epochs": COUNT, "optimize.qat_learning_rate": POSITIVE,
     "optimize.calibration_samples": COUNT,
     "retrain.tolerance": _fraction(False), "retrain.learning_rate_scale": POSITIVE, "retrain.epochs": COUNT,
+    "retrain.ece_tolerance": _fraction(False),
     "publish.min_margin": _fraction(False), "publish.overfit_gap": _fraction(False),
     "ablate.steps": COUNT, "ablate.batch_size": COUNT, "ablate.train_images": COUNT, "ablate.test_images": COUNT,
 }

@@ -124,3 +124,25 @@ def test_the_report_is_plain_json():
     assert again["current"]["tflite"]["per_class"]["a"] == 0.75
     assert again["comparisons"][0]["per_class_delta"]["a"] == 0.25
     assert again["exit_code"] == 0 and again["start"] == {"from": "version", "version": 1}
+
+
+def test_a_retrain_adds_the_calibration_check_and_reports_its_refusal():
+    """Judge.policies compares ECE against the served version's as measured on the same images;
+    a refusal by that check alone is reported as refused, exit 4."""
+    from dataclasses import replace
+    from training.config import ExperimentConfig
+    from training.jobs.retrain import Judge, judged
+    from training.publish.policies import CalibrationNotWorse
+    served = {fmt: replace(s, ece=0.02) for fmt, s in scores({0: 1}).items()}
+    judge = Judge(job=None, cfg=ExperimentConfig(), test=TEST, data={}, current=None, current_scores=served)
+    (check,) = [p for p in judge.policies() if isinstance(p, CalibrationNotWorse)]
+    assert check == CalibrationNotWorse(0.02, ExperimentConfig().retrain.ece_tolerance)
+    assert not [p for p in Judge(None, ExperimentConfig(), TEST, {}, None, scores({0: 1})).policies()
+                if isinstance(p, CalibrationNotWorse)]          # no ECE measured: no calibration check
+    d, verdicts = decision({}, {0: 1})
+    worse = {fmt: replace(s, ece=0.05) for fmt, s in d.candidate.items()}
+    refused = judged(d, verdicts + [check.judge(worse, TEST, None)])
+    assert refused.exit_code == EXIT_WORSE and refused.decision.startswith("refused: calibration worse")
+    d, verdicts = decision({}, {0: 1})
+    same = {fmt: replace(s, ece=0.02) for fmt, s in d.candidate.items()}
+    assert judged(d, verdicts + [check.judge(same, TEST, None)]).exit_code == EXIT_PUBLISHED

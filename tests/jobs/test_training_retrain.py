@@ -215,7 +215,9 @@ def test_then_optimize_compresses_the_promoted_model_like_the_served_one(tmp_pat
     served_cfg = load_config(None, base=md.read(tmp_path / "models" / "tiny" / "1").config,
                              overrides=["optimize.stages=[int8]", "optimize.calibration_samples=64"])
     optimize(served_cfg, source_dir=tmp_path / "models" / "tiny" / "1")
-    report = retrain(job(tmp_path, "train.epochs=2", "retrain.tolerance=0.05", then_optimize=True))
+    # 400 test images: accuracy and ECE both move by more than the defaults' tolerances by chance
+    report = retrain(job(tmp_path, "train.epochs=2", "retrain.tolerance=0.05", "retrain.ece_tolerance=0.1",
+                         then_optimize=True))
     assert report["exit_code"] == EXIT_PUBLISHED and report["current_version"] == 2, report
     assert report["published_version"] == 3 and report["then_optimize"]["published_version"] == 4
     light = md.read(tmp_path / "models" / "tiny" / "4")

@@ -73,9 +73,12 @@ def test_export_writes_files_and_leaves_the_metadata_to_the_publisher(published,
 
 
 def test_saved_model_and_tflite_match_keras(published, fixture_data):
+    """Both graphs answer the Keras model's probabilities with the recorded temperature baked in."""
+    from training.publish.calibration import temper
     _, result, directory = published
     x = fixture_data[2].x
-    keras_probs = predict_probabilities(result.model, fixture_data[2])
+    temperature = json.loads((directory / "metadata.json").read_text())["calibration"]["temperature"]
+    keras_probs = temper(predict_probabilities(result.model, fixture_data[2]), temperature)
     for probs in (version_runner(directory, "saved_model").predict(x),
                   LiteRTRunner(directory / "model.tflite").predict(x)):
         assert probs.shape == keras_probs.shape
@@ -111,6 +114,9 @@ def test_evaluate_command_writes_reports_and_confusion_png(published, tmp_path):
     assert set(report["saved_model"]["per_class"]["Trouser"]) == {"precision", "recall", "f1", "support"}
     for fmt in ("saved_model", "tflite"):
         assert (out / f"confusion_{fmt}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (out / f"reliability_{fmt}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert 0.0 <= report[fmt]["ece"] <= 1.0 and report[fmt]["nll"] > 0
+    assert summary["tflite_ece"] == report["tflite"]["ece"]
 
 
 def test_evaluate_images_errors_are_one_line_and_exit_2(published, tmp_path, capsys):

@@ -1,5 +1,6 @@
 """``python -m training evaluate``: accuracy, per-class P/R/F1 and a confusion matrix, or
-per-file probabilities as the service computes them."""
+per-file probabilities as the service computes them; a published version also gets its ECE and
+NLL and a reliability diagram per format."""
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ from training.config import ConfigError
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1 and confusion matrix; with --model-dir "
-                                        "also the accuracy / coverage table and curve (coverage_<fmt>.png)")
+    p = sub.add_parser("evaluate", help="accuracy, per-class P/R/F1, confusion matrix and calibration (ECE); with "
+                                        "--model-dir also the accuracy / coverage table and curve (coverage_<fmt>.png)")
     add_config_args(p)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--model-dir", help="a published version directory, e.g. models/fashion/1")
@@ -51,4 +52,6 @@ def cmd_evaluate(args) -> None:
         model = load_checkpoint(cfg, checkpoint_path(cfg, args.checkpoint), train.input_shape,
                                 len(train.class_names))
         reports = {"keras": evaluate_keras(model, test, Path(args.out), cfg.name)}
-    print(json.dumps({fmt: r["accuracy"] for fmt, r in reports.items()} | {"out": args.out}))
+    # ece/nll: present for a published version's formats (their probabilities are measured)
+    calibration = {f"{fmt}_ece": r["ece"] for fmt, r in reports.items() if r.get("ece") is not None}
+    print(json.dumps({fmt: r["accuracy"] for fmt, r in reports.items()} | calibration | {"out": args.out}))

@@ -57,5 +57,5 @@ def cmd_publish(args) -> None:
              "dataset": dataset_record(cfg.data, train, val, test)}
     if training:
         extra["training"] = {**training, "history": history}
-    published = publish_version(cfg, model, test, extra=extra, history=history, force=args.force)
+    published = publish_version(cfg, model, test, extra=extra, history=history, force=args.force, validation=val)
     print(json.dumps({"published": str(published)}))

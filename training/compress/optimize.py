@@ -190,4 +190,4 @@ def optimize(cfg: ExperimentConfig, *, source_dir: Path = None, model=None, data
              "dataset": dataset_record(cfg.data, *data)}
     return publish_version(final_cfg, state.model, data[2], extra=extra, quantization=state.quantization,
                            representative=calibrate if state.quantization == "int8" else None,
-                           parent=parent, weights_model=weights, force=force, **publishing)
+                           parent=parent, weights_model=weights, force=force, validation=data[1], **publishing)

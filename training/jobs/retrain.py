@@ -17,7 +17,9 @@ first version), is refused before the lock is taken: a refused job creates nothi
    files run as the service runs them; the candidate goes through the one publish
    path (``training.publish.release.publish_version``), which stages it, scores it
    the same way, and asks the publish check and the served-version policy
-   (``retrain.metric``); ``training.jobs.promotion`` turns their verdicts into the report;
+   (``retrain.metric``), and the calibration check (the candidate's ECE at most
+   ``retrain.ece_tolerance`` above the served version's, docs/retraining.md);
+   ``training.jobs.promotion`` turns their verdicts into the report;
 5. the staging directory is renamed into the next version, with the report in
    its metadata, or removed;
 6. the labels follow (``training.jobs.labels.after_publish``): with ``canary`` the
@@ -50,9 +52,10 @@ from training.jobs.labels import after_publish
 from training.jobs.promotion import Decision, decide
 from training.jobs.repository import require_published
 from training.jobs.retrain_job import RetrainJob, fine_tune_config, plan, repository_state
-from training.publish.policies import PublishCheck, PublishRefused, against_served
+from training.publish.policies import (EXIT_PUBLISHED, EXIT_WORSE, CalibrationNotWorse, PublishCheck,
+                                       PublishRefused, against_served)
 from training.publish.release import publish_version, techniques
-from training.publish.scoring import score_version
+from training.publish.scoring import SERVED_FORMAT, score_version
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +101,21 @@ class Judge:
     current: Optional[md.Metadata]
     current_scores: Optional[dict]      # format -> Score of the served version, measured once
 
+    def served_ece(self) -> Optional[float]:
+        """The served version's ECE on this job's test images, from the scores measured once
+        through its files (its served format's): the same images the candidate is measured on,
+        so it also covers a version published before calibration was recorded."""
+        if not self.current_scores:
+            return None
+        measured = self.current_scores.get(SERVED_FORMAT) or next(iter(self.current_scores.values()))
+        return measured.ece
+
     def policies(self) -> list:
         retrain = self.cfg.retrain
         served = [against_served(retrain.metric, self.current_scores, retrain.tolerance)] if self.current_scores else []
-        return [PublishCheck.from_config(self.cfg.publish), *served]
+        ece = self.served_ece()
+        calibrated = [CalibrationNotWorse(ece, retrain.ece_tolerance)] if ece is not None else []
+        return [PublishCheck.from_config(self.cfg.publish), *served, *calibrated]
 
     def publish(self, publish, start: dict, expected: tuple) -> Decision:
         """``publish(**publishing)`` publishes a version through ``publish_version`` with the
@@ -113,7 +127,7 @@ class Judge:
 
         def annotate(scores: dict, verdicts: list) -> dict:
             decision.candidate = scores
-            return {"retrain": decide(decision, verdicts).to_dict()}
+            return {"retrain": judged(decision, verdicts).to_dict()}
 
         def still_served() -> None:
             now = repository_state(self.job)
@@ -126,9 +140,19 @@ class Judge:
             published = publish(policies=self.policies(), annotate=annotate, before_rename=still_served)
         except PublishRefused as refused:
             decision.candidate = refused.scores
-            return decide(decision, refused.verdicts)
+            return judged(decision, refused.verdicts)
         decision.published_version = int(published.name)
         return decision
+
+
+def judged(decision: Decision, verdicts: list) -> Decision:
+    """``decide``, with the calibration check's refusal (when it is the one that refused)
+    reported as a refusal; its record is in the version's ``calibration_check`` block."""
+    decision = decide(decision, verdicts)
+    check = next((v for v in verdicts if v.policy == "calibration_check"), None)
+    if check is not None and not check.passed and decision.exit_code == EXIT_PUBLISHED:
+        decision.exit_code, decision.decision = EXIT_WORSE, f"refused: calibration worse than current ({check.reason})"
+    return decision
 
 
 def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
@@ -170,7 +194,7 @@ def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
     parent = {"name": job.name, "version": current.version, "path": str(current_dir)} if current else None
     decision = judge.publish(
         lambda **publishing: publish_version(cfg, result.model, test, extra=extra, parent=parent,
-                                             history=result.history, **publishing),
+                                             history=result.history, validation=val_set, **publishing),
         start, expected)
     report = decision.to_dict()
     newest = decision.published_version

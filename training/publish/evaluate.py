@@ -14,6 +14,7 @@ from artifact.imaging import decode_image
 
 from training.data.datasets import Dataset
 from training.fit.train import predict_probabilities
+from training.publish.calibration import reliability_diagram
 from training.publish.scoring import FORMATS, map_labels, score, score_version, version_runner
 
 def plot_confusion(report: dict, class_names: list, path: Path, title: str) -> None:
@@ -40,13 +41,22 @@ def evaluate_artifact(directory: Path, test: Dataset, out_dir: Path = None) -> d
     """Reports for every format of a published version (and confusion PNGs under ``out_dir``)."""
     directory = Path(directory)
     meta = md.read(directory)
-    results = {fmt: measured.report() for fmt, measured in score_version(directory, test, meta).items()}
+    scores = score_version(directory, test, meta)
+    results = {fmt: measured.report() for fmt, measured in scores.items()}
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         for fmt, report in results.items():
             plot_confusion(report, test.class_names, Path(out_dir) / f"confusion_{fmt}.png",
                            f"{meta.name} v{meta.version} {fmt}")
+        plot_reliability(scores, test, Path(out_dir), f"{meta.name} v{meta.version}")
     return results
+
+
+def plot_reliability(scores: dict, test: Dataset, out_dir: Path, title: str) -> None:
+    """reliability_<fmt>.png per format whose probabilities were measured (ECE in the title)."""
+    for fmt, measured in scores.items():
+        if measured.probabilities is not None:
+            reliability_diagram(measured.probabilities, test.y, out_dir / f"reliability_{fmt}.png", f"{title} {fmt}")
 
 
 def predict_files(directory: Path, paths: list) -> list:

@@ -13,6 +13,7 @@ from artifact.metadata import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Formats, Input
 
 from training.data.pipeline import to_float
 from training.keras2 import tf
+from training.publish.calibration import EPSILON
 
 # "qat": a quantization-aware-trained model, converted from its own fake-quant
 # ranges as the TF-MOT guide does. Not with a representative data set: that
@@ -27,32 +28,43 @@ class ServingModule(tf.Module):
     Only the variables are tracked: tracking the Keras model itself would also
     serialise every layer's own functions and Keras metadata (several MB the
     service never reads).
+
+    ``temperature`` (``training.publish.calibration``) is baked into the graph as
+    softmax(log(p) / T), so the SavedModel, the TFLite file made from it and every
+    runner serve calibrated probabilities; 1.0 leaves the graph as it was.
     """
 
-    def __init__(self, model, input_shape: tuple):
+    def __init__(self, model, input_shape: tuple, temperature: float = 1.0):
         super().__init__()
         self.model_variables = list(model.variables)
         spec = tf.TensorSpec([None, *input_shape], tf.uint8, name=INPUT_NAME)
+        temperature = float(temperature)
 
         @tf.function(input_signature=[spec])
         def serve(pixels):
-            return {OUTPUT_NAME: model(to_float(pixels), training=False)}
+            probabilities = model(to_float(pixels), training=False)
+            if temperature != 1.0:
+                # the floor keeps log finite where a float32 softmax rounded a class to 0
+                logits = tf.math.log(tf.maximum(tf.cast(probabilities, tf.float32), EPSILON))
+                probabilities = tf.nn.softmax(logits / temperature, axis=-1)
+            return {OUTPUT_NAME: probabilities}
 
         self.serve = serve
 
 
-def save_saved_model(model, input_shape: tuple, path: Path) -> None:
-    module = ServingModule(model, input_shape)
+def save_saved_model(model, input_shape: tuple, path: Path, temperature: float = 1.0) -> None:
+    module = ServingModule(model, input_shape, temperature)
     tf.saved_model.save(module, str(path), signatures={SIGNATURE: module.serve})
 
 
 def convert_tflite(saved_model_dir: Path, quantization: str = "none",
-                   representative: Optional[Callable[[], Iterable]] = None) -> bytes:
+                   representative: Optional[Callable[[], Iterable]] = None, calibrated: bool = False) -> bytes:
     """TFLite bytes from the exported SavedModel (so both share one graph).
 
     ``representative`` yields uint8 pixel batches preprocessed exactly like the
     serving input; int8 needs it for activation ranges. "qat" takes the ranges
-    the model learned and ignores ``representative``.
+    the model learned and ignores ``representative``. ``calibrated``: the SavedModel
+    holds a baked-in temperature (``ServingModule``).
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization '{quantization}' ({', '.join(QUANTIZATIONS)})")
@@ -66,6 +78,10 @@ def convert_tflite(saved_model_dir: Path, quantization: str = "none",
             raise ValueError("int8 quantization needs a representative data set")
         converter.representative_dataset = lambda: ([batch] for batch in representative())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if calibrated:
+            # the baked-in temperature's log and softmax over K outputs have no int8 kernel: they stay
+            # float, after the int8 network, instead of failing the conversion
+            converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
         converter.inference_input_type = tf.uint8
     return converter.convert()
 
@@ -88,20 +104,23 @@ def dir_size(path: Path) -> int:
 
 def export_files(directory: Path, model, *, name: str, class_names: list, color_mode: str,
                  quantization: str = "none", representative=None, invert: bool = False,
-                 weights_model=None) -> Metadata:
+                 weights_model=None, temperature: float = 1.0) -> Metadata:
     """Write saved_model/, model.tflite and the Keras weights into ``directory``; return the
     version's metadata (files, input, sizes), which the caller completes and has written
     once (``artifact.versions.publish``).
 
     ``weights_model``: the float model whose weights are stored for retraining when
     ``model`` itself is not a plain builder model (a QAT model's float twin).
+    ``temperature``: baked into the SavedModel and TFLite graphs (``ServingModule``); the
+    Keras weights stay the model's own, so a retrain starts from the un-tempered model.
     """
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     formats = Formats.all(quantization)
     saved_dir = directory / formats.saved_model.path
-    save_saved_model(model, input_shape, saved_dir)
+    save_saved_model(model, input_shape, saved_dir, temperature)
     tflite_path = directory / formats.tflite.path
-    tflite_path.write_bytes(convert_tflite(saved_dir, quantization, representative))
+    tflite_path.write_bytes(convert_tflite(saved_dir, quantization, representative,
+                                          calibrated=float(temperature) != 1.0))
     # Keras weights let training rebuild the model (builder config + weights) for
     # fine-tuning, distillation or compression; the service never reads them.
     (weights_model or model).save_weights(str(directory / formats.keras.path))

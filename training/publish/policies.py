@@ -11,6 +11,8 @@ says so in the metadata).
 - ``NotWorseThanServed``: accuracy may be at most ``tolerance`` below the served version's.
 - ``NoClassDrops``: no class's recall may drop by more than ``tolerance``; a model that
   trades one class away for a better average is refused.
+- ``CalibrationNotWorse``: the served format's expected calibration error may be at most
+  ``tolerance`` above the served version's, so a retrain keeps the confidence users act on.
 
 Served comparisons compare every exported format both versions have, and each must
 pass: what the service answers with depends on its backend.
@@ -23,7 +25,7 @@ from typing import Optional, Protocol
 from training.config import PublishConfig
 from training.data.datasets import Dataset
 from training.publish import gate
-from training.publish.scoring import Score
+from training.publish.scoring import SERVED_FORMAT, Score
 
 # Exit codes of the commands that publish (docs/retraining.md).
 EXIT_PUBLISHED = 0   # the candidate was published
@@ -135,6 +137,28 @@ def against_served(metric: str, served: dict, tolerance: float) -> _AgainstServe
     if metric not in METRICS:
         raise ValueError(f"unknown metric '{metric}' ({', '.join(METRICS)})")
     return (NotWorseThanServed if metric == "accuracy" else NoClassDrops)(served, tolerance)
+
+
+@dataclass(frozen=True)
+class CalibrationNotWorse:
+    """The candidate's ECE (the served format's, on the same test images) at most ``tolerance``
+    above the served version's. The tolerance is about ECE's sampling noise on a few thousand
+    images (docs/retraining.md): a smaller one would refuse candidates for chance alone."""
+
+    served_ece: float
+    tolerance: float
+
+    def judge(self, scores: dict, test: Dataset, history: Optional[dict]) -> Verdict:
+        measured = scores.get(SERVED_FORMAT) or next(iter(scores.values()))
+        record = {"served_ece": self.served_ece, "candidate_ece": measured.ece, "tolerance": self.tolerance}
+        if measured.ece is None:     # the candidate's classes are not the data's: nothing to compare
+            return Verdict("calibration_check", True, "no ECE measured for the candidate", record, EXIT_WORSE)
+        delta = round(measured.ece - self.served_ece, 4)
+        passed = delta <= self.tolerance
+        reason = (f"ECE {measured.ece:.4f} vs current {self.served_ece:.4f} ({delta:+.4f}, "
+                  f"tolerance {self.tolerance})")
+        return Verdict("calibration_check", passed, reason if not passed else "calibration not worse than served",
+                       record | {"delta": delta, "passed": passed}, EXIT_WORSE)
 
 
 class PublishRefused(RuntimeError):

@@ -4,9 +4,12 @@
 ``publish_version``:
 
 1. ``artifact.versions.publish`` opens a hidden staging directory;
-2. the model's files are exported into it (SavedModel, TFLite, Keras weights);
+2. with a validation split (and ``publish.calibrate``), a temperature is fitted on the
+   model's validation probabilities (``training.publish.calibration``); the model's files
+   are exported into the directory (SavedModel, TFLite, Keras weights), the temperature
+   baked into both graphs;
 3. the staged version is scored once, through the runners the service uses, on the
-   held-out test split (``training.publish.scoring``);
+   held-out test split (``training.publish.scoring``), ECE and NLL included;
 4. each policy judges those scores (``training.publish.policies``); any refusal raises
    ``PublishRefused`` and the staging directory is removed;
 5. the metadata is built once (files, sizes, metrics, each verdict's record, the
@@ -25,11 +28,12 @@ from artifact.versions import publish
 
 from training.config import ExperimentConfig
 from training.data.datasets import Dataset, dataset_record
-from training.fit.train import TrainResult
+from training.fit.train import TrainResult, predict_probabilities
 from training.models.cnn import initializer_for
+from training.publish import calibration
 from training.publish.export import export_files
 from training.publish.policies import Policy, PublishCheck, PublishRefused
-from training.publish.scoring import metrics_block, score_version
+from training.publish.scoring import SERVED_FORMAT, metrics_block, score_version
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +64,36 @@ def default_policies(cfg: ExperimentConfig) -> list:
     return [PublishCheck.from_config(cfg.publish)]
 
 
+def fit_calibration(cfg: ExperimentConfig, model, validation: Optional[Dataset]) -> Optional[dict]:
+    """The temperature fitted on ``model``'s validation probabilities, as the start of the
+    ``calibration`` block; None without a validation split or with ``publish.calibrate`` off.
+    Only the validation split is read: the test split is for reporting, never for choosing."""
+    if validation is None or len(validation) == 0 or not cfg.publish.calibrate:
+        return None
+    temperature = calibration.fit_temperature(predict_probabilities(model, validation), validation.y)
+    log.info("calibration: temperature %.4f fitted on %d validation images", temperature, len(validation))
+    return {"temperature": round(temperature, 6), "bins": calibration.BINS,
+            "validation_examples": len(validation), "fitted_on": "validation"}
+
+
+def calibration_block(fitted: dict, scores: dict, test: Dataset) -> dict:
+    """``fitted`` completed with the test split's ECE and NLL before and after, from the
+    staged TFLite file's probabilities; "before" un-tempers the same probabilities
+    (softmax(log(p) * T)), which equals the un-calibrated graph's answer up to float rounding."""
+    measured = scores.get(SERVED_FORMAT)
+    if measured is None or measured.probabilities is None:
+        return fitted | {"test": None, "measured_with": None}
+    test = calibration.measures(measured.probabilities, test.y, fitted["temperature"])
+    return fitted | {"test": test, "measured_with": SERVED_FORMAT}
+
+
 def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
                     policies: Optional[Sequence[Policy]] = None, force: bool = False,
                     quantization: str = "none", representative=None, parent: Optional[dict] = None,
                     weights_model=None, history: Optional[dict] = None,
                     annotate: Optional[Callable[[dict, list], dict]] = None,
-                    before_rename: Optional[Callable[[], None]] = None) -> Path:
+                    before_rename: Optional[Callable[[], None]] = None,
+                    validation: Optional[Dataset] = None) -> Path:
     """Publish ``model`` as the next version of ``cfg.name`` in ``cfg.models_dir``; returns its directory.
 
     ``policies`` (default: the publish check) judge the staged version's scores on ``test``;
@@ -74,14 +102,18 @@ def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
     ``annotate(scores, verdicts)`` returns further metadata blocks (a retrain's report);
     ``before_rename()`` runs last and may raise to publish nothing (the served version
     changed meanwhile). ``extra`` holds the caller's blocks (techniques, dataset, training...).
+    ``validation``: the split a temperature is fitted on (``fit_calibration``); without it the
+    graphs serve the model's own probabilities and no ``calibration`` block is written.
     """
     policies = list(policies if policies is not None else default_policies(cfg))
+    fitted = fit_calibration(cfg, model, validation)      # before staging: a failure leaves nothing behind
 
     def write(staging: Path):
         metadata = export_files(staging, model, name=cfg.name, class_names=test.class_names,
                                 color_mode=cfg.data.color_mode if cfg.data.source == "folder" else "L",
                                 quantization=quantization, representative=representative,
-                                weights_model=weights_model)
+                                weights_model=weights_model,
+                                temperature=fitted["temperature"] if fitted else 1.0)
         scores = score_version(staging, test, metadata)
         verdicts = [policy.judge(scores, test, history) for policy in policies]
         for verdict in verdicts:
@@ -95,6 +127,8 @@ def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
             records["publish_check"].setdefault("forced", False)
         blocks = {"config": cfg.to_dict(), "parent": parent, "command": command_line(), **extra, **records,
                   "metrics": metrics_block(scores, metadata.sizes)}
+        if fitted is not None:
+            blocks["calibration"] = calibration_block(fitted, scores, test)
         if annotate is not None:
             blocks |= annotate(scores, verdicts)
         if before_rename is not None:
@@ -115,4 +149,5 @@ def publish_result(cfg: ExperimentConfig, result: TrainResult, preset: str = Non
         "training": {"params": int(result.model.count_params()), "fit_seconds": round(result.wall_seconds, 1),
                      "history": result.history, "budget": result.budget, "distribution": result.distribution},
     }
-    return publish_version(cfg, result.model, result.test, extra=extra, history=result.history, force=force)
+    return publish_version(cfg, result.model, result.test, extra=extra, history=result.history, force=force,
+                           validation=result.validation)

@@ -8,7 +8,7 @@ never disagree about what a model answered.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -19,6 +19,7 @@ from artifact.litert import LiteRTRunner
 from artifact.saved_model import SavedModelRunner
 
 from training.data.datasets import Dataset
+from training.publish import calibration
 from training.quiet import captured_stderr
 
 FORMATS = ("saved_model", "tflite")
@@ -32,6 +33,11 @@ class Score:
     class_names: tuple
     confusion: tuple                   # K rows of K counts
     other: tuple = ()                  # per true class: answers naming a class the data lacks
+    ece: Optional[float] = None        # expected calibration error (15 bins) of the probabilities, when measured
+    nll: Optional[float] = None        # their mean negative log-likelihood of the true class
+    # the probabilities themselves, in the data's class order (the publish path's calibration
+    # block reads them); not part of a score's identity
+    probabilities: Optional[np.ndarray] = field(default=None, compare=False, repr=False)
 
     @property
     def examples(self) -> int:
@@ -61,12 +67,14 @@ class Score:
 
     def report(self) -> dict:
         """The ``evaluate`` report: accuracy, examples, per class, confusion."""
-        return {"accuracy": self.accuracy, "examples": self.examples, "per_class": self.per_class(),
-                "confusion": [list(row) for row in self.confusion]}
+        out = {"accuracy": self.accuracy, "examples": self.examples, "per_class": self.per_class(),
+               "confusion": [list(row) for row in self.confusion]}
+        return out | ({"ece": self.ece, "nll": self.nll} if self.ece is not None else {})
 
     def summary(self) -> dict:
         """What a retrain report records per format: accuracy, recalls, examples."""
-        return {"accuracy": self.accuracy, "per_class": self.recalls(), "examples": self.examples}
+        out = {"accuracy": self.accuracy, "per_class": self.recalls(), "examples": self.examples}
+        return out | ({"ece": self.ece} if self.ece is not None else {})
 
 
 def score(y_true, y_pred, class_names) -> Score:
@@ -103,16 +111,29 @@ def version_runner(directory: Path, fmt: str, meta: Optional[md.Metadata] = None
         return LiteRTRunner(path)
 
 
+def calibrated_score(measured: Score, probs: np.ndarray, labels: list, test: Dataset) -> Score:
+    """``measured`` with the ECE and NLL of ``probs`` (columns in ``labels`` order) on ``test``;
+    as it was where the version's classes are not the data's (no probability for a true class)."""
+    if sorted(labels) != sorted(test.class_names):
+        return measured
+    probs = np.asarray(probs, np.float64)[:, [list(labels).index(name) for name in test.class_names]]
+    return replace(measured, ece=round(calibration.ece(probs, test.y), 4),
+                   nll=round(calibration.nll(probs, test.y), 4), probabilities=probs)
+
+
 def score_version(directory: Path, test: Dataset, meta: Optional[md.Metadata] = None) -> dict:
     """Format -> Score of every exported format the version holds, run as the service runs it;
-    the version's labels are matched to the data's classes by name."""
+    the version's labels are matched to the data's classes by name. Each score carries the
+    ECE and NLL of the probabilities it answered with (``training.publish.calibration``)."""
     directory = Path(directory)
     meta = meta or md.read(directory)
     scores = {}
     for fmt in FORMATS:
         if meta.format_path(directory, fmt) is not None:
-            predicted = version_runner(directory, fmt, meta).predict(test.x).argmax(1)
-            scores[fmt] = score(test.y, map_labels(predicted, meta.labels, test.class_names), test.class_names)
+            probs = version_runner(directory, fmt, meta).predict(test.x)
+            predicted = probs.argmax(1)
+            measured = score(test.y, map_labels(predicted, meta.labels, test.class_names), test.class_names)
+            scores[fmt] = calibrated_score(measured, probs, meta.labels, test)
     if not scores:
         raise FileNotFoundError(f"{directory} holds none of the formats {', '.join(FORMATS)}")
     return scores

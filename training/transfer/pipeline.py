@@ -132,4 +132,4 @@ def publish_transfer(result: TransferResult, preset: str = None, force: bool = F
     parent = {k: spec[k] for k in ("name", "version", "path")} if spec else None
     history = result.stages[-1]["history"]
     return publish_version(cfg, result.model, result.test, extra=extra, parent=parent, history=history,
-                           force=force)
+                           force=force, validation=result.validation)
