@@ -197,11 +197,14 @@ def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys,
     assert meta["parent"]["path"] == str(published_backbone)
     for stage in (1, 2):
         assert (tmp_path / "runs" / "tiny" / "checkpoints" / f"stage{stage}.h5").is_file()
-    # Rebuilt from metadata alone (builder config + weights): same answers as the SavedModel.
-    model, _ = load_keras_model(version)
+    # Rebuilt from metadata alone (builder config + weights): same answers as the SavedModel, whose
+    # graph also holds the temperature fitted at publish.
     from training.data.datasets import load_image_folder
+    from training.publish.calibration import temper
+    model, _ = load_keras_model(version)
     images = load_image_folder(str(tmp_path / "images"), 24, "RGB").x[:8]
-    np.testing.assert_allclose(model(images.astype(np.float32) / 255.0).numpy(),
+    np.testing.assert_allclose(temper(model(images.astype(np.float32) / 255.0).numpy(),
+                                      meta["calibration"]["temperature"]),
                                version_runner(version, "saved_model").predict(images), atol=1e-5)
     # The backbone is runtime state: recorded under "resolved", not in the config, and
     # enough to rebuild the model with the backbone's own files gone.
