@@ -15,7 +15,7 @@ from artifact.imaging import decode_image
 from training.data.datasets import Dataset
 from training.fit.train import predict_probabilities
 from training.publish.calibration import reliability_diagram
-from training.publish.scoring import FORMATS, map_labels, score, score_version, version_runner
+from training.publish.scoring import FORMATS, score, score_version, version_runner
 
 def plot_confusion(report: dict, class_names: list, path: Path, title: str) -> None:
     import matplotlib
@@ -37,21 +37,6 @@ def plot_confusion(report: dict, class_names: list, path: Path, title: str) -> N
     plt.close(fig)
 
 
-def evaluate_artifact(directory: Path, test: Dataset, out_dir: Path = None) -> dict:
-    """Reports for every format of a published version (and confusion PNGs under ``out_dir``)."""
-    directory = Path(directory)
-    meta = md.read(directory)
-    scores = score_version(directory, test, meta)
-    results = {fmt: measured.report() for fmt, measured in scores.items()}
-    if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        for fmt, report in results.items():
-            plot_confusion(report, test.class_names, Path(out_dir) / f"confusion_{fmt}.png",
-                           f"{meta.name} v{meta.version} {fmt}")
-        plot_reliability(scores, test, Path(out_dir), f"{meta.name} v{meta.version}")
-    return results
-
-
 def plot_reliability(scores: dict, test: Dataset, out_dir: Path, title: str) -> None:
     """reliability_<fmt>.png per format whose probabilities were measured (ECE in the title)."""
     for fmt, measured in scores.items():
@@ -70,11 +55,25 @@ def predict_files(directory: Path, paths: list) -> list:
 
 
 def evaluate_published(directory: Path, test: Dataset, out_dir: Path) -> dict:
-    """Reports and confusion-matrix PNGs for a published version's SavedModel and TFLite."""
-    reports = evaluate_artifact(directory, test, out_dir)
-    for fmt, table in evaluate_coverage(directory, test, out_dir).items():
-        reports[fmt]["coverage"] = table
-    (Path(out_dir) / "report.json").write_text(json.dumps(reports, indent=2))
+    """Reports for every format of a published version, each run once on ``test`` as the service
+    runs it: accuracy, per class, confusion, ECE/NLL and the accuracy/coverage table, with
+    confusion, reliability and coverage PNGs and ``report.json`` under ``out_dir``."""
+    directory, out_dir = Path(directory), Path(out_dir)
+    meta = md.read(directory)
+    scores = score_version(directory, test, meta)
+    title = f"{meta.name} v{meta.version}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports = {}
+    for fmt, measured in scores.items():
+        reports[fmt] = measured.report()
+        plot_confusion(reports[fmt], test.class_names, out_dir / f"confusion_{fmt}.png", f"{title} {fmt}")
+        if measured.probabilities is not None:     # columns in the data's class order
+            probs = measured.probabilities
+            reports[fmt]["coverage"] = coverage_table(probs, test.y)
+            plot_coverage(probs, probs.argmax(1) == test.y, reports[fmt]["coverage"],
+                          out_dir / f"coverage_{fmt}.png", f"{title} {fmt}")
+    plot_reliability(scores, test, out_dir, title)
+    (out_dir / "report.json").write_text(json.dumps(reports, indent=2))
     return reports
 
 
@@ -136,22 +135,3 @@ def plot_coverage(probabilities: np.ndarray, correct: np.ndarray, table: list, p
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def evaluate_coverage(directory: Path, test: Dataset, out_dir: Path = None) -> dict:
-    """Format -> coverage table of a published version on ``test`` (and ``coverage_<fmt>.png``
-    under ``out_dir``), from the probabilities its runners give, as the service sees them."""
-    directory = Path(directory)
-    meta = md.read(directory)
-    tables = {}
-    for fmt in FORMATS:
-        if meta.format_path(directory, fmt) is None:
-            continue
-        probs = version_runner(directory, fmt, meta).predict(test.x)
-        predicted = map_labels(probs.argmax(1), meta.labels, test.class_names)
-        tables[fmt] = coverage_table(probs, test.y, predicted=predicted)
-        if out_dir is not None:
-            Path(out_dir).mkdir(parents=True, exist_ok=True)
-            plot_coverage(probs, predicted == test.y, tables[fmt], Path(out_dir) / f"coverage_{fmt}.png",
-                          f"{meta.name} v{meta.version} {fmt}")
-    return tables
