@@ -141,3 +141,24 @@ def checkpoint_path(cfg, checkpoint) -> Path:
     """``--checkpoint``, or the run's best weights."""
     from training.fit.trainer import run_dir_for
     return Path(checkpoint) if checkpoint else run_dir_for(cfg) / "checkpoints" / "best.h5"
+
+
+def add_repository_args(parser: argparse.ArgumentParser, wait_help: str) -> None:
+    """--name, --models-dir, --set (name and models_dir only) and --wait, for the commands that
+    change a model's repository under its lock (``label``, ``rollback``)."""
+    parser.add_argument("--name", required=True, help="model name in the repository")
+    parser.add_argument("--models-dir", help="the model repository: shorthand of --set models_dir=... "
+                                             "(which wins); default: models")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="models_dir=... or name=..., as the other commands take them")
+    parser.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                        help=f"{wait_help} (default: %(default)s)")
+
+
+def repository_from_args(args) -> tuple:
+    """(name, models_dir) that ``add_repository_args``' flags name; any other --set key is refused."""
+    from training.jobs.repository import IDENTITY, identity
+    for text in args.overrides:
+        if text.split("=", 1)[0].strip() not in IDENTITY:
+            raise ConfigError(f"{args.command} takes --set only for {' and '.join(IDENTITY)}, got '{text}'")
+    return identity(args.name, args.models_dir, args.overrides)

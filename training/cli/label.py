@@ -22,16 +22,12 @@ import json
 
 from training.config import ConfigError
 from training.jobs import labels as jl
-from training.jobs.repository import IDENTITY, identity
+from training.cli.common import add_repository_args, repository_from_args
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("label", help="set the stable and canary versions of a model; promote or abort a canary")
-    p.add_argument("--name", required=True, help="model name in the repository")
-    p.add_argument("--models-dir", help="the model repository: shorthand of --set models_dir=... "
-                                        "(which wins); default: models")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="models_dir=... or name=..., as the other commands take them")
+    add_repository_args(p, "how long to wait for another job holding this model's lock")
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--list", action="store_true", help="only show the labels")
     action.add_argument("--stable", type=int, metavar="N", help="version N answers requests that name no version")
@@ -43,18 +39,13 @@ def add_parser(sub) -> None:
                    help="with --canary: share of unpinned requests it answers, 0-100 (default: 10; 0 with --shadow)")
     p.add_argument("--shadow", action="store_true",
                    help="with --canary: it answers none but sees a copy of stable's traffic")
-    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
-                   help="how long to wait for another job holding this model's lock (default: %(default)s)")
     p.set_defaults(func=cmd_label)
 
 
 def cmd_label(args) -> None:
-    for text in args.overrides:
-        if text.split("=", 1)[0].strip() not in IDENTITY:
-            raise ConfigError(f"label takes --set only for {' and '.join(IDENTITY)}, got '{text}'")
     if args.canary is None and (args.percent is not None or args.shadow):
         raise ConfigError("--percent and --shadow go with --canary N")
-    name, models_dir = identity(args.name, args.models_dir, args.overrides)
+    name, models_dir = repository_from_args(args)
     jl.require_model(models_dir, name)
     if args.list:
         print(json.dumps(jl.state(models_dir, name)))

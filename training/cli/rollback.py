@@ -26,17 +26,14 @@ from artifact.versions import RepositoryError, history, restore, retire, retired
 from artifact import labels as lb
 
 from training.config import ConfigError
-from training.jobs.labels import after_retire, set_stable
-from training.jobs.repository import IDENTITY, identity, require_repository
+from training.cli.common import add_repository_args, repository_from_args
+from training.jobs.labels import after_retire, rewrite, set_stable
+from training.jobs.repository import require_repository
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("rollback", help="retire the newest version (the service falls back), or restore one")
-    p.add_argument("--name", required=True, help="model name in the repository")
-    p.add_argument("--models-dir", help="the model repository: shorthand of --set models_dir=... "
-                                        "(which wins); default: models")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="models_dir=... or name=..., as the other commands take them")
+    add_repository_args(p, "how long to wait for a running retrain of this model")
     action = p.add_mutually_exclusive_group()
     action.add_argument("--to", type=int, metavar="N", help="retire every published version above N")
     action.add_argument("--restore", type=int, metavar="N", help="put retired version N back into service")
@@ -44,8 +41,6 @@ def add_parser(sub) -> None:
     p.add_argument("--as-stable", action="store_true",
                    help="with --restore: label the restored version stable (default: labels unchanged)")
     p.add_argument("--reason", default="", help="why, kept in .retired/history.jsonl")
-    p.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
-                   help="how long to wait for a running retrain of this model (default: %(default)s)")
     p.set_defaults(func=cmd_rollback)
 
 
@@ -56,17 +51,8 @@ def state(models_dir, name: str) -> dict:
             "retired": retired(models_dir, name), "labels": labels.to_dict()}
 
 
-def relabel(models_dir, name: str, labels) -> None:
-    """Write ``labels`` if they differ from what is written (no labels file appears for nothing)."""
-    if labels != lb.read(models_dir, name):
-        lb.write(models_dir, name, labels)
-
-
 def cmd_rollback(args) -> None:
-    for text in args.overrides:
-        if text.split("=", 1)[0].strip() not in IDENTITY:
-            raise ConfigError(f"rollback takes --set only for {' and '.join(IDENTITY)}, got '{text}'")
-    name, models_dir = identity(args.name, args.models_dir, args.overrides)
+    name, models_dir = repository_from_args(args)
     require_repository(models_dir)
     if not (versions(models_dir, name) or retired(models_dir, name)):
         raise RepositoryError(f"no model '{name}' under {models_dir}")
@@ -81,8 +67,7 @@ def cmd_rollback(args) -> None:
             restore(models_dir, name, args.restore, args.reason)
             done["restored"] = args.restore
             if args.as_stable:
-                relabel(models_dir, name, set_stable(args.restore)(lb.read(models_dir, name),
-                                                                   versions(models_dir, name)))
+                rewrite(models_dir, name, set_stable(args.restore))
         else:
             published = versions(models_dir, name)
             if args.to is not None and args.to not in published:
@@ -96,7 +81,7 @@ def cmd_rollback(args) -> None:
                                       "it would leave the service nothing to serve")
             # The labels move first, onto versions that stay, so no reader follows a label
             # to a version that is leaving.
-            relabel(models_dir, name, after_retire(lb.read(models_dir, name), published, doomed, args.to))
+            rewrite(models_dir, name, lambda labels, now: after_retire(labels, now, doomed, args.to))
             for version in doomed:
                 retire(models_dir, name, version, args.reason)
             done["retired_now"] = doomed

@@ -117,15 +117,24 @@ def state(models_dir, name: str) -> dict:
             "labels": lb.effective(written, published).to_dict()}
 
 
+def rewrite(models_dir, name: str, apply: Callable[[Labels, list], Labels]) -> tuple:
+    """``apply(labels, published) -> Labels`` on the labels as written, written back only when it
+    changes them (no labels file appears for nothing); the caller holds the model's lock.
+    Returns (before, after)."""
+    before = lb.read(models_dir, name)
+    after = apply(before, versions(models_dir, name))
+    if after != before:
+        lb.write(models_dir, name, after)
+    return before, after
+
+
 def change(models_dir, name: str, apply: Callable[[Labels, list], Labels], wait: Optional[float] = 0.0) -> dict:
     """Apply ``apply(labels, published) -> Labels`` under the model's lock and write the result.
     It runs first without the lock, so a refusal creates nothing (not even the lock file)."""
     apply(lb.read(models_dir, name), require_model(models_dir, name))
     with model_lock(models_dir, name, job="label", wait=wait):
-        before = lb.read(models_dir, name)
-        after = apply(before, require_model(models_dir, name))
-        if after != before:
-            lb.write(models_dir, name, after)
+        require_model(models_dir, name)
+        before, _ = rewrite(models_dir, name, apply)
         return {**state(models_dir, name), "before": before.to_dict()}
 
 

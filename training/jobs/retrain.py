@@ -48,7 +48,7 @@ from training.config import ConfigError, ExperimentConfig
 from training.data.datasets import DataError, Dataset, dataset_record, load_data
 from training.fit import distribute
 from training.fit.train import train
-from training.jobs.labels import after_publish
+from training.jobs.labels import after_publish, rewrite
 from training.jobs.promotion import Decision, decide
 from training.jobs.repository import require_published
 from training.jobs.retrain_job import RetrainJob, fine_tune_config, plan, repository_state
@@ -211,14 +211,12 @@ def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
 def relabel(job: RetrainJob, new: int, compared: Optional[int]) -> dict:
     """Label the version this job published last (the compressed one after ``--then optimize``)
     as asked, under the job's lock; returns the labels as they apply now."""
-    written = lb.read(job.models_dir, job.name)
-    published = versions(job.models_dir, job.name)
-    labels = after_publish(written, published, new, compared, job.canary, job.shadow)
-    if labels != written:
-        lb.write(job.models_dir, job.name, labels)
+    _, labels = rewrite(job.models_dir, job.name,
+                        lambda written, published: after_publish(written, published, new, compared,
+                                                                 job.canary, job.shadow))
     if job.canary is not None and compared is None:
         log.info("'%s' had no version served: version %d is stable, not a canary", job.name, new)
-    return lb.effective(labels, published).to_dict()
+    return lb.effective(labels, versions(job.models_dir, job.name)).to_dict()
 
 
 def optimize_stages(cfg: ExperimentConfig, current: Optional[md.Metadata]) -> list:
