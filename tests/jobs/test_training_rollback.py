@@ -11,7 +11,7 @@ from artifact.locks import model_lock
 from artifact.versions import publish, retired, versions
 
 from support.builders import ROOT
-from support.service import Server, fashion_data, publish_copy, wait_for, worker_pids
+from support.service import fashion_data, server_for_copies, wait_for, worker_pids
 
 
 def rollback(models, *args, expect=0):
@@ -81,11 +81,7 @@ def served_version(server) -> str:
 
 @pytest.fixture()
 def two_version_server(tmp_path, artifact):
-    models = tmp_path / "models"
-    (models / "fashion").mkdir(parents=True)
-    for v in (1, 2):
-        publish_copy(artifact, models / "fashion", v)
-    server = Server(models, tmp_path / "server.log", backend="tflite", poll_interval_s=0.2).wait()
+    server = server_for_copies(tmp_path, artifact, (1, 2), poll_interval_s=0.2).wait()
     yield server
     server.stop()
 

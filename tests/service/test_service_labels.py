@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from artifact import labels as L
-from support.service import Server, fashion_data, metric, png_bytes, publish_copy, wait_for
+from support.service import Server, fashion_data, metric, png_bytes, repository_of_copies, wait_for
 
 PIXELS = fashion_data()["x_test"][0].tolist()
 POLL_S = 0.3
@@ -22,10 +22,7 @@ V1 = "/v1/models/fashion:predict"
 @pytest.fixture()
 def two_versions(tmp_path, artifact):
     """A repository with fashion/1 and fashion/2, and a function that starts a server on it."""
-    models = tmp_path / "models"
-    (models / "fashion").mkdir(parents=True)
-    for version in (1, 2):
-        publish_copy(artifact, models / "fashion", version)
+    models = repository_of_copies(tmp_path, artifact, (1, 2))
     servers = []
 
     def start(labels: L.Labels | None = None) -> Server:

@@ -179,14 +179,21 @@ def wait_for(check, timeout: float = 30.0) -> bool:
     return False
 
 
-def server_for_copies(tmp_path: Path, artifact: Path, versions=(1,), **settings) -> "Server":
-    """A tflite server (not yet waited for) on a new repository under ``tmp_path`` holding
-    ``versions`` of the artifact as model 'fashion'; ``settings`` go to ``Server``."""
+def repository_of_copies(tmp_path: Path, artifact: Path, versions=(1,)) -> Path:
+    """A new repository ``tmp_path/models`` holding ``versions`` of the artifact as model 'fashion'."""
     model_dir = tmp_path / "models" / "fashion"
     model_dir.mkdir(parents=True)
     for version in versions:
         publish_copy(artifact, model_dir, version)
-    return Server(tmp_path / "models", tmp_path / "s.log", backend="tflite", poll_interval_s=0, **settings)
+    return model_dir.parent
+
+
+def server_for_copies(tmp_path: Path, artifact: Path, versions=(1,), **settings) -> "Server":
+    """A tflite server (not yet waited for) on ``repository_of_copies``; ``settings`` go to
+    ``Server`` (polling for changes continuously unless ``poll_interval_s`` says otherwise)."""
+    settings = {"poll_interval_s": 0, **settings}
+    return Server(repository_of_copies(tmp_path, artifact, versions), tmp_path / "s.log", backend="tflite",
+                  **settings)
 
 
 def worker_pids(server: "Server") -> list[int]:
