@@ -111,25 +111,16 @@ def test_dense_block_option_is_parsed_or_refused_clearly(capsys):
     assert exit_info.value.code == 2 and "--dense-block takes ROWS,COLS" in capsys.readouterr().err
 
 
-def test_optimize_with_no_stage_is_a_usage_error(tmp_path, capsys):
+@pytest.mark.parametrize("stages,message", [("", "no optimize stage given"),
+                                            ("prune,prune", "prune more than once")])
+def test_optimize_with_no_stage_or_a_repeated_one_is_a_usage_error(stages, message, tmp_path, capsys):
     from training.cli.main import main
     with pytest.raises(SystemExit) as exit_info:
-        main(["optimize", "--preset", "tiny", "--stages", "", "--set", f"output_dir={tmp_path / 'runs'}",
+        main(["optimize", "--preset", "tiny", "--stages", stages, "--set", f"output_dir={tmp_path / 'runs'}",
               "--set", f"models_dir={tmp_path / 'models'}"])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
-    assert "no optimize stage given" in err
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()
-
-
-def test_optimize_with_a_repeated_stage_is_a_usage_error(tmp_path, capsys):
-    from training.cli.main import main
-    with pytest.raises(SystemExit) as exit_info:
-        main(["optimize", "--preset", "tiny", "--stages", "prune,prune", "--set", f"output_dir={tmp_path / 'runs'}",
-              "--set", f"models_dir={tmp_path / 'models'}"])
-    err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
-    assert "prune more than once" in err
+    assert message in err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "models").exists()
 
 
