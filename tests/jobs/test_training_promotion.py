@@ -131,7 +131,7 @@ def test_a_retrain_adds_the_calibration_check_and_reports_its_refusal():
     a refusal by that check alone is reported as refused, exit 4."""
     from dataclasses import replace
     from training.config import ExperimentConfig
-    from training.jobs.retrain import Judge, judged
+    from training.jobs.retrain import Judge
     from training.publish.policies import CalibrationNotWorse
     served = {fmt: replace(s, ece=0.02) for fmt, s in scores({0: 1}).items()}
     judge = Judge(job=None, cfg=ExperimentConfig(), test=TEST, data={}, current=None, current_scores=served)
@@ -141,8 +141,8 @@ def test_a_retrain_adds_the_calibration_check_and_reports_its_refusal():
                 if isinstance(p, CalibrationNotWorse)]          # no ECE measured: no calibration check
     d, verdicts = decision({}, {0: 1})
     worse = {fmt: replace(s, ece=0.05) for fmt, s in d.candidate.items()}
-    refused = judged(d, verdicts + [check.judge(worse, TEST, None)])
+    refused = decide(d, verdicts + [check.judge(worse, TEST, None)])
     assert refused.exit_code == EXIT_WORSE and refused.decision.startswith("refused: calibration worse")
     d, verdicts = decision({}, {0: 1})
     same = {fmt: replace(s, ece=0.02) for fmt, s in d.candidate.items()}
-    assert judged(d, verdicts + [check.judge(same, TEST, None)]).exit_code == EXIT_PUBLISHED
+    assert decide(d, verdicts + [check.judge(same, TEST, None)]).exit_code == EXIT_PUBLISHED

@@ -45,12 +45,16 @@ def decide(decision: Decision, verdicts: list) -> Decision:
     when nothing is served yet."""
     by_policy = {v.policy: v for v in verdicts}
     check, served = by_policy.get("publish_check"), by_policy.get(decision.metric)
+    calibration = by_policy.get("calibration_check")      # its record is the version's calibration_check block
     decision.publish_check = check.record if check else {}
     decision.comparisons = served.record["comparisons"] if served else []
     if check is not None and not check.passed:
         decision.exit_code, decision.decision = EXIT_CHECK, "refused: publish check"
     elif served is not None and not served.passed:
         decision.exit_code, decision.decision = EXIT_WORSE, "refused: worse than current"
+    elif calibration is not None and not calibration.passed:
+        decision.exit_code = EXIT_WORSE
+        decision.decision = f"refused: calibration worse than current ({calibration.reason})"
     else:
         decision.exit_code, decision.decision = EXIT_PUBLISHED, "publish"
     return decision

@@ -52,8 +52,7 @@ from training.jobs.labels import after_publish, rewrite
 from training.jobs.promotion import Decision, decide
 from training.jobs.repository import require_published
 from training.jobs.retrain_job import RetrainJob, fine_tune_config, plan, repository_state
-from training.publish.policies import (EXIT_PUBLISHED, EXIT_WORSE, CalibrationNotWorse, PublishCheck,
-                                       PublishRefused, against_served)
+from training.publish.policies import CalibrationNotWorse, PublishCheck, PublishRefused, against_served
 from training.publish.release import publish_version, techniques
 from training.publish.scoring import SERVED_FORMAT, score_version
 
@@ -127,7 +126,7 @@ class Judge:
 
         def annotate(scores: dict, verdicts: list) -> dict:
             decision.candidate = scores
-            return {"retrain": judged(decision, verdicts).to_dict()}
+            return {"retrain": decide(decision, verdicts).to_dict()}
 
         def still_served() -> None:
             now = repository_state(self.job)
@@ -140,19 +139,9 @@ class Judge:
             published = publish(policies=self.policies(), annotate=annotate, before_rename=still_served)
         except PublishRefused as refused:
             decision.candidate = refused.scores
-            return judged(decision, refused.verdicts)
+            return decide(decision, refused.verdicts)
         decision.published_version = int(published.name)
         return decision
-
-
-def judged(decision: Decision, verdicts: list) -> Decision:
-    """``decide``, with the calibration check's refusal (when it is the one that refused)
-    reported as a refusal; its record is in the version's ``calibration_check`` block."""
-    decision = decide(decision, verdicts)
-    check = next((v for v in verdicts if v.policy == "calibration_check"), None)
-    if check is not None and not check.passed and decision.exit_code == EXIT_PUBLISHED:
-        decision.exit_code, decision.decision = EXIT_WORSE, f"refused: calibration worse than current ({check.reason})"
-    return decision
 
 
 def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
