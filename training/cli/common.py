@@ -1,13 +1,13 @@
-"""What several commands share: the --preset/--set, --strategy and --force flags, and
-the config a command's arguments describe."""
+"""What several commands share: the --preset/--set, --strategy and --force flags, the
+repository flags of the commands that change a model's labels or versions, and the
+config a command's arguments describe."""
 from __future__ import annotations
 
 import argparse
 import csv
 import json
-from pathlib import Path
-
 import typing
+from pathlib import Path
 from typing import Literal, Union
 
 from training.config import STRATEGIES, ConfigError, config_flags, load_config
