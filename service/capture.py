@@ -9,10 +9,11 @@ The request path only draws the random number and hands the arrays it already ho
 a bounded queue (``put_nowait``); one background thread per worker encodes the PNGs and
 appends the index lines. When the queue is full the request's images are dropped and
 counted (``service_captures_total{result="dropped"}``), never waited for. The same thread
-keeps the folder within ``SERVICE_CAPTURE_MAX_MB``: when its count of the bytes on disk
-passes the budget (and every ``RESCAN_EVERY`` writes, so the other workers' writes are
-seen) it lists the folder, deletes the oldest images until 90% of the budget is left and
-rewrites the index without them (``artifact.captures`` says why no line is lost).
+keeps the folder within ``SERVICE_CAPTURE_MAX_MB``: when its estimate of the bytes on disk
+(from the shared index's growth, so the other workers' writes count too) passes the
+budget, and every ``RESCAN_EVERY`` writes, it lists the folder, deletes the oldest images
+until 90% of the budget is left and rewrites the index without them (``artifact.captures``
+says why no line is lost).
 Queued images are lost when a worker exits: the sample is a sample.
 """
 from __future__ import annotations
@@ -52,7 +53,7 @@ class Capture:
         self._queue: queue.Queue = queue.Queue(QUEUE_SIZE)
         self._thread: threading.Thread | None = None    # started in the worker, after fork
         self._lock = threading.Lock()
-        self._used: int | None = None     # bytes on disk as last listed plus this worker's writes since
+        self._listed: tuple | None = None   # (bytes on disk, bytes of the index) when last listed
         self._since_scan = 0
 
     def offer(self, lv, request_id: str, items: list, results: list) -> None:
@@ -91,7 +92,7 @@ class Capture:
         limit = self._min_confidence if self._min_confidence is not None else info.min_confidence
         folder = self.directory / lv.name
         folder.mkdir(exist_ok=True)
-        entries, size = [], 0
+        entries = []
         for i, (pixels, row) in enumerate(zip(items, results)):
             if not isinstance(row, np.ndarray):     # the item failed: nothing was served
                 continue
@@ -100,7 +101,6 @@ class Capture:
             name = f"{lv.name}/{fmt.file_name(rid)}.png"
             with open(self.directory / name, "wb") as f:
                 f.write(data)
-            size += len(data)
             top = int(np.argmax(row))
             confidence = float(row[top])
             entries.append({"request_id": rid, "time": when, "model": lv.name, "version": lv.version,
@@ -109,28 +109,33 @@ class Capture:
                             "probabilities": [round(float(p), 6) for p in row], "file": name})
         if entries:
             fmt.append(self.directory, fmt.INDEX, entries)
-            # the index grows too: about 300 bytes a line plus 10 per probability, counted until the next listing
-            self._account(size + sum(300 + 10 * len(e["probabilities"]) for e in entries))
+            self._account()
         return len(entries)
 
-    def _account(self, added: int) -> None:
+    def _account(self) -> None:
+        """List the folder again when it may be over budget. Every worker appends to the one
+        index, so its growth since the last listing, times the bytes on disk per index byte
+        then, estimates what all workers added, at the cost of one stat per request kept."""
         self._since_scan += 1
-        if self._used is not None:
-            self._used += added
-        if self._used is None or self._used > self._budget or self._since_scan >= RESCAN_EVERY:
-            self._used = self.enforce_budget()
-            self._since_scan = 0
+        index = os.stat(self.directory / fmt.INDEX).st_size
+        if self._listed is not None and self._since_scan < RESCAN_EVERY:
+            total, listed_index = self._listed
+            if index >= listed_index:     # smaller: another worker dropped images; list again
+                if total + (index - listed_index) * total / max(1, listed_index) <= self._budget:
+                    return
+        self._listed = self.enforce_budget()
+        self._since_scan = 0
 
-    def enforce_budget(self) -> int:
+    def enforce_budget(self) -> tuple:
         """List the folder; over budget, drop the oldest images and their index lines.
-        Returns the bytes left on disk."""
+        Returns (bytes left on disk, bytes of the index)."""
         images = [(entry.stat().st_mtime, entry.stat().st_size, entry.path)
                   for folder in os.scandir(self.directory) if folder.is_dir() and not folder.name.startswith(".")
                   for entry in os.scandir(folder.path) if entry.name.endswith(".png")]
         index = self.directory / fmt.INDEX
         total = sum(size for _, size, _ in images) + (index.stat().st_size if index.exists() else 0)
         if total <= self._budget:
-            return total
+            return total, index.stat().st_size if index.exists() else 0
         target = int(self._budget * KEEP_AFTER_EVICTION)
         dropped = set()
         images.sort()
@@ -151,7 +156,15 @@ class Capture:
             os.replace(tmp, index)
         log.info("capture budget: dropped oldest images",
                  extra={"event": "capture_evicted", "images": len(dropped), "budget_bytes": self._budget})
-        return sum(os.path.getsize(p) for _, _, p in images if os.path.exists(p)) + len(text.encode())
+        size = len(text.encode())
+        return sum(_size(p) for _, _, p in images) + size, size
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:     # dropped here, or by another worker meanwhile
+        return 0
 
 
 def png(pixels: np.ndarray, invert: bool) -> bytes:

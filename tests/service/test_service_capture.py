@@ -4,6 +4,7 @@ the budget drops the oldest images first, and with no SERVICE_CAPTURE_DIR nothin
 import base64
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from support.service import LABELS, fashion_data, metric, png_bytes, server_for_
 @pytest.fixture(scope="module")
 def capturing(tmp_path_factory, artifact):
     tmp = tmp_path_factory.mktemp("capture")
-    server = server_for_copies(tmp, artifact, capture_dir=tmp / "captured", capture_rate=1.0).wait()
+    # two workers: both write into the one folder
+    server = server_for_copies(tmp, artifact, capture_dir=tmp / "captured", capture_rate=1.0, workers=2).wait()
     yield server, tmp / "captured"
     server.stop()
 
@@ -82,6 +84,26 @@ def test_every_answered_image_is_kept_with_its_request_id_version_and_answer(cap
     assert metric(scrape, "service_captures_total", model="fashion", result="captured") >= 3
 
 
+def test_two_workers_append_whole_lines_to_one_index(capturing):
+    server, folder = capturing
+    before = len(captures.read_index(folder))
+    images = fashion_data()["x_test"][10:50]
+
+    def send(i):
+        with requests.Session() as session:     # a connection each: spread over both workers
+            return session.post(server.url + "/predict", data=png_bytes(images[i]), timeout=60,
+                                headers={"Content-Type": "image/png", "X-Request-ID": f"many-{i}"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(send, range(len(images)))) == [200] * len(images)
+    entries = _entries(folder, before + len(images))
+    lines = (folder / captures.INDEX).read_text().splitlines()
+    assert len(lines) == len(entries) == before + len(images)          # every line parsed: none interleaved
+    assert {e["request_id"] for e in entries} >= {f"many-{i}" for i in range(len(images))}
+    scrape = requests.get(server.url + "/metrics", timeout=10).text
+    assert metric(scrape, "service_captures_total", result="dropped") == 0
+
+
 def _feedback(server, body):
     return requests.post(server.url + "/v1/feedback", json=body, timeout=10)
 
@@ -116,29 +138,36 @@ def test_feedback_is_404_when_capture_is_off(tflite_server):
     assert answer.status_code == 404 and "SERVICE_CAPTURE_DIR" in answer.json()["error"]
 
 
-def test_the_budget_drops_the_oldest_images_and_their_index_lines(tmp_path, artifact):
+def test_the_budget_drops_the_oldest_images_and_their_index_lines_whichever_worker_wrote_them(tmp_path, artifact):
     model_dir = tmp_path / "models" / "fashion"
     model_dir.mkdir(parents=True)
     (model_dir / "1").symlink_to(artifact)
     lv = LoadedVersion(read_version(model_dir, 1), "tflite", "cpu", batcher=None)
-    metrics = Metrics()
-    budget_mb = 0.01
-    capture = Capture(str(tmp_path / "cap"), 1.0, budget_mb, None, metrics)
+    budget_mb = 0.02
+    # two writers on one folder, as two gunicorn workers: each must count the other's images too
+    workers = [(Capture(str(tmp_path / "cap"), 1.0, budget_mb, None, m), m) for m in (Metrics(), Metrics())]
     rng = np.random.default_rng(0)
-    for i in range(60):     # noise: each PNG about 1 KB, far more than 10 KB in all
+    folder = tmp_path / "cap"
+
+    def used():
+        return sum(p.stat().st_size for p in (folder / "fashion").iterdir()) + (folder / captures.INDEX).stat().st_size
+
+    most = 0
+    for i in range(80):     # noise: each PNG about 1 KB, far more than 20 KB in all
         pixels = rng.integers(0, 256, (28, 28, 1), dtype=np.uint8)
+        capture, metrics = workers[i % 2]
         capture.offer(lv, f"r{i:02d}", [pixels], [np.full(10, 0.1, np.float32)])
-        time.sleep(0.002)    # distinct file times, so "oldest" is well defined
+        wait_for(lambda: metric(metrics.render().decode(), "service_captures_total", result="captured") > i // 2,
+                 timeout=10)    # in turn, so "oldest" is well defined
+        most = max(most, used())
+    assert most <= budget_mb * 1024 * 1024       # after every write, not only at the end
 
     def written():
-        return metric(metrics.render().decode(), "service_captures_total", result="captured") == 60
+        return sum(metric(m.render().decode(), "service_captures_total", result="captured") for _, m in workers) == 80
     assert wait_for(written, timeout=20)
-    folder = tmp_path / "cap"
     entries = captures.read_index(folder)
     on_disk = sorted(p.name for p in (folder / "fashion").iterdir())
-    used = sum(p.stat().st_size for p in (folder / "fashion").iterdir()) + (folder / captures.INDEX).stat().st_size
-    assert used <= budget_mb * 1024 * 1024
-    assert 0 < len(on_disk) < 60 and "r59.png" in on_disk and "r00.png" not in on_disk
+    assert 0 < len(on_disk) < 80 and "r79.png" in on_disk and "r00.png" not in on_disk
     kept = [e["request_id"] for e in entries]
-    assert kept == sorted(kept) and kept[-1] == "r59"          # the newest stay, in order
+    assert kept == sorted(kept) and kept[-1] == "r79"          # the newest stay, in order
     assert sorted(Path(e["file"]).name for e in entries) == on_disk   # no line without its file
