@@ -102,9 +102,10 @@ def test_a_pre_split_folder_stays_split_as_it_was(tmp_path):
     assert all(after[p] == "test" if p.startswith("test/") else after[p] in ("train", "val") for p in new)
 
 
-def test_without_a_folder_to_merge_with_the_captures_alone_are_the_folder(tmp_path):
+def test_without_a_folder_to_merge_with_the_captures_alone_are_the_folder(tmp_path, capsys):
     cap = capture_folder(tmp_path / "cap", {f"r{i}": CLASSES[i % 2] for i in range(6)})
-    report = export(cap, tmp_path / "out")
+    main(["captures", "--capture-dir", str(cap), "--out", str(tmp_path / "out")])
+    report = json.loads(capsys.readouterr().out)
     assert report["classes"] == ["bag", "boot"] and report["captures_added"] == 6 and report["old_images"] == 0
 
 
