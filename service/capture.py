@@ -72,7 +72,6 @@ class Capture:
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
-                    self.directory.mkdir(parents=True, exist_ok=True)
                     self._thread = threading.Thread(target=self._loop, name="capture", daemon=True)
                     self._thread.start()
 
@@ -90,8 +89,8 @@ class Capture:
     def _write(self, lv, request_id: str, when: str, items: list, results: list) -> int:
         info = lv.info
         limit = self._min_confidence if self._min_confidence is not None else info.min_confidence
-        folder = self.directory / lv.name
-        folder.mkdir(exist_ok=True)
+        # made here, not on the request path: a folder that cannot be made is a counted drop, never a 500
+        (self.directory / lv.name).mkdir(parents=True, exist_ok=True)
         entries = []
         for i, (pixels, row) in enumerate(zip(items, results)):
             if not isinstance(row, np.ndarray):     # the item failed: nothing was served

@@ -171,3 +171,15 @@ def test_the_budget_drops_the_oldest_images_and_their_index_lines_whichever_work
     kept = [e["request_id"] for e in entries]
     assert kept == sorted(kept) and kept[-1] == "r79"          # the newest stay, in order
     assert sorted(Path(e["file"]).name for e in entries) == on_disk   # no line without its file
+
+
+def test_a_folder_that_cannot_be_written_costs_the_request_nothing_and_is_counted(tmp_path, artifact):
+    model_dir = tmp_path / "models" / "fashion"
+    model_dir.mkdir(parents=True)
+    (model_dir / "1").symlink_to(artifact)
+    lv = LoadedVersion(read_version(model_dir, 1), "tflite", "cpu", batcher=None)
+    (tmp_path / "a-file").write_text("not a folder")
+    metrics = Metrics()
+    capture = Capture(str(tmp_path / "a-file" / "captures"), 1.0, 1.0, None, metrics)
+    capture.offer(lv, "r1", [np.zeros((28, 28, 1), np.uint8)], [np.full(10, 0.1, np.float32)])   # no exception
+    assert wait_for(lambda: metric(metrics.render().decode(), "service_captures_total", result="dropped") == 1)
