@@ -4,6 +4,7 @@
 - ``artifact.metadata``: the ``metadata.json`` schema (``Metadata``, ``InputSpec``)
 - ``artifact.versions``: listing versions, staging and atomic publishing
 - ``artifact.labels``: the ``stable`` and ``canary`` labels of a model's versions (``labels.json``)
+- ``artifact.captures``: the service's capture folder (``index.jsonl``, the images, ``labels.jsonl``)
 - ``artifact.imaging``: ``decode_image``, the one image decoder of training and serving
 - ``artifact.litert``: running ``model.tflite`` (uint8 pixels in, probabilities out)
 - ``artifact.saved_model``: running ``saved_model/`` the same way; it imports

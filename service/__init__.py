@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from .capture import Capture
 from .config import ServiceConfig
 from .errors import register_error_handlers
 from .logs import configure_logging, init_request_logging
@@ -30,9 +31,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["model_registry"] = ModelRegistry(settings, metrics)
     app.extensions["shadow"] = Shadow(metrics, settings.shadow_max_pending,
                                       settings.request_timeout_ms / 1000.0)
+    app.extensions["capture"] = Capture(settings.capture_dir, settings.capture_rate, settings.capture_max_mb,
+                                        settings.min_confidence, metrics)
 
-    from . import routes_ops, routes_predict, routes_tfserving, routes_v2
-    for module in (routes_tfserving, routes_v2, routes_predict, routes_ops):
+    from . import routes_feedback, routes_ops, routes_predict, routes_tfserving, routes_v2
+    for module in (routes_tfserving, routes_v2, routes_predict, routes_ops, routes_feedback):
         app.register_blueprint(module.bp)
     register_error_handlers(app)
     init_request_logging(app, metrics)

@@ -98,6 +98,12 @@ class ServiceConfig:
     # "not sure" answers: below this top probability the label is withheld, for every
     # model; None = each version's metadata.json serving.min_confidence (absent: 0)
     min_confidence: float | None = None
+    # capture (service/capture.py): a sample of served images for labelling and drift checks;
+    # off while capture_dir is "". The rate is the share of predict requests kept; the
+    # budget in MB covers the images and the index, the oldest images dropped first
+    capture_dir: str = ""
+    capture_rate: float = 0.01
+    capture_max_mb: float = 100.0
     # operations
     admin_token: str = ""            # empty: admin routes answer 404
     retry_after_s: int = 5           # Retry-After header on 503
@@ -127,6 +133,10 @@ class ServiceConfig:
             if isinstance(self.min_confidence, bool) or not 0.0 <= float(self.min_confidence) <= 1.0:
                 raise ValueError(f"min_confidence must be a number in [0, 1], got {self.min_confidence!r}")
             self.min_confidence = float(self.min_confidence)
+        if not 0.0 <= self.capture_rate <= 1.0:
+            raise ValueError(f"capture_rate must be in [0, 1], got {self.capture_rate!r}")
+        if not self.capture_max_mb > 0:
+            raise ValueError(f"capture_max_mb must be > 0, got {self.capture_max_mb!r}")
         if self.workers == 0:
             self.workers = default_workers(self.backend, self.device)
         if self.threads == 0:

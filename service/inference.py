@@ -126,9 +126,11 @@ def run(lv: LoadedVersion, items: list, until: float) -> list:
 
 
 def run_route(route: Route, items: list, until: float) -> list:
-    """``run`` on the route's version; in shadow mode the canary then gets a copy of the
-    good items, compared in the background (``service/shadow.py``)."""
+    """``run`` on the route's version; the capture sample may keep the answered items
+    (``service/capture.py``, off by default); in shadow mode the canary then gets a copy of
+    the good items, compared in the background (``service/shadow.py``)."""
     results = run(route.version, items, until)
+    current_app.extensions["capture"].offer(route.version, g.get("request_id", ""), items, results)
     if route.shadow is not None:
         good = [i for i, r in enumerate(results) if not isinstance(r, ApiError)]
         if good:

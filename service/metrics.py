@@ -87,6 +87,10 @@ class Metrics:
         self.shadow_dropped = Counter(
             "service_shadow_dropped", "Shadow copies not compared: the canary failed (error) or too many "
             "copies were already pending (busy).", ("model", "canary_version", "reason"), registry=r)
+        self.captures = Counter(
+            "service_captures", "Answered images the capture sample took (captured: written to "
+            "SERVICE_CAPTURE_DIR; dropped: the writer's queue was full or the write failed).",
+            ("model", "version", "result"), registry=r)
         self.queue_seconds = Histogram(
             "service_queue_seconds", "Time a request's images waited for their model call.",
             MODEL, buckets=LATENCY_BUCKETS, registry=r)

@@ -1,6 +1,9 @@
 """deploy/k8s: every manifest validates offline against the Kubernetes schemas
 (kubernetes-validate, strict: unknown fields are errors), probes point at routes
-the service really has, and the names that tie the files together resolve."""
+the service really has, and the names that tie the files together resolve. The
+multi-worker retrain's container script is run for each completion index to check
+the TF_CONFIG it builds."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +18,8 @@ from service import create_app
 ROOT = Path(__file__).resolve().parents[2]   # tests/deploy/ -> the repository
 K8S = ROOT / "deploy" / "k8s"
 K8S_VERSION = "1.31.0"   # a release kubernetes-validate ships schemas for
-CRDS = {("serving.kserve.io/v1beta1", "InferenceService")}   # no schema shipped: checked by hand below
+CRDS = {("serving.kserve.io/v1beta1", "InferenceService"),   # no schema shipped: checked by hand below
+        ("kubeflow.org/v1", "TFJob")}
 
 
 def _documents():
@@ -71,7 +75,7 @@ def test_the_validator_rejects_a_misspelled_field_and_a_wrong_type():
         kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
 
 
-def test_only_the_kserve_crd_lacks_a_schema():
+def test_only_the_custom_resources_lack_a_schema():
     for _, doc in DOCS:
         if (doc["apiVersion"], doc["kind"]) in CRDS:
             with pytest.raises(kubernetes_validate.SchemaNotFoundError):
@@ -137,6 +141,8 @@ def test_names_that_tie_the_manifests_together_resolve():
         return all(labels.get(k) == v for k, v in selector.items())
 
     for service in _of_kind("Service"):
+        if service["spec"].get("clusterIP") == "None":
+            continue    # headless: the multi-worker Job's pod names, checked in its own test
         chosen = [d for d in deployments.values() if selects(service["spec"]["selector"], d)]
         assert chosen, f"Service {service['metadata']['name']} selects no Deployment"
         for port in service["spec"]["ports"]:
@@ -195,3 +201,88 @@ def test_label_job_runs_a_label_command_the_cli_accepts_on_the_retrain_jobs_volu
         return {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if v["name"] in mounted}
 
     assert models_claim(job) == models_claim(cron) == {"cnn-models"}
+
+
+def _claim_at(doc_or_pod, path):
+    """The claims mounted at ``path`` in the first container of a workload (or a pod spec)."""
+    pod = doc_or_pod if "containers" in doc_or_pod else _pod_spec(doc_or_pod)
+    mounted = {m["name"] for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == path}
+    return {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if v["name"] in mounted}
+
+
+def _indexed_job():
+    (job,) = [doc for doc in _of_kind("Job") if doc["spec"].get("completionMode") == "Indexed"]
+    (service,) = [doc for doc in _of_kind("Service") if doc["spec"].get("clusterIP") == "None"]
+    return job, service
+
+
+def test_multi_worker_retrain_is_an_indexed_job_whose_pods_find_each_other_through_a_headless_service():
+    job, service = _indexed_job()
+    spec, pod = job["spec"], _pod_spec(job)
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    workers = spec["completions"]
+    assert workers >= 2 and spec["parallelism"] == workers and int(env["WORKERS"]) == workers
+    assert pod["subdomain"] == service["metadata"]["name"] == env["WORKER_SERVICE"]
+    assert env["JOB_NAME"] == job["metadata"]["name"]          # Kubernetes names the pods <job>-<index>
+    labels = spec["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
+    port = int(env["WORKER_PORT"])
+    assert port in {p["containerPort"] for p in container["ports"]} and port in {p["port"] for p in service["spec"]["ports"]}
+    assert spec["backoffLimit"] == 0 and "cnn-full" in container["image"]
+    (cron,) = _of_kind("CronJob")
+    assert _claim_at(job, "/app/models") == _claim_at(cron, "/app/models") == {"cnn-models"}
+    (data_claim,) = [d for d in _of_kind("PersistentVolumeClaim") if d["metadata"]["name"] in _claim_at(job, "/data")]
+    assert "ReadWriteMany" in data_claim["spec"]["accessModes"]   # pods on several nodes read it at once
+
+
+def _run_worker_script(container, env, index, tmp_path):
+    """The container's command for completion ``index``, with a ``python`` on the PATH that
+    prints the TF_CONFIG it was started with and its arguments instead of training."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    python = fake / "python"
+    python.write_text('#!/bin/sh\nprintf "%s\\n" "$TF_CONFIG" "$@"\n')
+    python.chmod(0o755)
+    run = subprocess.run(container["command"] + container.get("args", []), capture_output=True, text=True,
+                         env={**env, "JOB_COMPLETION_INDEX": str(index), "PATH": f"{fake}:/usr/bin:/bin"},
+                         check=True, timeout=30)
+    tf_config, *argv = run.stdout.splitlines()
+    return json.loads(tf_config), argv
+
+
+def test_each_worker_builds_its_tf_config_from_its_completion_index_and_runs_retrain_multi_worker(tmp_path):
+    from training.cli.main import build_parser
+    job, service = _indexed_job()
+    container = _pod_spec(job)["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    workers, port = job["spec"]["completions"], env["WORKER_PORT"]
+    hosts = [f"{job['metadata']['name']}-{i}.{service['metadata']['name']}:{port}" for i in range(workers)]
+    for index in range(workers):
+        tf_config, argv = _run_worker_script(container, env, index, tmp_path)
+        # the same cluster everywhere, the pod's own index as its task; no "chief" entry: worker 0 is the chief
+        assert tf_config == {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
+        assert argv[:2] == ["-m", "training"]
+        args = build_parser().parse_args(argv[2:])
+        assert (args.command, args.strategy, args.name) == ("retrain", "multi_worker", "fashion")
+
+
+def test_the_tfjob_alternative_runs_the_same_retrain_on_worker_replicas():
+    (tfjob,) = [doc for _, doc in DOCS if doc["kind"] == "TFJob"]
+    assert tfjob["apiVersion"] == "kubeflow.org/v1" and tfjob["spec"]["runPolicy"]["backoffLimit"] == 0
+    replicas = tfjob["spec"]["tfReplicaSpecs"]
+    assert set(replicas) == {"Worker"} and replicas["Worker"]["replicas"] >= 2   # no Chief: worker 0 publishes
+    template = replicas["Worker"]["template"]
+    # the pod template is a core object: validated against its schema like the other manifests
+    kubernetes_validate.validate({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "worker"},
+                                  "template": template}, K8S_VERSION, strict=True)
+    (container,) = template["spec"]["containers"]
+    assert container["name"] == "tensorflow"      # where the training operator looks for the port
+    job, _ = _indexed_job()
+    indexed = _pod_spec(job)["containers"][0]
+    env = {e["name"]: e["value"] for e in indexed["env"]}
+    assert container["command"][0] == "python" and container["image"] == indexed["image"]
+    script = indexed["command"][2]
+    assert script.rstrip().splitlines()[-1].split() == ["exec", *container["command"], '"$@"']
+    assert _claim_at(template["spec"], "/app/models") == {"cnn-models"}
+    assert template["spec"]["securityContext"]["runAsUser"] == 10001 and int(env["WORKERS"]) >= 2

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artifact import captures
 from support.builders import ROOT
 from training.cli.main import main
 
@@ -26,6 +27,16 @@ def write_inputs(folder):
     shutil.copytree(SMALL_VERSION, corrupt, ignore=shutil.ignore_patterns("saved_model"))
     (corrupt / "model.tflite").write_bytes(b"TFL3 but truncated")
     (inputs / "models" / "fashion" / "1" / "keras_weights.h5").write_text("not hdf5 either\n")
+    captured = inputs / "captured"                  # one capture of fashion/1 (the service's format), no label yet
+    (captured / "fashion").mkdir(parents=True)
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(captured / "fashion" / "r1.png")
+    captures.append(captured, captures.INDEX, [{"request_id": "r1", "time": "2026-01-01T00:00:00.000Z",
+                                                "model": "fashion", "version": 1, "prediction": "Bag",
+                                                "confidence": 0.9, "probabilities": [0.9, 0.1],
+                                                "file": "fashion/r1.png"}])
+    labelled = inputs / "labelled"                  # the same, labelled Bag: not a class of one-per-class
+    shutil.copytree(captured, labelled)
+    captures.append(labelled, captures.LABELS, [{"request_id": "r1", "label": "Bag", "time": "2026-01-01T00:00:01Z"}])
 
 
 TINY = ["--preset", "tiny"]
@@ -65,6 +76,20 @@ ROWS = [
     (["label", "--name", "fashion", "--models-dir", "inputs/models", "--canary", "1"], "version 1 is stable"),
     (["label", "--name", "fashion", "--models-dir", "inputs/models", "--promote"], "no canary to promote"),
     (["label", "--name", "fashion", "--models-dir", "inputs/models", "--abort"], "no canary to abort"),
+    (["feedback", "--capture-dir", "inputs/missing", "--request-id", "r1", "--label", "Bag"], "inputs/missing"),
+    (["feedback", "--capture-dir", "inputs/captured", "--request-id", "r2", "--label", "Bag",
+      "--models-dir", "inputs/models"], "'r2' was not captured"),
+    (["feedback", "--capture-dir", "inputs/captured", "--request-id", "r1", "--label", "Spaceship",
+      "--models-dir", "inputs/models"], "'Spaceship' is not a class of fashion version 1"),
+    (["feedback", "--capture-dir", "inputs/captured", "--request-id", "r1", "--label", "Bag",
+      "--models-dir", "inputs/nowhere"], "inputs/nowhere"),
+    (["captures", "--capture-dir", "inputs/missing", "--out", "out"], "inputs/missing"),
+    (["captures", "--capture-dir", "inputs/captured", "--out", "out"], "no labelled captures"),
+    (["captures", "--capture-dir", "inputs/labelled", "--out", "out", "--merge-with", "inputs/one-per-class"],
+     "'Bag' is not a class of"),
+    (["captures", "--capture-dir", "inputs/labelled", "--out", "out", "--merge-with", "inputs/missing"],
+     "inputs/missing"),
+    (["captures", "--capture-dir", "inputs/labelled", "--out", "inputs/one-per-class"], "not empty"),
     (["ablate", "--study", "nosuch"], "unknown study 'nosuch'"),
 ]
 

@@ -1,10 +1,12 @@
-"""tf.distribute: two multi-worker processes on loopback end in step, and only the chief publishes."""
+"""tf.distribute: two multi-worker processes on loopback (train, and retrain as the Kubernetes
+multi-worker Job runs it) end in step, and only the chief publishes."""
 import json
 import os
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from artifact import metadata as md
 from artifact.versions import versions
@@ -63,3 +65,46 @@ def test_multi_worker_without_tf_config_is_a_one_line_error(tmp_path):
                          timeout=120)
     assert run.returncode == 2 and run.stderr.strip().splitlines()[-1].startswith("error: --strategy multi_worker")
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.slow
+def test_retrain_as_two_multi_worker_processes_publishes_once_from_the_chief_with_the_weights_both_ended_with(tmp_path):
+    """The command the Kubernetes Indexed Job (deploy/k8s/retrain-multiworker.yaml) runs in each pod."""
+    common = ["--set", "train.verbose=0", "--set", f"output_dir={tmp_path / 'runs'}"]
+    first = subprocess.run([sys.executable, "-m", "training", "train", "--preset", "tiny", "--publish",
+                            "--set", "train.epochs=1", "--set", "train.batch_size=32", "--set", "model.head_pool=flatten",
+                            "--set", "augment.enabled=false", "--set", f"models_dir={tmp_path / 'models'}", *common],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    ports = [free_port(), free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    # the gate is opened wide: what is checked here is who publishes and what, not whether it is better
+    command = [sys.executable, "-m", "training", "retrain", "--name", "tiny", "--models-dir", str(tmp_path / "models"),
+               "--strategy", "multi_worker", "--tolerance", "1", "--set", "retrain.ece_tolerance=1",
+               "--set", "retrain.epochs=1", *common]
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True))
+    reports = []
+    for proc in workers:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        reports.append(json.loads(out.strip().splitlines()[-1]))
+    chief, other = reports
+    assert (chief["distribution"]["task"], chief["distribution"]["chief"]) == ("worker/0", True)
+    assert (other["distribution"]["task"], other["distribution"]["chief"]) == ("worker/1", False)
+    assert chief["distribution"]["replicas"] == 2
+    assert chief["distribution"]["weights_sha256"] == other["distribution"]["weights_sha256"]
+    assert chief["decision"] == "publish" and chief["published_version"] == 2 and other["published_version"] is None
+    assert "decision" not in other                          # the other worker judged and published nothing
+    assert versions(tmp_path / "models", "tiny") == [1, 2]
+
+    from training.models.published import load_keras_model
+    from training.fit.distribute import weights_digest
+    version = tmp_path / "models" / "tiny" / "2"
+    model, _ = load_keras_model(version)
+    assert weights_digest(model.get_weights()) == chief["distribution"]["weights_sha256"]
+    recorded = md.read(version)
+    assert recorded.extra["training"]["distribution"]["replicas"] == 2 and recorded.parent["version"] == 1

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 
+from artifact.captures import CaptureError
 from artifact.imaging import ImageError
 from artifact.locks import LockBusy
 from artifact.metadata import MetadataError
@@ -20,14 +21,14 @@ from artifact.versions import RepositoryError
 
 from training import quiet
 from training.cli import logs
-from training.cli import (ablate, calibrate, config, evaluate, label, optimize, preview_augment, publish,
-                          retrain, rollback, train, transfer)
+from training.cli import (ablate, calibrate, captures, config, evaluate, feedback, label, optimize, preview_augment,
+                          publish, retrain, rollback, train, transfer)
 from training.config import ConfigError
 from training.data.datasets import DataError
 from training.publish.policies import EXIT_BUSY, EXIT_USAGE, PublishRefused
 
 COMMANDS = (train, publish, config, evaluate, preview_augment, optimize, transfer, calibrate, retrain, rollback, label,
-            ablate)
+            feedback, captures, ablate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +54,8 @@ def main(argv=None) -> None:
     except LockBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_BUSY)
-    except (ConfigError, DataError, FileNotFoundError, ImageError, MetadataError, RepositoryError) as exc:
+    except (CaptureError, ConfigError, DataError, FileNotFoundError, ImageError, MetadataError,
+            RepositoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     except PublishRefused as exc:

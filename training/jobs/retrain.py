@@ -186,6 +186,7 @@ def _run(job: RetrainJob, dist: distribute.Distribution) -> dict:
                                              history=result.history, validation=val_set, **publishing),
         start, expected)
     report = decision.to_dict()
+    report["distribution"] = result.distribution    # as the other workers' lines: the weights' sha256 compares them
     newest = decision.published_version
     if stages and newest:
         lighter = _lighten(judge, cfg, stages, data, newest)
