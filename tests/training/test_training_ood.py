@@ -103,3 +103,16 @@ def test_mc_passes_reject_a_bad_count(tmp_path):
     for bad in (0, 101, 2.5, True):
         with pytest.raises(ValueError, match="passes"):
             runner.mc_dropout(train.x[:2], bad)
+
+
+def test_outputs_read_the_penultimate_features_and_logits_and_mc_passes_are_seeded():
+    model, train = _tiny_model("model.dropout=0", "model.head_dropout=0.5", "model.dense_units=16")
+    assert ood.penultimate_layer(model).name == "dense_act"      # before the head's dropout
+    x = train.x[:8]
+    out = ood.outputs(model, x)
+    assert out["features"].shape == (8, 16)
+    assert np.allclose(ood.softmax(out["logits"]), model(x / 255.0, training=False).numpy(), atol=1e-5)
+    first, second = ood.mc_passes(model, x, 5, seeds=[0, 1])
+    assert first.shape == (5, 8, 10)
+    assert np.array_equal(first, ood.mc_passes(model, x, 5, seeds=[0])[0])   # a seed repeats itself
+    assert not np.array_equal(first, second)

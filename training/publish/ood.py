@@ -25,7 +25,6 @@ from training.data.pipeline import to_float
 from training.keras2 import keras, tf
 from training.publish.export import inference_batch_norm
 
-SCORES = ("max_probability", "energy", "mahalanobis")
 TPR = 0.95                      # FPR is read where 95% of in-distribution images are accepted
 
 
@@ -34,18 +33,11 @@ TPR = 0.95                      # FPR is read where 95% of in-distribution image
 def penultimate_layer(model) -> "keras.layers.Layer":
     """The layer whose output feeds the ``logits`` layer (through the head's dropout, if any):
     the penultimate features Mahalanobis measures."""
-    layer = model.get_layer("logits")
-    source = layer.input
-    for candidate in model.layers:
-        if candidate.output is source:
-            if isinstance(candidate, keras.layers.Dropout):
-                source = candidate.input
-                continue
-            return candidate
-    for candidate in model.layers:
-        if candidate.output is source:
-            return candidate
-    raise ValueError("no layer feeds the logits layer")
+    by_output = {id(layer.output): layer for layer in model.layers}
+    layer = by_output[id(model.get_layer("logits").input)]
+    if isinstance(layer, keras.layers.Dropout):
+        layer = by_output[id(layer.input)]
+    return layer
 
 
 def outputs(model, pixels: np.ndarray, batch_size: int = 256) -> dict:
