@@ -7,12 +7,17 @@ The threshold in force for a request is, first found: the request's own
 version's ``metadata.json`` ``serving.min_confidence``, and 0 (always answer).
 An answer is withheld when its top probability is below the threshold, the rule
 ``training/publish/evaluate.py`` tabulates as accuracy against share answered.
+
+Monte Carlo dropout (``?mc_passes=N`` on ``/predict``, the tf backend) lives here too:
+the mean of N dropout passes and their spread, to which the same threshold applies.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+from artifact.saved_model import MAX_PASSES
 
 from .errors import ApiError, BadRequest
 
@@ -94,7 +99,6 @@ def count(lv, withheld: int) -> None:
 # pass (docs/evidence.md measures it), so a deployment that offers it sizes for it.
 
 MC_PARAMETER = "mc_passes"
-MAX_PASSES = 100     # artifact.saved_model.MAX_PASSES: the runner's own bound
 
 
 def requested_passes(value) -> int | None:
