@@ -1,6 +1,7 @@
 """Out-of-distribution scores and Monte Carlo dropout, measured on published versions.
 
     python benchmarks/ood.py [--models fashion/3 fashion/1] [--passes 20] [--seeds 0 1 2]
+    python benchmarks/ood.py --models --small-seeds 0 1 2 --out reports/ood_small.jsonl
 
 Per version: the Keras model rebuilt from its weights gives logits and penultimate
 features; the served TFLite file gives the max-probability score as served (the line
@@ -13,6 +14,9 @@ training split. Monte Carlo dropout (``--passes`` passes, batch norm in inferenc
 over ``--seeds``: ECE / NLL / accuracy of the mean against temperature scaling on the same
 model, its AUROCs, and its cost per request through a SavedModel exported with the
 ``mc_dropout`` signature (median of interleaved calls, 1 and 32 images).
+
+``--small-seeds``: the same comparison over training seeds, on small CNNs trained here
+(``small_models``: the published versions are one training run each).
 
 Writes ``reports/ood.jsonl`` and ROC plots ``reports/ood/roc_<model>_<version>.png``.
 """
@@ -194,14 +198,63 @@ def measure(version_dir: Path, args, sink) -> None:
           "seconds": round(time.perf_counter() - started, 1)}, sink)
 
 
+SMALL = ["model.widths=[16,32]", "model.convs_per_stage=1", "model.dense_units=64", "model.head_dropout=0.3",
+         "data.limit=12000", "train.epochs=3", "train.verbose=0"]
+
+
+def small_models(args, sink) -> None:
+    """Monte Carlo dropout against temperature scaling over TRAINING seeds: a small CNN
+    (``SMALL`` on the default preset: 12,000 training images, 3 epochs) per seed, T fitted
+    on its validation split, MC seed 0; one line per seed and one summary (mean, std)."""
+    from training.config import load_config
+    from training.fit.train import train as fit
+    sets = foreign.foreign_sets()
+    rows = []
+    for seed in args.small_seeds:
+        cfg = load_config("default", [*SMALL, f"train.seed={seed}"])
+        with tempfile.TemporaryDirectory() as tmp:
+            result = fit(cfg, run_dir=Path(tmp))
+        model, val, test = result.model, result.validation, result.test
+        out = {"validation": ood.outputs(model, val.x), "test": ood.outputs(model, test.x),
+               **{name: ood.outputs(model, x) for name, x in sets.items()}}
+        temperature = calibration.fit_temperature(ood.softmax(out["validation"]["logits"]), val.y)
+        pixels = {"test": test.x, **sets}
+        mc = {s: ood.mc_scores(ood.mc_passes(model, x, args.passes, [0])[0]) for s, x in pixels.items()}
+        tempered = {s: ood.softmax(out[s]["logits"], temperature) for s in pixels}
+        row = {"train_seed": seed, "test_accuracy": round(float(np.mean(tempered["test"].argmax(1) == test.y)), 4),
+               "temperature": round(temperature, 4),
+               "ece_uncalibrated": round(calibration.ece(ood.softmax(out["test"]["logits"]), test.y), 4),
+               "ece_temperature": round(calibration.ece(tempered["test"], test.y), 4),
+               "ece_mc": round(calibration.ece(mc["test"]["mean"], test.y), 4),
+               "nll_temperature": round(calibration.nll(tempered["test"], test.y), 4),
+               "nll_mc": round(calibration.nll(mc["test"]["mean"], test.y), 4)}
+        for name in SETS:
+            row[f"auroc_temperature_{name}"] = round(ood.auroc(ood.max_probability(tempered["test"]),
+                                                               ood.max_probability(tempered[name])), 4)
+            row[f"auroc_mc_{name}"] = round(ood.auroc(mc["test"]["mc_max_probability"], mc[name]["mc_max_probability"]), 4)
+            row[f"auroc_mc_spread_{name}"] = round(ood.auroc(mc["test"]["mc_spread"], mc[name]["mc_spread"]), 4)
+            row[f"auroc_energy_{name}"] = round(ood.auroc(ood.energy(out["test"]["logits"]),
+                                                          ood.energy(out[name]["logits"])), 4)
+        rows.append(row)
+        emit({"benchmark": "ood", "kind": "small_model", "passes": args.passes, "recipe": SMALL, **row}, sink)
+    keys = [k for k in rows[0] if k not in ("train_seed",)]
+    emit({"benchmark": "ood", "kind": "small_model_summary", "train_seeds": list(args.small_seeds),
+          "passes": args.passes,
+          **{k: [round(float(np.mean([r[k] for r in rows])), 4), round(float(np.std([r[k] for r in rows])), 4)]
+             for k in keys}}, sink)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["fashion/3", "fashion/1"], help="name/version under --models-dir")
+    parser.add_argument("--models", nargs="*", default=["fashion/3", "fashion/1"], help="name/version under --models-dir")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
     parser.add_argument("--passes", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train-images", type=int, default=None,
                         help="fit Mahalanobis on the first N training images (default: all)")
+    parser.add_argument("--small-seeds", type=int, nargs="*", default=[],
+                        help="also train a small CNN per training seed and compare MC dropout with "
+                             "temperature scaling on each (minutes per seed)")
     parser.add_argument("--repeats", type=int, default=15, help="timed calls per variant")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "ood.jsonl")
     parser.add_argument("--plots", type=Path, default=ROOT / "reports" / "ood")
@@ -210,6 +263,8 @@ def main() -> None:
     with args.out.open("w") as sink:
         for model in args.models:
             measure(args.models_dir / model, args, sink)
+        if args.small_seeds:
+            small_models(args, sink)
 
 
 if __name__ == "__main__":
