@@ -116,3 +116,12 @@ def test_outputs_read_the_penultimate_features_and_logits_and_mc_passes_are_seed
     assert first.shape == (5, 8, 10)
     assert np.array_equal(first, ood.mc_passes(model, x, 5, seeds=[0])[0])   # a seed repeats itself
     assert not np.array_equal(first, second)
+
+
+def test_pruned_and_quantization_aware_models_are_not_mc_dropout_ready():
+    # their wrappers update masks or ranges in training mode, and hide batch norm from inference_batch_norm
+    from training.keras2 import tfmot
+    model, _ = _tiny_model("model.dropout=0", "model.head_dropout=0.5")
+    assert mc_dropout_ready(model)
+    assert not mc_dropout_ready(tfmot.quantization.keras.quantize_model(model))
+    assert not mc_dropout_ready(tfmot.sparsity.keras.prune_low_magnitude(model))
