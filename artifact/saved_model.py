@@ -14,6 +14,12 @@ import numpy as np
 
 from .metadata import INPUT_NAME, OUTPUT_NAME, SIGNATURE, MetadataError, SavedModelFormat
 
+# The Monte Carlo dropout signature training exports next to the serving one (for models with
+# dropout): the same input and output names, one stochastic pass per input row, dropout on and
+# batch norm in inference mode, no baked-in temperature. Versions published before it lack it.
+MC_DROPOUT_SIGNATURE = "mc_dropout"
+MAX_PASSES = 100                 # N passes cost N times the rows of one call: a bound on a request
+
 
 class SavedModelRunner:
     def __init__(self, path: os.PathLike, signature: str = SIGNATURE, input_name: str = INPUT_NAME,
@@ -32,7 +38,13 @@ class SavedModelRunner:
             raise MetadataError(f"SavedModel '{os.fspath(path)}' has no signature '{signature}' "
                                 f"(it has: {', '.join(self._loaded.signatures) or 'none'})")
         self._fn = self._loaded.signatures[signature]
+        self._mc = self._loaded.signatures.get(MC_DROPOUT_SIGNATURE)
         self._input, self._output = input_name, output_name
+
+    @property
+    def has_mc_dropout(self) -> bool:
+        """Whether the SavedModel holds the Monte Carlo dropout signature."""
+        return self._mc is not None
 
     @classmethod
     def for_format(cls, version_dir: os.PathLike, fmt: SavedModelFormat) -> "SavedModelRunner":
@@ -42,6 +54,18 @@ class SavedModelRunner:
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         out = self._fn(**{self._input: self._tf.constant(pixels, dtype=self._tf.uint8)})
         return out[self._output].numpy().astype(np.float32, copy=False)
+
+    def mc_dropout(self, pixels: np.ndarray, passes: int) -> tuple:
+        """(mean, std) over ``passes`` dropout passes, each float32 [N,K]: the rows repeated
+        ``passes`` times go through the signature in one call (each row draws its own mask)."""
+        if self._mc is None:
+            raise MetadataError(f"this SavedModel has no '{MC_DROPOUT_SIGNATURE}' signature")
+        if isinstance(passes, bool) or not isinstance(passes, int) or not 1 <= passes <= MAX_PASSES:
+            raise ValueError(f"passes must be an integer in [1, {MAX_PASSES}], got {passes!r}")
+        tiled = np.tile(np.asarray(pixels, np.uint8), (passes,) + (1,) * (np.ndim(pixels) - 1))
+        out = self._mc(**{self._input: self._tf.constant(tiled, dtype=self._tf.uint8)})[self._output].numpy()
+        samples = out.astype(np.float32, copy=False).reshape(passes, len(pixels), -1)
+        return samples.mean(axis=0), samples.std(axis=0)
 
     def predict(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
         return np.concatenate([self(pixels[i:i + batch_size]) for i in range(0, len(pixels), batch_size)])

@@ -76,6 +76,9 @@ def _configure_tf(threads: int, device: str):
 
 
 class TFBackend:
+    """``mc_dropout``: whether the version's SavedModel has the Monte Carlo dropout signature
+    (``artifact.saved_model.MC_DROPOUT_SIGNATURE``), which ``predict_mc`` runs."""
+
     name = "tf"
 
     def __init__(self, info: VersionInfo, threads: int, device: str = "auto"):
@@ -83,6 +86,7 @@ class TFBackend:
         if info.format_path("saved_model") is None:
             raise FileNotFoundError(f"{info.name}/{info.version}: no saved_model")
         self._runner = SavedModelRunner.for_format(info.path, info.metadata.formats.saved_model)
+        self.mc_dropout = self._runner.has_mc_dropout
         self._tf = tf
         visible_gpus = tf.config.get_visible_devices("GPU")
         self.device = "GPU:0" if (visible_gpus and device != "cpu") else "CPU:0"
@@ -91,6 +95,11 @@ class TFBackend:
         with self._tf.device("/" + self.device):
             return self._runner(pixels)
 
+    def predict_mc(self, pixels: np.ndarray, passes: int) -> tuple:
+        """(mean, std) of ``passes`` Monte Carlo dropout passes, float32 [N,K] each."""
+        with self._tf.device("/" + self.device):
+            return self._runner.mc_dropout(pixels, passes)
+
 
 class TFLiteBackend:
     """A LiteRT interpreter is not thread-safe: a call takes an idle one, made
@@ -98,6 +107,7 @@ class TFLiteBackend:
 
     name = "tflite"
     device = "CPU:0"
+    mc_dropout = False          # the TFLite file holds the serving signature only
 
     def __init__(self, info: VersionInfo, threads: int):
         path = info.format_path("tflite")

@@ -7,12 +7,17 @@ The threshold in force for a request is, first found: the request's own
 version's ``metadata.json`` ``serving.min_confidence``, and 0 (always answer).
 An answer is withheld when its top probability is below the threshold, the rule
 ``training/publish/evaluate.py`` tabulates as accuracy against share answered.
+
+Monte Carlo dropout (``?mc_passes=N`` on ``/predict``, the tf backend) lives here too:
+the mean of N dropout passes and their spread, to which the same threshold applies.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+from artifact.saved_model import MAX_PASSES
 
 from .errors import ApiError, BadRequest
 
@@ -83,3 +88,48 @@ def not_sure(results: list, limit: float) -> dict:
 def count(lv, withheld: int) -> None:
     if withheld and lv.observer is not None:
         lv.observer.not_sure(withheld)
+
+
+# ---------------------------------------------------------------- Monte Carlo dropout
+# ``?mc_passes=N`` on ``/predict``: N stochastic passes (dropout on, batch norm in inference
+# mode) of the tf backend; the answer is their mean, with each top-k probability's spread (std).
+# Only a version whose SavedModel has the ``mc_dropout`` signature (published since it was
+# added) and that is served by the tf backend can; any other is a 400 saying so. The passes
+# run outside the batcher: one call of N x the request's rows, costing about N times one
+# pass (docs/evidence.md measures it), so a deployment that offers it sizes for it.
+
+MC_PARAMETER = "mc_passes"
+
+
+def requested_passes(value) -> int | None:
+    """The request's ``mc_passes`` (query text), None when absent; a bad one is a 400."""
+    if value is None:
+        return None
+    try:
+        passes = int(value)
+    except ValueError:
+        raise BadRequest(f"query parameter {MC_PARAMETER} must be an integer in [1, {MAX_PASSES}], "
+                         f"got {value!r}") from None
+    if not 1 <= passes <= MAX_PASSES:
+        raise BadRequest(f"query parameter {MC_PARAMETER} must be an integer in [1, {MAX_PASSES}], got {passes}")
+    return passes
+
+
+def mc_run(lv, items: list, passes: int) -> tuple:
+    """(means, spreads): per item its mean probabilities and their std over ``passes``, or
+    the item's ApiError in both; a version that cannot is a 400 before anything runs."""
+    if not getattr(lv.backend, "mc_dropout", False):
+        why = ("it is served by the tflite backend (Monte Carlo dropout needs SERVICE_BACKEND=tf)"
+               if lv.backend_name != "tf" else "its SavedModel has no 'mc_dropout' signature "
+               "(published before it was exported, or a model without plain dropout)")
+        raise BadRequest(f"{lv.name}/{lv.version} cannot answer {MC_PARAMETER}: {why}")
+    good = [i for i, item in enumerate(items) if isinstance(item, np.ndarray)]
+    if not good:
+        raise BadRequest("; ".join(f"item {i}: {item.message}" for i, item in enumerate(items)))
+    mean, std = lv.backend.predict_mc(np.stack([items[i] for i in good]), passes)
+    if lv.observer is not None:
+        lv.observer.answered(mean)
+    means, spreads = list(items), list(items)
+    for row, spread, i in zip(mean, std, good):
+        means[i], spreads[i] = row, spread
+    return means, spreads

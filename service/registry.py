@@ -58,6 +58,7 @@ class LoadedVersion:
     device: str
     batcher: Batcher
     observer: VersionMetrics | None = None   # set once warm-up calls are done
+    backend: object = None                   # the runtime itself, for Monte Carlo dropout (service/confidence.py)
 
     @property
     def name(self) -> str:
@@ -253,7 +254,7 @@ class ModelRegistry:
         backend = load_backend(kind, info, cfg.resolved_model_threads, cfg.device)
         batcher = Batcher(backend.predict, cfg.max_batch_size, cfg.max_batch_delay_ms / 1000.0,
                           cfg.max_queue)
-        loaded = LoadedVersion(info, kind, backend.device, batcher)
+        loaded = LoadedVersion(info, kind, backend.device, batcher, backend=backend)
         if cfg.warmup:
             # Through the batcher, so that the interpreter requests will use is the warm one.
             for n in sorted({1, cfg.max_batch_size}):

@@ -7,7 +7,9 @@ without either the stable/canary split picks the version. It answers per file th
 ``label`` (top-1) and the top-k labels with probabilities, and the model name and
 version that produced them. With a top probability below ``min_confidence``
 (``?min_confidence=``, else the service's or the version's, ``service/confidence.py``)
-``label`` is null and ``reason`` says why; the top-k are still there.
+``label`` is null and ``reason`` says why; the top-k are still there. ``?mc_passes=N``
+(tf backend, a version with the Monte Carlo dropout signature) answers the mean of N
+dropout passes, each top-k entry with its ``std`` over them.
 """
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ def predict():
     label = request.args.get("label")
     asked = confidence.requested(request.args.get(confidence.PARAMETER),
                                  f"query parameter {confidence.PARAMETER}", text=True)
+    passes = confidence.requested_passes(request.args.get(confidence.MC_PARAMETER))
     if version is not None and label is not None:
         raise BadRequest("pin a version or a label, not both")
     reg = inference.registry()
@@ -69,12 +72,15 @@ def predict():
     max_pixels = inference.config().max_image_pixels
     items = inference.decode_each([data for _, data in uploads],
                                   lambda data: decode_image(data, lv.info.input, max_pixels))
-    results = inference.run_route(route, items, inference.deadline())
+    if passes is None:
+        results, spreads = inference.run_route(route, items, inference.deadline()), None
+    else:
+        results, spreads = confidence.mc_run(lv, items, passes)
     labels = lv.info.labels
     k = min(top_k, len(labels))
     limit = confidence.threshold(lv, asked, inference.config().min_confidence)
     answers, withheld = [], 0
-    for (filename, _), result in zip(uploads, results):
+    for n, ((filename, _), result) in enumerate(zip(uploads, results)):
         entry = {"filename": filename} if filename else {}
         if isinstance(result, ApiError):
             entry["error"] = result.message
@@ -87,8 +93,13 @@ def predict():
                 withheld += 1
             entry["top_k"] = [{"label": labels[i], "index": int(i), "probability": round(float(result[i]), 6)}
                               for i in order]
+            if spreads is not None:
+                for top in entry["top_k"]:
+                    top["std"] = round(float(spreads[n][top["index"]]), 6)
         answers.append(entry)
     confidence.count(lv, withheld)
     body = {"model": {"name": lv.name, "version": lv.version, "backend": lv.backend_name},
             "predictions": answers}
+    if passes is not None:
+        body["mc_dropout"] = {"passes": passes}
     return inference.model_headers(jsonify(body), lv)

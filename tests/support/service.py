@@ -1,7 +1,8 @@
 """For the service tests: a tiny real model and real gunicorn servers.
 
 The model is a nearest-centroid classifier fitted on the committed
-Fashion-MNIST fixture (class means as weights), written in plain TensorFlow
+Fashion-MNIST fixture (class means as weights), with a stand-in ``mc_dropout``
+signature (random pixels dropped per row), written in plain TensorFlow
 (tf.Module, no tf_keras) and published through ``artifact`` as training
 publishes: ``<root>/<name>/<version>/{saved_model/, model.tflite, metadata.json}``.
 ``tests/service/conftest.py`` builds it and the shared servers once per session.
@@ -24,6 +25,7 @@ import numpy as np
 import requests
 
 from artifact import metadata as md
+from artifact.saved_model import MC_DROPOUT_SIGNATURE
 from artifact.versions import publish
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,6 +82,11 @@ def _module(tf, faulty: bool = False):
                                          message="internal model assertion")
             return {"probabilities": tf.nn.softmax(self.logits(tf.cast(pixels, tf.float32)))}
 
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.uint8, name="pixels")])
+        def mc_dropout(self, pixels):
+            # a stand-in for Monte Carlo dropout: each row drops half its pixels at random
+            return {"probabilities": tf.nn.softmax(self.logits(tf.nn.dropout(tf.cast(pixels, tf.float32), 0.5)))}
+
         @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="pixels")])
         def serve_float(self, pixels):
             return {"probabilities": tf.nn.softmax(self.logits(pixels))}
@@ -127,7 +134,10 @@ def build_artifact(models_dir: Path, variant: str = "none", faulty: bool = False
     def write(staging: Path) -> md.Metadata:
         formats = md.Formats(saved_model=md.SavedModelFormat())
         saved_dir = staging / formats.saved_model.path
-        tf.saved_model.save(module, str(saved_dir), signatures={md.SIGNATURE: module.serve})
+        signatures = {md.SIGNATURE: module.serve}
+        if not faulty:        # the faulty model stands for a version published without it
+            signatures[MC_DROPOUT_SIGNATURE] = module.mc_dropout
+        tf.saved_model.save(module, str(saved_dir), signatures=signatures)
         if not faulty:
             formats.tflite = md.TFLiteFormat(quantization=variant)
             (staging / formats.tflite.path).write_bytes(_convert(tf, saved_dir, module, variant))

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from artifact.metadata import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Formats, InputSpec, Metadata
+from artifact.saved_model import MC_DROPOUT_SIGNATURE
 
 from training.data.pipeline import to_float
-from training.keras2 import tf
+from training.keras2 import keras, tf
 from training.publish.calibration import EPSILON
 
 # "qat": a quantization-aware-trained model, converted from its own fake-quant
@@ -20,6 +21,36 @@ from training.publish.calibration import EPSILON
 # re-calibration mis-scales a Dense -> BN -> ReLU block (default model's head:
 # 0.91 accuracy in Keras, 0.58 in TFLite).
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8", "qat")
+
+
+class inference_batch_norm:
+    """Within the block, ``model(x, training=True)`` runs dropout but keeps every batch norm
+    layer in inference mode (moving statistics, no updates): a Keras 2 batch norm layer whose
+    ``trainable`` is False ignores ``training`` (the behaviour fine-tuning relies on).
+    Monte Carlo dropout needs exactly that: the dropout masks random, the normalisation the
+    one the model was trained for."""
+
+    def __init__(self, model):
+        self.layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+    def __enter__(self):
+        self.was = [layer.trainable for layer in self.layers]
+        for layer in self.layers:
+            layer.trainable = False
+        return self
+
+    def __exit__(self, *exc):
+        for layer, was in zip(self.layers, self.was):
+            layer.trainable = was
+
+
+def mc_dropout_ready(model) -> bool:
+    """Whether ``model`` can run Monte Carlo dropout as ``inference_batch_norm`` holds it: a
+    dropout layer with a rate above 0, and no nested model (a transfer backbone, whose batch
+    norm the block would not reach) nor wrapper (pruning and quantization-aware wrappers
+    update masks or ranges when called in training mode)."""
+    plain = not any(isinstance(layer, (keras.Model, keras.layers.Wrapper)) for layer in model.layers)
+    return plain and any(isinstance(layer, keras.layers.Dropout) and layer.rate > 0 for layer in model.layers)
 
 
 class ServingModule(tf.Module):
@@ -32,9 +63,15 @@ class ServingModule(tf.Module):
     ``temperature`` (``training.publish.calibration``) is baked into the graph as
     softmax(log(p) / T), so the SavedModel, the TFLite file made from it and every
     runner serve calibrated probabilities; 1.0 leaves the graph as it was.
+
+    ``mc_dropout`` (a model with dropout): a second signature, ``MC_DROPOUT_SIGNATURE``,
+    answers one stochastic pass per input row - dropout on, batch norm in inference mode,
+    no temperature (averaging passes is the calibration Monte Carlo dropout offers; see
+    docs/evidence.md). A runner repeats the rows N times for N passes in one call. Only
+    the SavedModel has it: the TFLite file is converted from the serving signature alone.
     """
 
-    def __init__(self, model, input_shape: tuple, temperature: float = 1.0):
+    def __init__(self, model, input_shape: tuple, temperature: float = 1.0, mc_dropout: bool = False):
         super().__init__()
         self.model_variables = list(model.variables)
         spec = tf.TensorSpec([None, *input_shape], tf.uint8, name=INPUT_NAME)
@@ -50,11 +87,21 @@ class ServingModule(tf.Module):
             return {OUTPUT_NAME: probabilities}
 
         self.serve = serve
+        self.exported = {SIGNATURE: serve}
+        if mc_dropout:
+            @tf.function(input_signature=[spec])
+            def sample(pixels):
+                return {OUTPUT_NAME: model(to_float(pixels), training=True)}
+
+            # traced now, while batch norm is held in inference mode; the signature keeps this trace
+            with inference_batch_norm(model):
+                self.exported[MC_DROPOUT_SIGNATURE] = sample.get_concrete_function()
 
 
-def save_saved_model(model, input_shape: tuple, path: Path, temperature: float = 1.0) -> None:
-    module = ServingModule(model, input_shape, temperature)
-    tf.saved_model.save(module, str(path), signatures={SIGNATURE: module.serve})
+def save_saved_model(model, input_shape: tuple, path: Path, temperature: float = 1.0,
+                     mc_dropout: bool = False) -> None:
+    module = ServingModule(model, input_shape, temperature, mc_dropout)
+    tf.saved_model.save(module, str(path), signatures=module.exported)
 
 
 def convert_tflite(saved_model_dir: Path, quantization: str = "none",
@@ -117,7 +164,7 @@ def export_files(directory: Path, model, *, name: str, class_names: list, color_
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     formats = Formats.all(quantization)
     saved_dir = directory / formats.saved_model.path
-    save_saved_model(model, input_shape, saved_dir, temperature)
+    save_saved_model(model, input_shape, saved_dir, temperature, mc_dropout=mc_dropout_ready(model))
     tflite_path = directory / formats.tflite.path
     tflite_path.write_bytes(convert_tflite(saved_dir, quantization, representative,
                                           calibrated=float(temperature) != 1.0))
