@@ -57,6 +57,21 @@ def test_runs_on_different_seeds_are_compared_by_welch():
     assert (c.low, c.high) == (pytest.approx(low), pytest.approx(high))
 
 
+def test_pairs_are_the_shared_seeds_and_fields_named_by_paired_on():
+    more = records("more", [0.86, 0.87, 0.88, 0.80, 0.99])       # seeds 1-5; BASE ran 1-3
+    c = compare(values(more), values(BASE))
+    assert c.test == "paired t" and c.sample() == "n=3 pairs" and c.diff == pytest.approx(0.05)
+    # the same seeds on another source model do not pair: Welch over every run
+    ours = [dict(r, source=0.86) for r in BETTER]
+    theirs = [dict(r, source=0.85) for r in BASE]
+    assert verdict(Claim("x", "better", "base"), ours + theirs).comparison.test == "paired t"
+    v = verdict(Claim("x", "better", "base"), ours + theirs, paired_on=("source",))
+    assert v.comparison.test == "Welch t"
+    mixed = theirs[:1] + [dict(r, source=0.86) for r in BASE[1:]]   # seeds 2 and 3 share the source
+    v = verdict(Claim("x", "better", "base"), ours + mixed, paired_on=("source",))
+    assert v.comparison.sample() == "n=2 pairs" and v.more_seeds == 3      # 2 pairs: 3 more seeds wanted
+
+
 def test_a_difference_that_does_not_vary_over_seeds_is_exact():
     sizes = compare({1: 300.0, 2: 300.0}, {1: 1000.0, 2: 1000.0})
     assert (sizes.test, sizes.diff, sizes.low, sizes.high, sizes.p) == ("exact", -700.0, -700.0, -700.0, 0.0)

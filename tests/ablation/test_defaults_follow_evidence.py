@@ -28,11 +28,12 @@ def committed(study) -> list:
 
 
 def beaten_by(default: str, rivals: list, group: str, records: list, metric="test_accuracy",
-              higher_is_better=True) -> list:
+              higher_is_better=True, paired_on=()) -> list:
     """The rivals that beat ``default`` at p < 0.05, each with its verdict line."""
     found = []
     for rival in rivals:
-        v = verdict(Claim(f"{rival} beats {default}", rival, default, group, metric, higher_is_better), records)
+        v = verdict(Claim(f"{rival} beats {default}", rival, default, group, metric, higher_is_better), records,
+                    paired_on)
         if v.word == "supported":
             found.append(f"{group or '-'}: {rival} beats {default} on {metric} ({v.comparison.diff:+.4f} "
                          f"[{v.comparison.low:+.4f}, {v.comparison.high:+.4f}], p {v.p:.3g}, {v.comparison.test})")
@@ -72,7 +73,8 @@ def test_fine_tune_rate_for_the_projects_own_backbone_is_measured_and_not_beaten
         assert rate in measured, f"{preset}: fine-tune rate {rate} was never measured (study: {sorted(measured)})"
         default = measured[rate]
         for k in transfer.KS:
-            found = beaten_by(default, [v for v in measured.values() if v != default], str(k), records)
+            found = beaten_by(default, [v for v in measured.values() if v != default], str(k), records,
+                              paired_on=transfer.STUDY.paired_on)
             assert not found, f"{preset} fine-tunes at {rate}: " + "; ".join(found)
         checked += 1
     assert checked, "no preset fine-tunes the project's own backbone: nothing checked"

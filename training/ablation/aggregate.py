@@ -4,9 +4,11 @@ Per (group, variant): the number of seeds, mean, sample standard deviation (ddof
 standard error, mean optimizer steps and wall seconds. A variant is compared with a
 baseline by a t-test on its metric:
 
-- paired by seed when both ran the same seeds (a seed fixes the training subset, the
-  data order and the initial weights, so the per-seed difference removes that shared
-  noise): a one-sample t-test on the differences, n - 1 degrees of freedom;
+- paired by seed when the two share at least two seeds (a seed fixes the training
+  subset, the data order and the initial weights, so the per-seed difference removes
+  that shared noise): a one-sample t-test on the differences of the shared seeds,
+  n - 1 degrees of freedom; a study's ``paired_on`` names record fields that must
+  match too (the transfer study's source backbone);
 - otherwise Welch's unequal-variance t-test, Welch-Satterthwaite degrees of freedom;
 - "exact" when neither side varies over seeds (a file size, a model evaluated as is):
   the difference is measured, not estimated.
@@ -57,6 +59,11 @@ class Comparison:
     n_variant: int
     n_baseline: int
 
+    @property
+    def n(self) -> int:
+        """The runs per side the test rests on: the pairs, or the smaller side."""
+        return min(self.n_variant, self.n_baseline)
+
     def sample(self) -> str:
         """How many runs it rests on: "n=5 pairs" or "n=3+3"."""
         if self.test == "paired t":
@@ -96,9 +103,11 @@ def summarize(values: list) -> Summary:
     return Summary(n, mean, std, std / math.sqrt(n))
 
 
-def by_seed(records: list, variant: str, group: str, metric: str) -> dict:
-    """seed -> the metric of that (group, variant)'s run."""
-    return {r["seed"]: r[metric] for r in records if r["variant"] == variant and r["group"] == group}
+def by_seed(records: list, variant: str, group: str, metric: str, paired_on: tuple = ()) -> dict:
+    """seed -> the metric of that (group, variant)'s run; with ``paired_on``, (seed, *those
+    fields) -> the metric, so only runs that agree on them pair."""
+    return {(r["seed"], *(r.get(f) for f in paired_on)) if paired_on else r["seed"]: r[metric]
+            for r in records if r["variant"] == variant and r["group"] == group}
 
 
 def _from_t(diff: float, se: float, df: float, test: str, n_variant: int, n_baseline: int) -> Comparison:
@@ -108,8 +117,8 @@ def _from_t(diff: float, se: float, df: float, test: str, n_variant: int, n_base
 
 
 def compare(ours: dict, theirs: dict) -> Optional[Comparison]:
-    """``ours`` minus ``theirs`` (each seed -> value); None without a spread to judge by
-    (a side with one run, unless neither varies)."""
+    """``ours`` minus ``theirs`` (each seed -> value), paired on the seeds they share when
+    there are at least two; None without a spread to judge by (a side with one run)."""
     a, b = list(ours.values()), list(theirs.values())
     if not a or not b:
         return None
@@ -117,11 +126,12 @@ def compare(ours: dict, theirs: dict) -> Optional[Comparison]:
     diff = sa.mean - sb.mean
     if sa.std == 0 and sb.std == 0:
         return Comparison(diff, diff, diff, 0.0, None, 0.0 if diff else 1.0, "exact", sa.n, sb.n)
-    if set(ours) == set(theirs) and len(ours) >= 2:
-        d = summarize([ours[s] - theirs[s] for s in ours])
+    shared = [s for s in ours if s in theirs]
+    if len(shared) >= 2:
+        d = summarize([ours[s] - theirs[s] for s in shared])
         if d.se == 0:        # the same shift on every seed
-            return Comparison(diff, diff, diff, 0.0, None, 0.0 if diff else 1.0, "exact", sa.n, sb.n)
-        return _from_t(d.mean, d.se, d.n - 1, "paired t", sa.n, sb.n)
+            return Comparison(d.mean, d.mean, d.mean, 0.0, None, 0.0 if d.mean else 1.0, "exact", d.n, d.n)
+        return _from_t(d.mean, d.se, d.n - 1, "paired t", d.n, d.n)
     if sa.n < 2 or sb.n < 2:
         return None
     va, vb = sa.se ** 2, sb.se ** 2
@@ -147,7 +157,8 @@ def _cells(records: list, order: Optional[list]) -> dict:
     return {key: runs for key, runs in cells.items() if runs}
 
 
-def table(records: list, metric: str = "test_accuracy", order: Optional[list] = None) -> list:
+def table(records: list, metric: str = "test_accuracy", order: Optional[list] = None,
+          paired_on: tuple = ()) -> list:
     """One Row per (group, variant); the first variant of each group is its baseline."""
     cells = _cells(records, order)
     baselines: dict = {}
@@ -156,8 +167,8 @@ def table(records: list, metric: str = "test_accuracy", order: Optional[list] = 
     rows = []
     for (group, variant), runs in cells.items():
         base = baselines[group]
-        comparison = None if variant == base else compare(by_seed(records, variant, group, metric),
-                                                          by_seed(records, base, group, metric))
+        comparison = None if variant == base else compare(by_seed(records, variant, group, metric, paired_on),
+                                                          by_seed(records, base, group, metric, paired_on))
         rows.append(Row(group, variant, summarize([r[metric] for r in runs]),
                         sum(r["steps"] for r in runs) / len(runs), sum(r["seconds"] for r in runs) / len(runs),
                         base, comparison))
@@ -199,9 +210,9 @@ def _distance(claim: Claim, c: Comparison) -> float:
     return abs(c.diff) / c.se
 
 
-def verdict(claim: Claim, records: list) -> Verdict:
-    ours_by_seed = by_seed(records, claim.variant, claim.group, claim.metric)
-    theirs_by_seed = by_seed(records, claim.baseline, claim.group, claim.metric)
+def verdict(claim: Claim, records: list, paired_on: tuple = ()) -> Verdict:
+    ours_by_seed = by_seed(records, claim.variant, claim.group, claim.metric, paired_on)
+    theirs_by_seed = by_seed(records, claim.baseline, claim.group, claim.metric, paired_on)
     ours = summarize(list(ours_by_seed.values())) if ours_by_seed else None
     theirs = summarize(list(theirs_by_seed.values())) if theirs_by_seed else None
     seconds = sum(sum(r["seconds"] for r in runs) / len(runs) for runs in
@@ -222,7 +233,7 @@ def verdict(claim: Claim, records: list) -> Verdict:
         towards = c.diff if claim.higher_is_better else -c.diff
         word = "not shown" if p >= ALPHA else "supported" if towards > 0 else "contradicted"
     # undecided, or decided by a hair: read it again at ENOUGH_SEEDS seeds
-    more = max(ENOUGH_SEEDS - fewest, 0) if word == "not shown" or _distance(claim, c) < CLOSE_SE else 0
+    more = max(ENOUGH_SEEDS - c.n, 0) if word == "not shown" or _distance(claim, c) < CLOSE_SE else 0
     return Verdict(claim, word, c, p, ours, theirs, more, seconds)
 
 

@@ -41,14 +41,14 @@ def _budget_lines(budget: Budget, records: list) -> list:
     return lines
 
 
-def _metric_table(records: list, metric: str, order: list, with_cost: bool) -> list:
+def _metric_table(records: list, metric: str, order: list, with_cost: bool, paired_on: tuple = ()) -> list:
     head = (f"| group | variant | seeds | {metric} (mean ± std) | difference from baseline [95% CI] | "
             "p (test) |")
     rule = "| --- | --- | --- | --- | --- | --- |"
     if with_cost:
         head, rule = head + " steps | seconds |", rule + " --- | --- |"
     lines = [head, rule]
-    for row in table(records, metric, order):
+    for row in table(records, metric, order, paired_on):
         m = row.metric
         spread = f" ± {show(m.std, metric).rstrip('%')}" if m.std is not None else ""
         c = row.comparison
@@ -79,7 +79,7 @@ TESTS = (f"Each claim is a t-test of the variant against the baseline: paired by
 def seeds_needed(study: Study, budget: Budget, records: list) -> str:
     """One sentence: how many more seeds the study's close verdicts need and what they would cost
     (the runner runs every variant of a seed, at the recorded mean seconds)."""
-    more = max((verdict(c, records).more_seeds for c in study.claims), default=0)
+    more = max((verdict(c, records, study.paired_on).more_seeds for c in study.claims), default=0)
     if not more:
         return ""
     per_seed = sum(sum(r["seconds"] for r in runs) / len(runs) for runs in
@@ -107,14 +107,14 @@ def write_report(study: Study, budget: Budget, records: list, reports_dir: Path)
              "Only the report, from `runs.jsonl`: add `--report-only`.", "", "## Budget", "",
              *_budget_lines(budget, records), f"- machine: {'; '.join(machines)} (shared with other jobs, "
              "so the seconds are indicative)", "", "## Verdicts", "", TESTS, ""]
-    lines += [f"- {sentence(verdict(claim, records))}" for claim in study.claims]
+    lines += [f"- {sentence(verdict(claim, records, study.paired_on))}" for claim in study.claims]
     needed = seeds_needed(study, budget, records)
     lines += ["", needed, ""] if needed else [""]
     lines += ["## Results", "", "The first variant of each group is the baseline the differences are "
               "taken from. Accuracies in percent, differences in percentage points; the p of each row is "
               "the two-sided test of no difference.", ""]
     for number, metric in enumerate(metrics):
-        lines += [f"### {metric}", "", *_metric_table(records, metric, order, with_cost=number == 0), ""]
+        lines += [f"### {metric}", "", *_metric_table(records, metric, order, number == 0, study.paired_on), ""]
     lines += ["## Plots", ""]
     plots = render(study, records, out)
     for caption, path in plots:
@@ -195,7 +195,7 @@ def write_evidence(studies: list, path: Path, reports_dir: Path) -> Path:
                   "| --- | --- | --- | --- | --- | --- |"]
         for claim in study.claims:
             png = _plot_for(claim.metric, plots)
-            lines.append(evidence_row(verdict(claim, records), records,
+            lines.append(evidence_row(verdict(claim, records, study.paired_on), records,
                                       f"[{png.stem}]({link(png)})" if png else "-"))
         needed = seeds_needed(study, budget, records)
         lines += ["", needed, ""] if needed else [""]

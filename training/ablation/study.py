@@ -70,3 +70,6 @@ class Study:
     run: RunFn
     budget: Budget                   # the default budget; the ablate config section overrides it
     plots: tuple = ("curves",)       # which report plots apply, see training.ablation.plots.PLOTS
+    # record fields two runs of a seed must share to be compared pair by pair (besides the seed):
+    # what the run function builds outside the variant and the budget, such as a trained source model
+    paired_on: tuple = ()
