@@ -184,7 +184,8 @@ def write_evidence(studies: list, path: Path, reports_dir: Path) -> Path:
              "confidence interval, the p-value and the test it comes from, and the verdict.", "", TESTS, "",
              "Every section links its full report (question, budget, machine, tables with standard deviations); "
              "`python -m training ablate --study all` reruns what is missing and rewrites this page "
-             "(`--report-only`: only rewrites it).", ""]
+             "(`--report-only`: only rewrites it). `tests/ablation/test_defaults_follow_evidence.py` reads the "
+             "same runs and fails when a study beats one of the project's defaults at p < 0.05.", ""]
     for study, budget, records, plots in studies:
         folder = Path(reports_dir) / study.name
         question = study.description.split("? ")[0] + "?" if "? " in study.description else study.description
