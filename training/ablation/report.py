@@ -66,8 +66,9 @@ def _metric_table(records: list, metric: str, order: list, with_cost: bool, pair
     return lines
 
 
-TESTS = (f"Each claim is a t-test of the variant against the baseline: paired by seed where both ran the same "
-         f"seeds (a seed fixes the training subset, data order and initial weights), Welch's otherwise; "
+TESTS = (f"Each claim is a t-test of the variant against the baseline: paired on the seeds both ran, where they "
+         f"share at least two (a seed fixes the training subset, data order and initial weights; the transfer "
+         f"study also pairs only runs on the same source model), Welch's otherwise; "
          f"\"exact\" where neither varies over seeds. A \"better\" claim is supported or contradicted when the "
          f"two-sided p < {ALPHA:g}; a \"keeps accuracy\" claim is an equivalence test (two one-sided tests "
          f"against the stated margin): supported when both one-sided p < {ALPHA:g} (the larger is shown), "
