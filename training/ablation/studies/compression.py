@@ -194,6 +194,6 @@ STUDY = Study(
     claims=CLAIMS,
     run=run,
     # 6,000 images leave 5,400 for training after the validation split: 86 steps = 2 passes of 128.
-    budget=Budget(train_images=6000, steps=86, batch_size=128, seeds=(0, 1, 2), test_images=5000),
+    budget=Budget(train_images=6000, steps=86, batch_size=128, seeds=(0, 1, 2, 3, 4), test_images=5000),
     plots=("size_accuracy", "bars"),
 )
