@@ -14,10 +14,11 @@ def synthetic_records():
     for group, boost in (("1000", 0.0), ("5000", 0.05)):
         for variant, gain in (("baseline", 0.0), ("augment", 0.03)):
             for seed in (1, 2, 3):
-                accuracy = 0.75 + boost + gain + 0.005 * seed
+                # augment's gain varies by seed (+2.7, +3.3, +2.7 points), so the paired test has a spread
+                accuracy = 0.75 + boost + gain + 0.005 * seed + ({1: -0.003, 2: 0.003, 3: -0.003}[seed] if gain else 0)
                 curve = [accuracy * f for f in (0.5, 0.8, 0.95, 1.0)]
                 records.append({"variant": variant, "group": group, "seed": seed, "test_accuracy": accuracy,
-                                "gap": 0.1 - gain, "steps": 400, "seconds": 12.0, "gzip_bytes": 20000 + 1000 * seed,
+                                "gap": 0.1 - gain - 0.001 * seed * (gain > 0), "steps": 400, "seconds": 12.0, "gzip_bytes": 20000 + 1000 * seed,
                                 "train_images": int(group), "machine": "Test CPU, 2 cores",
                                 "curves": {"step": [100, 200, 300, 400], "val_accuracy": curve,
                                            "train_accuracy": [min(1.0, a + 0.05) for a in curve]}})
@@ -39,9 +40,14 @@ def test_report_holds_budget_table_verdicts_and_plots(tmp_path):
     assert "Does augmentation help a toy?" in text
     assert "python -m training ablate --study toy\n" in text
     assert "- machine: Test CPU, 2 cores" in text and "- optimizer steps per run: 400" in text
-    assert "| group | variant | seeds | test_accuracy (mean ± std) | SE | difference from baseline (± SE) |" in text
-    assert "| 1000 | augment | 3 | 79.0% ± 0.5 | 0.3 | +3.0 points ± 0.4 (7.3 SE) | 400 | 12 |" in text
-    assert "- Augmentation helps with 1,000 images: supported at this budget (+3.0 points" in text
+    assert ("| group | variant | seeds | test_accuracy (mean ± std) | difference from baseline [95% CI] | "
+            "p (test) | steps | seconds |") in text
+    # differences +2.7, +3.3, +2.7: mean 2.9, std 0.346, SE 0.2, t(0.975, 2) = 4.303 -> ±0.86; p = 0.0053
+    assert "| 1000 | augment | 3 | 78.9% ± 0.6 | +2.9 points [+2.0, +3.8] | 0.005 (paired t, n=3 pairs) | 400 | 12 |" \
+        in text
+    assert ("- Augmentation helps with 1,000 images: supported (+2.9 points [+2.0, +3.8], p 0.005; paired t, "
+            "n=3 pairs; augment 78.9% vs baseline 76.0%, test_accuracy).") in text
+    assert "two one-sided tests" in text and "p < 0.05" in text       # the tests are stated
     assert "### gap" in text
     assert len(plots) == len(STUDY.plots)
     for caption, png in plots:
@@ -65,9 +71,31 @@ def test_evidence_page_links_reports_and_plots_relative_to_itself(tmp_path):
     page = write_evidence([(STUDY, STUDY.budget, records, plots)], tmp_path / "docs" / "evidence.md", reports)
     text = page.read_text()
     assert "## toy" in text and "](../reports/toy/report.md)" in text
-    assert "- Augmentation shrinks the gap: supported at this budget (-3.0 points" in text
-    for _, png in plots:
-        assert f"](../reports/toy/{png.name})" in text
+    assert "| claim | measured | effect [95% CI] | p (test) | verdict | plot |" in text
+    # the gap's plot (train_val) is not among toy's: the first plot stands in
+    assert ("| Augmentation shrinks the gap | gap: augment 6.8% vs baseline 10.0% (5000); 3 seeds; 400 steps | "
+            "-3.2 points [-3.4, -3.0] | < 0.001 (paired t, n=3 pairs) | supported | "
+            "[curves](../reports/toy/curves.png) |") in text
+    assert "| Augmentation helps with 1,000 images |" in text and "| supported | [k](../reports/toy/k.png) |" in text
+
+
+def test_evidence_page_keeps_what_other_writers_put_below_the_marker(tmp_path):
+    """Benchmarks append their own sections after the marker; rewriting the page keeps them byte for byte."""
+    from training.ablation.report import MARKER
+    records = synthetic_records()
+    page = tmp_path / "docs" / "evidence.md"
+    page.parent.mkdir()
+    theirs = f"{MARKER}\n\n## Serving load\n\n| clients | p99 ms |\n| --- | --- |\n| 8 | 41 |\n"
+    page.write_text("# an old page\n\n- an old verdict\n\n" + theirs)
+    write_evidence([(STUDY, STUDY.budget, records, [])], page, tmp_path / "reports")
+    text = page.read_text()
+    assert text.endswith(theirs) and text.count(MARKER) == 1
+    assert "an old verdict" not in text and "| Augmentation helps with 1,000 images |" in text
+    write_evidence([(STUDY, STUDY.budget, records, [])], page, tmp_path / "reports")
+    assert page.read_text() == text                             # rewriting twice changes nothing
+    fresh = tmp_path / "fresh.md"                               # a page without the marker gets one
+    write_evidence([(STUDY, STUDY.budget, records, [])], fresh, tmp_path / "reports")
+    assert fresh.read_text().endswith(MARKER + "\n")
 
 
 def test_the_command_names_only_what_differs_from_the_default_budget():

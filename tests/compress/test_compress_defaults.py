@@ -30,13 +30,6 @@ def test_help_states_the_defaults_that_run(capsys):
                                                          OptimizeConfig().prune_epochs)
 
 
-def test_default_recipe_is_the_measured_one():
-    """The compression study's recommendation (docs/compression.md): prune with 4x1 Dense
-    blocks for 3 epochs, then post-training int8; no QAT stage, whose Dense -> BN head stays float."""
-    o = OptimizeConfig()
-    assert o.stages == ["prune", "int8"] and o.dense_block == [4, 1] and o.prune_epochs == 3
-
-
 def test_a_version_saved_elsewhere_with_older_compression_settings_gets_the_current_defaults(tmp_path):
     version = tmp_path / "fashion" / "1"
     version.mkdir(parents=True)

@@ -7,10 +7,12 @@ The evidence page gathers every study's verdicts and plots in one place.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 import os
 from pathlib import Path
 
-from training.ablation.aggregate import SURE_SE, show, table, verdict
+from training.ablation.aggregate import (ALPHA, CLOSE_SE, ENOUGH_SEEDS, sentence, show, show_effect, show_p,
+                                        table, test_name, verdict)
 from training.ablation.plots import render
 from training.ablation.study import Budget, Study
 
@@ -39,27 +41,57 @@ def _budget_lines(budget: Budget, records: list) -> list:
     return lines
 
 
-def _metric_table(records: list, metric: str, order: list, with_cost: bool) -> list:
-    head = f"| group | variant | seeds | {metric} (mean ± std) | SE | difference from baseline (± SE) |"
+def _metric_table(records: list, metric: str, order: list, with_cost: bool, paired_on: tuple = ()) -> list:
+    head = (f"| group | variant | seeds | {metric} (mean ± std) | difference from baseline [95% CI] | "
+            "p (test) |")
     rule = "| --- | --- | --- | --- | --- | --- |"
     if with_cost:
         head, rule = head + " steps | seconds |", rule + " --- | --- |"
     lines = [head, rule]
-    for row in table(records, metric, order):
+    for row in table(records, metric, order, paired_on):
         m = row.metric
         spread = f" ± {show(m.std, metric).rstrip('%')}" if m.std is not None else ""
-        se = show(m.se, metric).rstrip("%") if m.se is not None else "-"
-        if row.diff is None:
-            diff = "baseline"
+        c = row.comparison
+        if row.variant == row.baseline:
+            diff, p = "baseline", ""
+        elif c is None:
+            diff, p = "-", "no spread to judge by"
         else:
-            diff = show(row.diff, metric, signed=True)
-            if row.diff_se:
-                diff += f" ± {show(row.diff_se, metric).rstrip('%')} ({abs(row.diff) / row.diff_se:.1f} SE)"
-        line = f"| {row.group or '-'} | {row.variant} | {m.n} | {show(m.mean, metric)}{spread} | {se} | {diff} |"
+            diff = show_effect(c, metric)
+            p = f"{show_p(c.p)} ({c.test}, {c.sample()})" if c.test != "exact" else "exact"
+        line = f"| {row.group or '-'} | {row.variant} | {m.n} | {show(m.mean, metric)}{spread} | {diff} | {p} |"
         if with_cost:
             line += f" {row.steps:,.0f} | {row.seconds:,.0f} |"
         lines.append(line)
     return lines
+
+
+TESTS = (f"Each claim is a t-test of the variant against the baseline: paired on the seeds both ran, where they "
+         f"share at least two (a seed fixes the training subset, data order and initial weights; the transfer "
+         f"study also pairs only runs on the same source model), Welch's otherwise; "
+         f"\"exact\" where neither varies over seeds. A \"better\" claim is supported or contradicted when the "
+         f"two-sided p < {ALPHA:g}; a \"keeps accuracy\" claim is an equivalence test (two one-sided tests "
+         f"against the stated margin): supported when both one-sided p < {ALPHA:g} (the larger is shown), "
+         f"contradicted when the whole 95% interval lies outside the margin. Anything else is not shown. A "
+         f"verdict not shown, or an effect within {CLOSE_SE:g} standard errors of its decision line, needs at "
+         f"least {ENOUGH_SEEDS} seeds before it is read.")
+
+
+def seeds_needed(study: Study, budget: Budget, records: list) -> str:
+    """One sentence: how many more seeds the study's close verdicts need and what they would cost
+    (the runner runs every variant of a seed, at the recorded mean seconds)."""
+    more = max((verdict(c, records, study.paired_on).more_seeds for c in study.claims), default=0)
+    if not more:
+        return ""
+    per_seed = sum(sum(r["seconds"] for r in runs) / len(runs) for runs in
+                   ([r for r in records if (r["group"], r["variant"]) == (v.group, v.name)] for v in study.variants)
+                   if runs)
+    seeds = list(budget.seeds)
+    extra = [max(seeds) + i for i in range(1, more + 1)]
+    wanted = replace(budget, seeds=tuple(seeds + extra))
+    return (f"Needs {more} more seed{'s' if more > 1 else ''} ({', '.join(map(str, extra))}) of every variant "
+            f"before its close verdicts can be read: about {more * per_seed / 60:.0f} CPU minutes at the recorded "
+            f"seconds (`{command(study, wanted)}`).")
 
 
 def write_report(study: Study, budget: Budget, records: list, reports_dir: Path) -> list:
@@ -75,14 +107,15 @@ def write_report(study: Study, budget: Budget, records: list, reports_dir: Path)
              "docs/evidence.md):", "", "```", command(study, budget), "```", "",
              "Only the report, from `runs.jsonl`: add `--report-only`.", "", "## Budget", "",
              *_budget_lines(budget, records), f"- machine: {'; '.join(machines)} (shared with other jobs, "
-             "so the seconds are indicative)", "", "## Verdicts", "",
-             f"Supported or contradicted when the difference spans at least {SURE_SE:g} standard errors "
-             "of the difference (sqrt(SE_a² + SE_b²)).", ""]
-    lines += [f"- {verdict(claim, records)}" for claim in study.claims]
-    lines += ["", "## Results", "", "The first variant of each group is the baseline the differences are "
-              "taken from. Accuracies in percent, differences in percentage points.", ""]
+             "so the seconds are indicative)", "", "## Verdicts", "", TESTS, ""]
+    lines += [f"- {sentence(verdict(claim, records, study.paired_on))}" for claim in study.claims]
+    needed = seeds_needed(study, budget, records)
+    lines += ["", needed, ""] if needed else [""]
+    lines += ["## Results", "", "The first variant of each group is the baseline the differences are "
+              "taken from. Accuracies in percent, differences in percentage points; the p of each row is "
+              "the two-sided test of no difference.", ""]
     for number, metric in enumerate(metrics):
-        lines += [f"### {metric}", "", *_metric_table(records, metric, order, with_cost=number == 0), ""]
+        lines += [f"### {metric}", "", *_metric_table(records, metric, order, number == 0, study.paired_on), ""]
     lines += ["## Plots", ""]
     plots = render(study, records, out)
     for caption, path in plots:
@@ -91,29 +124,82 @@ def write_report(study: Study, budget: Budget, records: list, reports_dir: Path)
     return plots
 
 
+MARKER = "<!-- Sections below are written by benchmarks, not by ablate: keep them when rewriting this page. -->"
+# which plot shows a claim's metric (by file stem, first found); the rest: the group plot, then the bars
+PLOT_FOR = {"gap": ("train_val",), "early_val_accuracy": ("train_val", "curves"), "gzip_bytes": ("size_accuracy",),
+            "test_accuracy": ("k", "data_size", "bars")}
+
+
+def _plot_for(metric: str, plots: list):
+    stems = {png.stem: png for _, png in plots}
+    return next((stems[s] for s in PLOT_FOR.get(metric, ()) if s in stems), plots[0][1] if plots else None)
+
+
+def _steps(v, records: list) -> str:
+    steps = []
+    for name in (v.claim.variant, v.claim.baseline):
+        runs = [r["steps"] for r in records if r["variant"] == name and r["group"] == v.claim.group]
+        steps.append(f"{sum(runs) / len(runs):,.0f}" if runs else "-")
+    return f"{steps[0]} steps" if steps[0] == steps[1] else f"{steps[0]} / {steps[1]} steps"
+
+
+def evidence_row(v, records: list, plot_link: str) -> str:
+    """claim | measured | effect [95% CI] | p (test) | verdict | plot."""
+    claim = v.claim
+    where = f" ({claim.group})" if claim.group else ""
+    if v.ours is None or v.theirs is None:
+        measured, effect, p = f"{claim.metric}; {claim.variant} vs {claim.baseline}{where}", "-", "-"
+    else:
+        seeds = f"{v.ours.n}" if v.ours.n == v.theirs.n else f"{v.ours.n} / {v.theirs.n}"
+        measured = (f"{claim.metric}: {claim.variant} {show(v.ours.mean, claim.metric)} vs {claim.baseline} "
+                    f"{show(v.theirs.mean, claim.metric)}{where}; {seeds} seeds; {_steps(v, records)}")
+        effect = show_effect(v.comparison, claim.metric) if v.comparison else "-"
+        p = f"{show_p(v.p)} ({test_name(v)})" if v.p is not None else test_name(v)
+    word = v.word + (f"; needs {v.more_seeds} more seed{'s' if v.more_seeds > 1 else ''}" if v.more_seeds else "")
+    return f"| {claim.text} | {measured} | {effect} | {p} | {word} | {plot_link} |"
+
+
+def _kept_tail(path: Path) -> str:
+    """The page from the marker to the end (sections other writers own), or the marker alone."""
+    if path.exists():
+        text = path.read_text()
+        if MARKER in text:
+            return text[text.index(MARKER):]
+    return MARKER + "\n"
+
+
 def write_evidence(studies: list, path: Path, reports_dir: Path) -> Path:
     """``studies``: [(study, budget, records, plots)], ``plots`` as ``write_report`` returns them;
-    one section each, links relative to ``path``."""
+    one table each, links relative to ``path``. Everything from ``MARKER`` on is kept as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tail = _kept_tail(path)
 
     def link(target: Path) -> str:
         return os.path.relpath(target, path.parent)
 
     lines = ["# Evidence: what each technique buys, measured", "",
              "Each study trains every variant through the project's one trainer on a fixed budget (the same "
-             "optimizer steps for every variant) over several seeds. A claim is supported or contradicted "
-             f"when the difference spans at least {SURE_SE:g} standard errors; otherwise it is not shown at "
-             "that budget. Every section links its full report (question, budget, machine, tables); "
-             "`python -m training ablate --study all` reruns what is missing and rewrites this page.", ""]
+             "optimizer steps for every variant) over several seeds, and measures on the test split only to "
+             "report. One row per claim: what was measured (means, seeds, steps), the effect with its 95% "
+             "confidence interval, the p-value and the test it comes from, and the verdict.", "", TESTS, "",
+             "Every section links its full report (question, budget, machine, tables with standard deviations); "
+             "`python -m training ablate --study all` reruns what is missing and rewrites this page "
+             "(`--report-only`: only rewrites it). `tests/ablation/test_defaults_follow_evidence.py` reads the "
+             "same runs and fails when a study beats one of the project's defaults at p < 0.05.", ""]
     for study, budget, records, plots in studies:
         folder = Path(reports_dir) / study.name
-        lines += [f"## {study.name}", "", study.description, "",
+        question = study.description.split("? ")[0] + "?" if "? " in study.description else study.description
+        lines += [f"## {study.name}", "", question, "",
                   f"Full report: [{link(folder / REPORT)}]({link(folder / REPORT)}); command: "
-                  f"`{command(study, budget)}`.", ""]
-        lines += [f"- {verdict(claim, records)}" for claim in study.claims]
-        lines.append("")
-        for caption, png in plots:
-            lines += [f"![{study.name}: {caption}]({link(png)})", ""]
-    path.write_text("\n".join(lines))
+                  f"`{command(study, budget)}`.", "",
+                  "| claim | measured | effect [95% CI] | p (test) | verdict | plot |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for claim in study.claims:
+            png = _plot_for(claim.metric, plots)
+            lines.append(evidence_row(verdict(claim, records, study.paired_on), records,
+                                      f"[{png.stem}]({link(png)})" if png else "-"))
+        needed = seeds_needed(study, budget, records)
+        lines += ["", needed, ""] if needed else [""]
+    path.write_text("\n".join(lines) + "\n" + tail)
     return path

@@ -31,15 +31,29 @@ class Variant:
     group: str = ""                  # compared only within a group: a network, a data size, a k
 
 
+MARGIN = 0.005   # "keeps accuracy": within half a percentage point, unless a claim says otherwise
+
+
 @dataclass(frozen=True)
 class Claim:
-    """One sentence the study tests: ``variant`` against ``baseline`` on ``metric``."""
+    """One sentence the study tests: ``variant`` against ``baseline`` on ``metric``.
+
+    ``kind="better"``: the variant differs from the baseline in the claimed direction
+    (``higher_is_better``). ``kind="equivalent"``: the two lie within ``margin`` of each
+    other ("keeps the accuracy"), tested as equivalence, not as a difference that a
+    small effect could never show (see ``training.ablation.aggregate``)."""
     text: str                        # "He initialisation trains a ReLU CNN better than a naive one"
     variant: str
     baseline: str
     group: str = ""
     metric: str = "test_accuracy"
     higher_is_better: bool = True
+    kind: str = "better"             # or "equivalent"
+    margin: float = MARGIN           # equivalence margin, in the metric's units (accuracy: a fraction)
+
+    def __post_init__(self):
+        if self.kind not in ("better", "equivalent"):
+            raise ValueError(f"claim '{self.text}': kind must be better or equivalent, not '{self.kind}'")
 
 
 # run(variant, seed, budget, workdir) -> one record: at least test_accuracy, steps, seconds;
@@ -56,3 +70,6 @@ class Study:
     run: RunFn
     budget: Budget                   # the default budget; the ablate config section overrides it
     plots: tuple = ("curves",)       # which report plots apply, see training.ablation.plots.PLOTS
+    # record fields two runs of a seed must share to be compared pair by pair (besides the seed):
+    # what the run function builds outside the variant and the budget, such as a trained source model
+    paired_on: tuple = ()

@@ -33,6 +33,6 @@ STUDY = Study(
         Claim("Glorot beats He for the deep tanh CNN", "glorot", "he", "tanh-deep"),
     ),
     run=fashion_run({"train.optimizer": "sgd", "train.momentum": 0.9, "train.learning_rate": 0.05}),
-    budget=Budget(train_images=4000, steps=800, batch_size=50, seeds=(1, 2, 3), test_images=5000),
+    budget=Budget(train_images=4000, steps=800, batch_size=50, seeds=(1, 2, 3, 4, 5), test_images=5000),
     plots=("curves", "bars"),
 )

@@ -43,6 +43,6 @@ STUDY = Study(
         Claim("The three together improve test accuracy", "all", "baseline"),
     ),
     run=fashion_run({}),
-    budget=Budget(train_images=2000, steps=800, batch_size=50, seeds=(1, 2, 3), test_images=5000),
+    budget=Budget(train_images=2000, steps=800, batch_size=50, seeds=(1, 2, 3, 4, 5), test_images=5000),
     plots=("train_val", "bars"),
 )

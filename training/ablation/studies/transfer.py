@@ -14,6 +14,9 @@ Every gradient-trained method gets the same ``budget.steps`` optimizer steps:
             at a low rate for the second half (BatchNorm stays frozen)
   probe     logistic regression on the frozen backbone's features: the reference a
             converged head should reach
+  finetune-1e-5  finetune at the rate ImageNet backbones want (1e-5) instead of 1e-4: the
+            rate the folder_transfer preset uses for the project's own backbone is read
+            from this comparison (tests/ablation/test_defaults_follow_evidence.py)
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ SOURCE_EPOCHS = 2           # pretraining passes over the 27,000 source training
 # them within the budget (k=10 and 50: train loss 0.04-0.06 after 200 steps; 1e-2 did no better).
 HEAD = {"schedule": "constant", "warmup_epochs": 0.0}
 FINE_TUNE_LR = 1e-4         # stage 2: small own backbone; ImageNet ones want about 1e-5
+IMAGENET_FINE_TUNE_LR = 1e-5
 PROBE_C = 1.0               # inverse L2 strength of the logistic-regression probe
 KS = (10, 50, 200)
 METHODS = ("scratch", "frozen", "finetune", "probe")
@@ -99,7 +103,8 @@ def run(variant: Variant, seed: int, budget: Budget, workdir: Path) -> dict:
     k, method = variant.settings["k"], variant.settings["method"]
     data, target_test = k_shot(classes(train, TARGET), k, seed), classes(test, TARGET, budget.test_images)
     keras.utils.set_random_seed(seed)
-    record = METHOD_RUNS[method](cfg, data, target_test, budget.steps, seed)
+    knobs = {key: value for key, value in variant.settings.items() if key not in ("k", "method")}
+    record = METHOD_RUNS[method](cfg, data, target_test, budget.steps, seed, **knobs)
     keras.backend.clear_session()           # many models in one process: drop the old graphs
     return {**record, "k": k, "method": method, "train_images": len(data), "test_images": len(target_test),
             "source_test_accuracy": md.read(backbone).metrics["tflite"]["accuracy"],
@@ -142,13 +147,13 @@ def _frozen(cfg, data, test, steps, seed):
     return _result(tm.model, test, steps, _fit(tm.model, cfg, data, steps, seed, **HEAD))
 
 
-def _finetune(cfg, data, test, steps, seed):
+def _finetune(cfg, data, test, steps, seed, fine_tune_learning_rate=FINE_TUNE_LR):
     from training.models.transfer import unfreeze_top
     tm = _frozen_model(cfg, data)
     head = steps // 2
     _fit(tm.model, cfg, data, head, seed, **HEAD)
     unfreeze_top(tm, "all")
-    history = _fit(tm.model, cfg, data, steps - head, seed, learning_rate=FINE_TUNE_LR)
+    history = _fit(tm.model, cfg, data, steps - head, seed, learning_rate=fine_tune_learning_rate)
     return _result(tm.model, test, steps, history)
 
 
@@ -170,14 +175,20 @@ def _probe(cfg, data, test, steps, seed):
 METHOD_RUNS = {"scratch": _scratch, "frozen": _frozen, "finetune": _finetune, "probe": _probe}
 
 # One group per k (its number, the x axis of the k plot); the methods keep their names across groups.
-VARIANTS = tuple(Variant(method, {"k": k, "method": method}, group=str(k)) for k in KS for method in METHODS)
+# finetune-1e-5 comes last, so the existing variants keep their place (and their recorded runs)
+VARIANTS = tuple([Variant(method, {"k": k, "method": method}, group=str(k)) for k in KS for method in METHODS]
+                 + [Variant("finetune-1e-5", {"k": k, "method": "finetune",
+                                              "fine_tune_learning_rate": IMAGENET_FINE_TUNE_LR}, group=str(k))
+                    for k in KS])
 CLAIMS = tuple(claim for k in KS for claim in (
     Claim(f"Fine-tuning a pretrained backbone beats training from scratch with {k} images per class",
           "finetune", "scratch", str(k)),
     Claim(f"A frozen pretrained backbone with a new head beats training from scratch with {k} images per class",
           "frozen", "scratch", str(k)),
-    Claim(f"The frozen head, trained by gradient descent, reaches the linear probe with {k} images per class",
-          "frozen", "probe", str(k)),
+    Claim(f"The frozen head, trained by gradient descent, matches the linear probe (within 0.5 points) with "
+          f"{k} images per class", "frozen", "probe", str(k), kind="equivalent", margin=0.005),
+    Claim(f"Fine-tuning the project's own backbone at 1e-4 beats 1e-5 (the ImageNet rate) with {k} images per "
+          "class", "finetune", "finetune-1e-5", str(k)),
 ))
 
 STUDY = Study(
@@ -186,10 +197,18 @@ STUDY = Study(
         "Does a backbone pretrained on Fashion-MNIST classes 0-4 help classify classes 5-9 from "
         "k labelled images per class? Scratch, a frozen backbone with a new head, and "
         "frozen-then-fine-tuned each get the same optimizer steps; a logistic-regression probe "
-        "on the frozen features shows what a converged head can reach."),
+        "on the frozen features shows what a converged head can reach. Fine-tuning runs at 1e-4; "
+        "`finetune-1e-5` at the ImageNet rate instead. Seeds 0-2 and seeds 3-4 ran on two trainings of "
+        "the source model (86.1% and 84.8% on its own test images, `source_test_accuracy`); runs pair "
+        "by seed only on the same source model, so `finetune-1e-5` (all on the second) pairs with "
+        "`finetune` on seeds 3-4 alone."),
     variants=VARIANTS,
     claims=CLAIMS,
     run=run,
-    budget=Budget(train_images=None, steps=200, batch_size=32, seeds=(0, 1, 2), test_images=2000),
+    budget=Budget(train_images=None, steps=200, batch_size=32, seeds=(0, 1, 2, 3, 4), test_images=2000),
     plots=("k", "bars"),
+    # The source model is trained once per workdir and training it again gives another backbone
+    # (seeds 0-2 ran on one whose source accuracy is 86.1%, later seeds on another): runs pair by
+    # seed only on the same backbone.
+    paired_on=("source_test_accuracy",),
 )

@@ -1,0 +1,126 @@
+"""Defaults follow the evidence: every default a study measured is checked against the verdicts
+computed, with the report's own statistics, from the committed ``reports/<study>/runs.jsonl``.
+
+A test fails only when the evidence contradicts the default at p < 0.05: a measured rival beats
+it (two-sided t-test, paired by seed where the runs share seeds). Where a study shows neither gain
+nor harm the default stands and the test passes; so do verdicts a study has not measured yet. A
+default the study never measured (a value none of its variants used) fails, so a default cannot
+drift away from its study unnoticed. Reads committed files only: no training.
+"""
+from pathlib import Path
+
+import pytest
+
+from training.ablation.aggregate import verdict
+from training.ablation.runner import current_records, read_records, runs_path
+from training.ablation.studies import compression, initialisation, regularisation, transfer
+from training.ablation.study import Claim
+from training.config import OptimizeConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+PRESETS = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
+
+
+def committed(study) -> list:
+    records = current_records(study, study.budget, read_records(runs_path(ROOT / "reports", study)))
+    assert records, f"no committed runs of study {study.name}"
+    return records
+
+
+def beaten_by(default: str, rivals: list, group: str, records: list, metric="test_accuracy",
+              higher_is_better=True, paired_on=()) -> list:
+    """The rivals that beat ``default`` at p < 0.05, each with its verdict line."""
+    found = []
+    for rival in rivals:
+        v = verdict(Claim(f"{rival} beats {default}", rival, default, group, metric, higher_is_better), records,
+                    paired_on)
+        if v.word == "supported":
+            found.append(f"{group or '-'}: {rival} beats {default} on {metric} ({v.comparison.diff:+.4f} "
+                         f"[{v.comparison.low:+.4f}, {v.comparison.high:+.4f}], p {v.p:.3g}, {v.comparison.test})")
+    return found
+
+
+def test_auto_initializer_is_not_beaten_in_the_initialisation_study():
+    """What ``model.initializer: auto`` picks for each network's activation, against every
+    initialiser the study trained on that network."""
+    from training.keras2 import keras
+    from training.models.cnn import initializer_for
+    records = committed(initialisation.STUDY)
+    by_class = {type(initializer_for("relu", value)).__name__: name
+                for name, value in initialisation.INITIALISERS.items()}
+    for network, settings in initialisation.NETWORKS.items():
+        activation = settings["model.activation"]
+        picked = type(initializer_for(activation, "auto")).__name__
+        assert picked in by_class, f"auto picks {picked} for {activation}, which the study never trained"
+        default = by_class[picked]
+        rivals = [name for name in initialisation.INITIALISERS if name != default]
+        assert not beaten_by(default, rivals, network, records), \
+            f"auto's {default} for {activation}: " + "; ".join(beaten_by(default, rivals, network, records))
+    assert isinstance(initializer_for("tanh", "auto"), keras.initializers.Initializer)
+
+
+def test_fine_tune_rate_for_the_projects_own_backbone_is_measured_and_not_beaten():
+    """Presets that fine-tune a published version of this project use a rate the transfer study
+    trained, and no other rate it trained beats it at any k."""
+    records = committed(transfer.STUDY)
+    measured = {transfer.FINE_TUNE_LR: "finetune", transfer.IMAGENET_FINE_TUNE_LR: "finetune-1e-5"}
+    checked = 0
+    for preset in PRESETS:
+        cfg = load_config(preset)
+        if cfg.model.name != "transfer" or not cfg.transfer.backbone.startswith("models/"):
+            continue                # ImageNet backbones (transfer.yaml): not what the study measured
+        rate = cfg.transfer.fine_tune_learning_rate
+        assert rate in measured, f"{preset}: fine-tune rate {rate} was never measured (study: {sorted(measured)})"
+        default = measured[rate]
+        for k in transfer.KS:
+            found = beaten_by(default, [v for v in measured.values() if v != default], str(k), records,
+                              paired_on=transfer.STUDY.paired_on)
+            assert not found, f"{preset} fine-tunes at {rate}: " + "; ".join(found)
+        checked += 1
+    assert checked, "no preset fine-tunes the project's own backbone: nothing checked"
+
+
+def test_batch_norm_in_presets_is_not_contradicted_by_the_regularisation_study():
+    """Batch norm is on in every CNN preset. The study shows no significant gain (see
+    docs/evidence.md); this fails only if it shows a significant loss: the plain network
+    beating batch norm on test accuracy, or learning faster."""
+    records = committed(regularisation.STUDY)
+    using = [p for p in PRESETS if load_config(p).model.name == "cnn" and load_config(p).model.batch_norm]
+    assert using, "no preset uses batch norm: nothing to check"
+    for metric in ("test_accuracy", "early_val_accuracy"):
+        found = beaten_by("batchnorm", ["baseline"], "", records, metric)
+        assert not found, f"batch norm on in {', '.join(using)}: " + "; ".join(found)
+
+
+def test_default_compression_recipe_is_not_dominated_in_the_compression_study():
+    """``optimize``'s default stages and pruning settings are one of the study's variants, and no
+    variant beats it on both counts: significantly more accurate without a significantly bigger
+    file, or significantly smaller without being significantly less accurate."""
+    records = committed(compression.STUDY)
+    o = OptimizeConfig()
+    sizes = [v for v in compression.STUDY.variants if v.group == "size"]
+    default = next((v.name for v in sizes if v.settings["stages"] == o.stages
+                    and v.settings["optimize"].get("sparsity") == o.sparsity
+                    and v.settings["optimize"].get("dense_block", [1, 1]) == o.dense_block), None)
+    assert default, f"the default recipe {o.stages}, sparsity {o.sparsity}, blocks {o.dense_block} was never measured"
+    rivals = [v.name for v in sizes if v.name != default]
+    more_accurate = {line.split(" beats ")[0].split(": ")[1] for line in beaten_by(default, rivals, "size", records)}
+    smaller = {line.split(" beats ")[0].split(": ")[1]
+               for line in beaten_by(default, rivals, "size", records, "gzip_bytes", higher_is_better=False)}
+    worse_accuracy = {r for r in rivals if verdict(Claim("", default, r, "size"), records).word == "supported"}
+    bigger = {r for r in rivals if verdict(Claim("", default, r, "size", "gzip_bytes", False), records).word
+              == "supported"}
+    dominating = (more_accurate - bigger) | (smaller - worse_accuracy)
+    assert not dominating, f"the default {default} is dominated by {sorted(dominating)}"
+
+
+@pytest.mark.parametrize("study", [initialisation.STUDY, regularisation.STUDY, compression.STUDY])
+def test_a_contradiction_is_caught(study):
+    """The check is not vacuous: swap the two variants of a supported claim in the committed
+    records and it reports the baseline beating the variant."""
+    records = committed(study)
+    claim = next(c for c in study.claims if c.kind == "better" and verdict(c, records).word == "supported")
+    swap = {claim.variant: claim.baseline, claim.baseline: claim.variant}
+    swapped = [dict(r, variant=swap.get(r["variant"], r["variant"])) for r in records]
+    assert not beaten_by(claim.variant, [claim.baseline], claim.group, records, claim.metric, claim.higher_is_better)
+    assert beaten_by(claim.variant, [claim.baseline], claim.group, swapped, claim.metric, claim.higher_is_better)
