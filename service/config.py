@@ -98,6 +98,10 @@ class ServiceConfig:
     # "not sure" answers: below this top probability the label is withheld, for every
     # model; None = each version's metadata.json serving.min_confidence (absent: 0)
     min_confidence: float | None = None
+    # prediction drift (service/drift.py): answers per served version in each worker's sliding
+    # window, tested against the version's drift_reference; 0 turns it off. 500: the smallest
+    # window that caught every foreign mix of benchmarks/drift.py (docs/service.md "Drift")
+    drift_window: int = 500
     # operations
     admin_token: str = ""            # empty: admin routes answer 404
     retry_after_s: int = 5           # Retry-After header on 503
@@ -116,7 +120,7 @@ class ServiceConfig:
                      "worker_timeout_s", "graceful_timeout_s", "shadow_max_pending"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        for name in ("workers", "threads", "model_threads", "max_queue", "keepalive_s",
+        for name in ("workers", "threads", "model_threads", "max_queue", "keepalive_s", "drift_window",
                      "keepalive_linger_s", "accept_defer_per_conn_s", "accept_defer_max_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
