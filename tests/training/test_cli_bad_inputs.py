@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artifact import drift
+from artifact import metadata as md
 from support.builders import ROOT
 from training.cli.main import main
 
@@ -26,6 +28,15 @@ def write_inputs(folder):
     shutil.copytree(SMALL_VERSION, corrupt, ignore=shutil.ignore_patterns("saved_model"))
     (corrupt / "model.tflite").write_bytes(b"TFL3 but truncated")
     (inputs / "models" / "fashion" / "1" / "keras_weights.h5").write_text("not hdf5 either\n")
+    watched = inputs / "models" / "watched" / "1"            # metadata with a drift reference: all drift reads
+    watched.mkdir(parents=True)
+    meta = md.read(SMALL_VERSION)
+    probs = np.random.default_rng(0).dirichlet(np.ones(len(meta.labels)), 100)
+    md.write(watched, meta.updated({drift.BLOCK: drift.reference_block(probs, meta.labels)}))
+    (inputs / "captures").mkdir()
+    (inputs / "captures" / "index.jsonl").write_text('{"model": "watched", "version": 1, "probabilities": [1.0]}\n')
+    (inputs / "other-captures").mkdir()
+    (inputs / "other-captures" / "index.jsonl").write_text('{"model": "other", "version": 1, "probabilities": []}\n')
 
 
 TINY = ["--preset", "tiny"]
@@ -66,6 +77,20 @@ ROWS = [
     (["label", "--name", "fashion", "--models-dir", "inputs/models", "--promote"], "no canary to promote"),
     (["label", "--name", "fashion", "--models-dir", "inputs/models", "--abort"], "no canary to abort"),
     (["ablate", "--study", "nosuch"], "unknown study 'nosuch'"),
+    (["drift", "--name", "typo", "--models-dir", "inputs/models", "--capture-dir", "inputs/captures"], "typo"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/missing", "--capture-dir", "inputs/captures"],
+     "inputs/missing"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/models"], "drift needs --capture-dir"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/models", "--capture-dir", "inputs"], "no captures"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/models", "--capture-dir", "inputs/captures"],
+     "probabilities must be a list of 10 numbers"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/models", "--capture-dir", "inputs/other-captures"],
+     "no captures of 'watched' version 1"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/models", "--capture-dir", "inputs/captures",
+      "--version", "2"], "no published version 2"),
+    (["drift", "--name", "fashion", "--models-dir", "inputs/models", "--capture-dir", "inputs/captures"],
+     "has no drift_reference"),
+    (["drift", "--name", "fashion", "--models-dir", "inputs/models", "--record-reference"], "needs --version"),
 ]
 
 

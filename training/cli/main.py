@@ -20,14 +20,14 @@ from artifact.versions import RepositoryError
 
 from training import quiet
 from training.cli import logs
-from training.cli import (ablate, calibrate, config, evaluate, label, optimize, preview_augment, publish,
+from training.cli import (ablate, calibrate, config, drift, evaluate, label, optimize, preview_augment, publish,
                           retrain, rollback, train, transfer)
 from training.config import ConfigError
 from training.data.datasets import DataError
 from training.publish.policies import EXIT_BUSY, EXIT_USAGE, PublishRefused
 
 COMMANDS = (train, publish, config, evaluate, preview_augment, optimize, transfer, calibrate, retrain, rollback, label,
-            ablate)
+            drift, ablate)
 
 
 def build_parser() -> argparse.ArgumentParser:
