@@ -85,11 +85,13 @@ class DriftMonitor:
         held = self._windows.get(key)
         if held is not None and held[0] is lv.info:
             return held[1]
-        reference = lv.info.metadata.drift_reference   # validated when the metadata was read
-        window = Window(reference, self.window) if reference is not None and self.window > 0 else None
-        with self._lock:
-            self._windows[key] = (lv.info, window)
-        return window
+        with self._lock:             # first answer of a (re)loaded version: one window, made once
+            held = self._windows.get(key)
+            if held is None or held[0] is not lv.info:
+                reference = lv.info.metadata.drift_reference   # validated when the metadata was read
+                window = Window(reference, self.window) if reference is not None and self.window > 0 else None
+                held = self._windows[key] = (lv.info, window)
+        return held[1]
 
     def observe(self, lv, rows: np.ndarray) -> None:
         """A version's answered rows (probabilities); cheap unless a test is due."""
