@@ -58,6 +58,14 @@ def probabilities(runner, x: np.ndarray) -> np.ndarray:
 ALPHAS = (drift.ALPHA, 0.001)   # the alarm threshold docs/service.md uses, and a stricter one
 
 
+def answered(probs: np.ndarray, labels: list) -> dict:
+    """How a set is answered: its three most predicted classes (share) and its median top-1
+    probability: what the chi-squared and the KS part of the test look at."""
+    shares = np.bincount(probs.argmax(1), minlength=len(labels)) / len(probs)
+    return {"images": len(probs), "top_classes": {labels[i]: round(float(shares[i]), 3) for i in np.argsort(-shares)[:3]},
+            "median_top1": round(float(np.median(probs.max(1))), 4)}
+
+
 def _tests(reference, windows) -> np.ndarray:
     """[n, 3]: combined, chi-squared and KS p-value of each window."""
     out = [drift.compare_probabilities(reference, w) for w in windows]
@@ -95,8 +103,18 @@ def clean_stream(reference, clean: np.ndarray, size: int, streams: int, rng, len
         alarmed = [r < a for r in runs]
         episodes = sum(int(np.sum(x[1:] & ~x[:-1]) + x[0]) for x in alarmed)
         out[str(a)] = {"stream_alarmed_tests": round(float(np.mean(np.concatenate(alarmed))), 4),
-                       "stream_episodes_per_10k_images": round(episodes / images * 10_000, 3)}
+                       "stream_episodes_per_10k_images": round(episodes / images * 10_000, 3),
+                       "longest_episode_images": max(_longest(x) for x in alarmed) * every}
     return out
+
+
+def _longest(flags: np.ndarray) -> int:
+    """The longest run of True."""
+    best = run = 0
+    for flag in flags:
+        run = run + 1 if flag else 0
+        best = max(best, run)
+    return best
 
 
 def mixed(clean: np.ndarray, other: np.ndarray, size: int, rng) -> np.ndarray:
@@ -113,22 +131,27 @@ def detection(reference, clean: np.ndarray, other: np.ndarray, size: int, draws:
 
 def images_to_alarm(reference, clean: np.ndarray, other: np.ndarray, size: int, streams: int, rng) -> dict:
     """A full window of clean answers, then a 20% mix; the test every size//20 images, as
-    service/drift.py runs it; images after the onset until the first alarm (cap: 5 windows)."""
+    service/drift.py runs it; images after the onset until the first alarm (cap: 5 windows), and
+    the share of the tests after it, until two windows after the onset, that alarm too."""
     every, cap = max(1, size // 20), 5 * size
     delays = {a: [] for a in ALPHAS}
+    held = {a: [] for a in ALPHAS}      # tests after the first alarm (up to 2 windows in): still alarmed?
     for _ in range(streams):
         after = np.concatenate([mixed(clean, other, size, rng) for _ in range(5)])
         stream = np.concatenate([clean[rng.choice(len(clean), size, replace=False)], after])
-        first = {}
+        first, after = {}, {a: [] for a in ALPHAS}
         for n in range(every, cap + 1, every):
             p = drift.compare_probabilities(reference, stream[n:size + n]).p_value
             for a in ALPHAS:
-                if p < a:
-                    first.setdefault(a, n)
-            if len(first) == len(ALPHAS):
+                if a in first:
+                    after[a].append(p < a)
+                elif p < a:
+                    first[a] = n
+            if n >= 2 * size and len(first) == len(ALPHAS):
                 break
         for a in ALPHAS:
             delays[a].append(first.get(a, np.inf))
+            held[a].extend(after[a])
     out = {}
     for a in ALPHAS:
         d = np.asarray(delays[a], np.float64)
@@ -136,7 +159,8 @@ def images_to_alarm(reference, clean: np.ndarray, other: np.ndarray, size: int, 
         out[str(a)] = {"median_images_to_alarm": finite(np.median(d)),
                        "p90_images_to_alarm": finite(np.quantile(d, 0.9, method="higher")),
                        "alarmed_within_window": round(float(np.mean(d <= size)), 4),
-                       "never_within_5_windows": round(float(np.mean(~np.isfinite(d))), 4)}
+                       "never_within_5_windows": round(float(np.mean(~np.isfinite(d))), 4),
+                       "alarmed_tests_after_first": round(float(np.mean(held[a])), 4) if held[a] else None}
     return out
 
 
@@ -209,6 +233,12 @@ def main() -> None:
     sets = {"digits": foreign.digits(), "photo_patches": foreign.photo_patches(), "noise": foreign.noise()}
     foreign_probs = {kind: probabilities(runner, x) for kind, x in sets.items()}
 
+    test_probs = probabilities(runner, test.x)
+    test_bright = probabilities(runner, foreign.brighter(test.x, BRIGHTER))
+    print(json.dumps({"benchmark": "drift", "how_answered": {
+        kind: answered(p, meta.labels) for kind, p in
+        {"test": test_probs, **foreign_probs, f"brighter_{BRIGHTER}": test_bright}.items()}}), flush=True)
+
     # choose: validation halves (reference / traffic); no test image involved
     order = np.random.default_rng(1).permutation(len(validation))
     half_a, half_b = order[: len(order) // 2], order[len(order) // 2:]
@@ -219,8 +249,6 @@ def main() -> None:
                          {**foreign_probs, f"brighter_{BRIGHTER}": val_b_bright}, args, rng)
 
     # report: the committed reference against the test split
-    test_probs = probabilities(runner, test.x)
-    test_bright = probabilities(runner, foreign.brighter(test.x, BRIGHTER))
     phase("report", committed, test_probs, {**foreign_probs, f"brighter_{BRIGHTER}": test_bright}, args, rng)
 
     print(json.dumps({"benchmark": "drift", "costs": costs(committed, test_probs, args.windows),
