@@ -116,6 +116,7 @@ def plot(reference: drift.Reference, probabilities: np.ndarray, result: drift.Re
     classes.bar(x + 0.2, shares, width=0.4, label=f"captured ({len(predicted)})")
     classes.set_xticks(x, reference.labels, rotation=30, ha="right")
     classes.set_ylabel("share of predictions")
+    classes.set_ylim(0, 1.3 * max(float(reference.class_shares.max()), float(shares.max())))   # room for the legend
     classes.set_title(f"{title}: p = {result.p_value:.3g} (chi2 p {result.chi2_p:.3g}, KS p {result.ks_p:.3g})")
     classes.legend()
     bins = np.arange(len(drift.CONFIDENCE_EDGES) - 1)
