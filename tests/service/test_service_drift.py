@@ -37,8 +37,7 @@ def test_the_window_keeps_the_last_images_and_says_when_a_test_is_due():
     assert set(window.predicted.tolist()) == {0}
 
 
-@pytest.fixture()
-def drift_server(tmp_path, artifact):
+def serve(tmp_path, artifact, **settings) -> Server:
     """fashion/1: the tiny artifact with a drift_reference from its own TFLite answers on the
     fixture's training images; plain/1: the same without one. Window of 100 per worker."""
     root = tmp_path / "models"
@@ -48,7 +47,12 @@ def drift_server(tmp_path, artifact):
     meta = md.read(version)
     probs = LiteRTRunner(version / "model.tflite").predict(fashion_data()["x_train"][:1000])
     md.write(version, meta.updated({ad.BLOCK: ad.reference_block(probs, meta.labels, "validation", "tflite")}))
-    server = Server(root, tmp_path / "s.log", backend="tflite", poll_interval_s=0, drift_window=100).wait()
+    return Server(root, tmp_path / "s.log", backend="tflite", poll_interval_s=0, drift_window=100, **settings).wait()
+
+
+@pytest.fixture()
+def drift_server(tmp_path, artifact):
+    server = serve(tmp_path, artifact)
     yield server
     server.stop()
 
@@ -81,3 +85,16 @@ def test_drift_gauges_appear_after_enough_answers_and_fire_on_foreign_images(dri
     predict(drift_server, "fashion", noise)               # a window of noise
     drifted = metric(scrape(drift_server), "service_drift_p_value", model="fashion", version="1")
     assert drifted < ad.ALPHA
+
+
+def test_two_workers_export_one_drift_series_per_version(tmp_path, artifact):
+    """Each worker tests its own window; a scrape merges them into one series per version (the
+    smallest p-value, which each worker has multiplied by the worker count)."""
+    server = serve(tmp_path, artifact, workers=2)
+    try:
+        predict(server, "fashion", fashion_data()["x_test"][:300])     # 6 requests: one worker has >= 50
+        lines = [line for line in scrape(server).splitlines() if line.startswith("service_drift_p_value{")]
+        assert len(lines) == 1 and 'model="fashion"' in lines[0] and "pid" not in lines[0], lines
+        assert 0.0 <= float(lines[0].rsplit(" ", 1)[1]) <= 1.0
+    finally:
+        server.stop()
