@@ -98,3 +98,32 @@ def test_two_workers_export_one_drift_series_per_version(tmp_path, artifact):
         assert 0.0 <= float(lines[0].rsplit(" ", 1)[1]) <= 1.0
     finally:
         server.stop()
+
+
+def test_under_gunicorn_each_worker_scales_its_p_value_by_the_worker_count(monkeypatch, tmp_path):
+    """Bonferroni over workers: the scrape keeps the smallest worker p-value, so each worker
+    exports min(1, workers x p) and p < alpha keeps its false-alarm rate."""
+    from types import SimpleNamespace
+
+    from service.drift import DriftMonitor
+    from service.metrics import Metrics
+    labels = [f"c{i}" for i in range(10)]
+    rng = np.random.default_rng(5)
+    block = ad.reference_block(rng.dirichlet(np.ones(10), 400), labels)
+    info = SimpleNamespace(metadata=md.Metadata(name="m", labels=labels, input=md.InputSpec.of(28, 28, "L"),
+                                                extra={ad.BLOCK: block}))
+    lv = SimpleNamespace(name="m", version=1, info=info)
+    rows = rng.dirichlet(np.full(10, 0.7), 60)                 # a little sharper than the reference
+    expected = ad.compare_probabilities(info.metadata.drift_reference, rows)
+    for workers, multiprocess in ((3, True), (3, False)):
+        if multiprocess:
+            monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+        else:
+            monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+        metrics = Metrics()
+        monitor = DriftMonitor(metrics, window=100, workers=workers)
+        monitor.observe(lv, rows)
+        value = metrics.registry.get_sample_value("service_drift_p_value", {"model": "m", "version": "1"})
+        factor = workers if multiprocess else 1
+        assert value == pytest.approx(min(1.0, factor * expected.p_value))
+    assert 0 < expected.p_value < 1 / 3                        # the factor made a difference
