@@ -127,6 +127,11 @@ class ServiceConfig:
         for name in ("warmup_timeout_s", "gil_switch_interval_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
+        if self.drift_window:
+            from artifact.drift import MIN_IMAGES   # numpy only
+            if self.drift_window < MIN_IMAGES:
+                raise ValueError(f"drift_window must be 0 (off) or at least {MIN_IMAGES}: a smaller window "
+                                 f"is never tested, got {self.drift_window}")
         if self.min_confidence is not None:
             if isinstance(self.min_confidence, bool) or not 0.0 <= float(self.min_confidence) <= 1.0:
                 raise ValueError(f"min_confidence must be a number in [0, 1], got {self.min_confidence!r}")

@@ -127,3 +127,13 @@ def test_under_gunicorn_each_worker_scales_its_p_value_by_the_worker_count(monke
         factor = workers if multiprocess else 1
         assert value == pytest.approx(min(1.0, factor * expected.p_value))
     assert 0 < expected.p_value < 1 / 3                        # the factor made a difference
+
+
+@pytest.mark.parametrize("value,ok", [("0", True), ("50", True), ("10", False), ("-1", False)])
+def test_the_drift_window_is_off_or_large_enough_to_be_tested(value, ok):
+    from service.config import ServiceConfig
+    if ok:
+        assert ServiceConfig.load(environ={"SERVICE_DRIFT_WINDOW": value}).drift_window == int(value)
+    else:
+        with pytest.raises(ValueError, match="drift_window"):
+            ServiceConfig.load(environ={"SERVICE_DRIFT_WINDOW": value})
