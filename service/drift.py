@@ -51,8 +51,8 @@ class Window:
         if n > self.size:
             predicted, confidence = predicted[-self.size:], confidence[-self.size:]
         with self.lock:
-            start = self.seen % self.size
-            idx = (start + np.arange(len(predicted))) % self.size
+            # row i of the n goes to (seen + i) % size; of more than a window only the last rows are kept
+            idx = (self.seen + n - len(predicted) + np.arange(len(predicted))) % self.size
             self.predicted[idx] = predicted
             self.confidence[idx] = confidence
             self.seen += n

@@ -35,6 +35,12 @@ def test_the_window_keeps_the_last_images_and_says_when_a_test_is_due():
     assert window.result().images == 100
     window.add(np.tile(rows[:1], (250, 1)))              # more than a window at once: its last 100
     assert set(window.predicted.tolist()) == {0}
+    big = np.full((250, 10), 0.01)
+    big[:, 0] = np.arange(250) / 1000 + 0.5               # top-1 probability tells the rows apart
+    window.add(big)
+    window.add(np.tile(rows[3:4], (30, 1)))              # the 30 oldest of big's kept 100 are replaced
+    kept = sorted(np.round(window.confidence, 6).tolist())
+    assert kept == [0.55] * 30 + [round(i / 1000 + 0.5, 6) for i in range(180, 250)] and window.seen == 660
 
 
 def serve(tmp_path, artifact, **settings) -> Server:
