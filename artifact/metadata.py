@@ -16,6 +16,8 @@ from typing import Optional
 
 import numpy as np
 
+from . import drift
+
 SCHEMA_VERSION = 1
 FILENAME = "metadata.json"
 SIGNATURE = "serving_default"
@@ -200,6 +202,11 @@ class Metadata:
         clash = sorted(set(self.extra) & set(CORE_KEYS))
         _check(not clash, f"extra.{clash[0] if clash else ''}", "a key outside the core schema", clash)
         _check(self.schema_version == SCHEMA_VERSION, "schema_version", str(SCHEMA_VERSION), self.schema_version)
+        if self.extra.get(drift.BLOCK) is not None:
+            try:
+                drift.Reference.from_dict(self.extra[drift.BLOCK], self.labels)
+            except ValueError as exc:
+                raise MetadataError(f"metadata field {exc}") from None
 
     @property
     def input_name(self) -> str:
@@ -208,6 +215,13 @@ class Metadata:
     @property
     def output_name(self) -> str:
         return self.formats.saved_model.output if self.formats.saved_model else OUTPUT_NAME
+
+    @property
+    def drift_reference(self) -> Optional[drift.Reference]:
+        """The optional ``drift_reference`` block (``artifact/drift.py``): the version's answers
+        on its validation split, recorded at publish; None for versions published before it."""
+        block = self.extra.get(drift.BLOCK)
+        return drift.Reference.from_dict(block, self.labels) if block is not None else None
 
     def format_path(self, directory, fmt: str) -> Optional[Path]:
         """The file or directory of ``fmt`` inside a version directory, if it was exported and is there."""

@@ -9,6 +9,7 @@ from flask import Flask
 
 from .capture import Capture
 from .config import ServiceConfig
+from .drift import DriftMonitor
 from .errors import register_error_handlers
 from .logs import configure_logging, init_request_logging
 from .metrics import Metrics
@@ -29,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["service_metrics"] = metrics
     # Created here, started in the worker (gunicorn post_worker_init or first request).
     app.extensions["model_registry"] = ModelRegistry(settings, metrics)
+    app.extensions["drift"] = DriftMonitor(metrics, settings.drift_window, settings.workers)
     app.extensions["shadow"] = Shadow(metrics, settings.shadow_max_pending,
                                       settings.request_timeout_ms / 1000.0)
     app.extensions["capture"] = Capture(settings.capture_dir, settings.capture_rate, settings.capture_max_mb,

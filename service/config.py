@@ -104,6 +104,10 @@ class ServiceConfig:
     capture_dir: str = ""
     capture_rate: float = 0.01
     capture_max_mb: float = 100.0
+    # prediction drift (service/drift.py): answers per served version in each worker's sliding
+    # window, tested against the version's drift_reference; 0 turns it off. 500: the smallest
+    # window that caught every foreign mix of benchmarks/drift.py (docs/service.md "Drift")
+    drift_window: int = 500
     # operations
     admin_token: str = ""            # empty: admin routes answer 404
     retry_after_s: int = 5           # Retry-After header on 503
@@ -122,13 +126,18 @@ class ServiceConfig:
                      "worker_timeout_s", "graceful_timeout_s", "shadow_max_pending"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        for name in ("workers", "threads", "model_threads", "max_queue", "keepalive_s",
+        for name in ("workers", "threads", "model_threads", "max_queue", "keepalive_s", "drift_window",
                      "keepalive_linger_s", "accept_defer_per_conn_s", "accept_defer_max_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("warmup_timeout_s", "gil_switch_interval_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
+        if self.drift_window:
+            from artifact.drift import MIN_IMAGES   # numpy only
+            if self.drift_window < MIN_IMAGES:
+                raise ValueError(f"drift_window must be 0 (off) or at least {MIN_IMAGES}: a smaller window "
+                                 f"is never tested, got {self.drift_window}")
         if self.min_confidence is not None:
             if isinstance(self.min_confidence, bool) or not 0.0 <= float(self.min_confidence) <= 1.0:
                 raise ValueError(f"min_confidence must be a number in [0, 1], got {self.min_confidence!r}")

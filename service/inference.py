@@ -119,6 +119,7 @@ def run(lv: LoadedVersion, items: list, until: float) -> list:
         errors = [f"item {i}: {item.message}" for i, item in enumerate(items)]
         raise BadRequest(errors[0].split(": ", 1)[1] if len(errors) == 1 else "; ".join(errors))
     out = lv.predict(np.stack([items[i] for i in good]), until)
+    current_app.extensions["drift"].observe(lv, out)   # service/drift.py: a ring-buffer append
     results = list(items)
     for row, i in zip(out, good):
         results[i] = row

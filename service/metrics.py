@@ -115,6 +115,20 @@ class Metrics:
             multiprocess_mode="livemin", registry=r)
         self.workers = Gauge(
             "service_workers", "Live worker processes.", multiprocess_mode="livesum", registry=r)
+        # Prediction drift (service/drift.py): per served version with a drift reference.
+        # Each worker tests its own window; a scrape keeps the most alarming live worker.
+        self.drift_p_value = Gauge(
+            "service_drift_p_value", "p-value of the drift test of the version's recent answers against "
+            "its publish-time reference (chi2 on predicted classes and KS on top-1 probability, Bonferroni; "
+            "under gunicorn also over workers). Alarm below 0.01.",
+            ("model", "version"), multiprocess_mode="livemin", registry=r)
+        self.drift_statistic = Gauge(
+            "service_drift_statistic", "Drift test statistics: chi2 (predicted classes vs reference) "
+            "and ks (top-1 probability distance to the reference).",
+            ("model", "version", "test"), multiprocess_mode="livemax", registry=r)
+        self.drift_window = Gauge(
+            "service_drift_window_images", "Answers in the drift window the last test ran on.",
+            ("model", "version"), multiprocess_mode="livemin", registry=r)
         self.workers.set(1)
         self.ready.set(0)
         # labels() takes the metric's lock on every call; request threads
@@ -139,6 +153,14 @@ class Metrics:
 
     def set_serving(self, model: str, version: int, backend: str, device: str, serving: bool) -> None:
         self.serving.labels(model, str(version), backend, device).set(int(serving))
+
+    def drift(self, model: str, version: int, p_value: float, chi2: float, ks: float, images: int) -> None:
+        """One drift test's result (service/drift.py); labels() only here, never before a first
+        result, so a worker that has not tested yet writes no 0 that livemin would pick."""
+        self.drift_p_value.labels(model, str(version)).set(p_value)
+        self.drift_statistic.labels(model, str(version), "chi2").set(chi2)
+        self.drift_statistic.labels(model, str(version), "ks").set(ks)
+        self.drift_window.labels(model, str(version)).set(images)
 
     def version(self, model: str, version: int, backend: str, device: str) -> VersionMetrics:
         return VersionMetrics(self, model, version, backend, device)

@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 
 from artifact import captures
+from artifact import drift
+from artifact import metadata as md
 from support.builders import ROOT
 from training.cli.main import main
 
@@ -37,6 +39,15 @@ def write_inputs(folder):
     labelled = inputs / "labelled"                  # the same, labelled Bag: not a class of one-per-class
     shutil.copytree(captured, labelled)
     captures.append(labelled, captures.LABELS, [{"request_id": "r1", "label": "Bag", "time": "2026-01-01T00:00:01Z"}])
+    watched = inputs / "models" / "watched" / "1"            # metadata with a drift reference: all drift reads
+    watched.mkdir(parents=True)
+    meta = md.read(SMALL_VERSION)
+    probs = np.random.default_rng(0).dirichlet(np.ones(len(meta.labels)), 100)
+    md.write(watched, meta.updated({drift.BLOCK: drift.reference_block(probs, meta.labels)}))
+    (inputs / "captures").mkdir()
+    (inputs / "captures" / "index.jsonl").write_text('{"model": "watched", "version": 1, "probabilities": [1.0]}\n')
+    (inputs / "other-captures").mkdir()
+    (inputs / "other-captures" / "index.jsonl").write_text('{"model": "other", "version": 1, "probabilities": []}\n')
 
 
 TINY = ["--preset", "tiny"]
@@ -91,6 +102,20 @@ ROWS = [
      "inputs/missing"),
     (["captures", "--capture-dir", "inputs/labelled", "--out", "inputs/one-per-class"], "not empty"),
     (["ablate", "--study", "nosuch"], "unknown study 'nosuch'"),
+    (["drift", "--name", "typo", "--models-dir", "inputs/models", "--capture-dir", "inputs/captures"], "typo"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/missing", "--capture-dir", "inputs/captures"],
+     "inputs/missing"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/models"], "drift needs --capture-dir"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/models", "--capture-dir", "inputs"], "no captures"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/models", "--capture-dir", "inputs/captures"],
+     "probabilities must be a list of 10 numbers"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/models", "--capture-dir", "inputs/other-captures"],
+     "no captures of 'watched' version 1"),
+    (["drift", "--name", "watched", "--models-dir", "inputs/models", "--capture-dir", "inputs/captures",
+      "--version", "2"], "no published version 2"),
+    (["drift", "--name", "fashion", "--models-dir", "inputs/models", "--capture-dir", "inputs/captures"],
+     "has no drift_reference"),
+    (["drift", "--name", "fashion", "--models-dir", "inputs/models", "--record-reference"], "needs --version"),
 ]
 
 

@@ -21,14 +21,14 @@ from artifact.versions import RepositoryError
 
 from training import quiet
 from training.cli import logs
-from training.cli import (ablate, calibrate, captures, config, evaluate, feedback, label, optimize, preview_augment,
-                          publish, retrain, rollback, train, transfer)
+from training.cli import (ablate, calibrate, captures, config, drift, evaluate, feedback, label, optimize,
+                          preview_augment, publish, retrain, rollback, train, transfer)
 from training.config import ConfigError
 from training.data.datasets import DataError
 from training.publish.policies import EXIT_BUSY, EXIT_USAGE, PublishRefused
 
 COMMANDS = (train, publish, config, evaluate, preview_augment, optimize, transfer, calibrate, retrain, rollback, label,
-            feedback, captures, ablate)
+            feedback, captures, drift, ablate)
 
 
 def build_parser() -> argparse.ArgumentParser:

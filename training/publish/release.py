@@ -12,6 +12,8 @@
    held-out test split (``training.publish.scoring``), ECE and NLL included;
 4. each policy judges those scores (``training.publish.policies``); any refusal raises
    ``PublishRefused`` and the staging directory is removed;
+   with a validation split, the staged served file answers it once more: those answers are the
+   version's ``drift_reference`` (``artifact.drift``), what the service's drift test compares with;
 5. the metadata is built once (files, sizes, metrics, each verdict's record, the
    config and what the caller adds) and ``artifact`` writes it once, as it renames the
    directory into the next version.
@@ -24,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from artifact import drift
 from artifact.versions import publish
 
 from training.config import ExperimentConfig
@@ -33,7 +36,7 @@ from training.models.cnn import initializer_for
 from training.publish import calibration
 from training.publish.export import export_files
 from training.publish.policies import Policy, PublishCheck, PublishRefused
-from training.publish.scoring import SERVED_FORMAT, metrics_block, score_version
+from training.publish.scoring import SERVED_FORMAT, metrics_block, score_version, version_runner
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,18 @@ def calibration_block(fitted: dict, scores: dict, test: Dataset) -> dict:
     return fitted | {"test": test, "measured_with": SERVED_FORMAT}
 
 
+def drift_reference(directory: Path, metadata, validation: Optional[Dataset]) -> Optional[dict]:
+    """The ``drift_reference`` block: the validation split as the version's served file (TFLite,
+    else the SavedModel) answers it, run as the service runs it; None without enough validation
+    images. Validation, not test: the service compares live traffic with it, and the test split
+    stays for reporting how often that comparison alarms (benchmarks/drift.py)."""
+    if validation is None or len(validation) < drift.MIN_IMAGES:
+        return None
+    fmt = SERVED_FORMAT if metadata.format_path(directory, SERVED_FORMAT) is not None else "saved_model"
+    probabilities = version_runner(directory, fmt, metadata).predict(validation.x)
+    return drift.reference_block(probabilities, metadata.labels, "validation", fmt)
+
+
 def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
                     policies: Optional[Sequence[Policy]] = None, force: bool = False,
                     quantization: str = "none", representative=None, parent: Optional[dict] = None,
@@ -129,6 +144,9 @@ def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
                   "metrics": metrics_block(scores, metadata.sizes)}
         if fitted is not None:
             blocks["calibration"] = calibration_block(fitted, scores, test)
+        reference = drift_reference(staging, metadata, validation)
+        if reference is not None:
+            blocks[drift.BLOCK] = reference
         if annotate is not None:
             blocks |= annotate(scores, verdicts)
         if before_rename is not None:
