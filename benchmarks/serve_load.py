@@ -14,7 +14,7 @@ For each backend (tflite, tf) it measures, on 127.0.0.1 only:
    and per endpoint the request path's cost at one connection
    (``kind: "overhead"``): the p50 minus the in-process p50 of one
    single-image call of the same model and backend, measured just before
-   that endpoint's one-connection runs;
+   each of that endpoint's one-connection runs (medians over ``--repeats``);
 3. a sustained run at ``--sustain-concurrency`` with a new version
    published (atomic rename) every ``--reload-every`` seconds, one
    ``kill -9`` of a worker half-way, then a SIGTERM to the master under
@@ -290,25 +290,31 @@ def sweep(args, backend: str, root: Path, model: str, bodies: dict, script: Path
             path = body["path"].format(m=model)
             for service in services:
                 wrk(service.url + path, body, 4, 1, script)  # warm-up: connections, caches, first-call paths
-            in_process_ms = None
             for c in sorted({c for v in variants for c in v[2]}):
-                if c == 1:
-                    in_process_ms = ceiling.single_latency_ms()
-                for (name, batching, concurrencies, _), service in zip(variants, services):
-                    if c not in concurrencies:
-                        continue
-                    result = sweep_point(service, service.url + path, body, c, args, script, ceiling)
-                    record = {"kind": "service", "backend": backend, "variant": name, "endpoint": endpoint,
-                              "batching": batching, "workers": cfg.workers, "threads": cfg.threads,
-                              "model_threads": threads, "concurrency": c, **result}
-                    emit(record)
-                    log(f"{backend} {name} {endpoint} batching={batching} c={c}: {result['req_per_s']} req/s "
-                        f"p50 {result['p50_ms']} ms, batch {result['mean_batch']}")
+                p50s: dict[tuple, list[float]] = {}
+                in_process: list[float] = []
+                # Repeats rotate over the servers, so a change in the machine's load
+                # hits each of them alike.
+                for repeat in range(args.repeats):
                     if c == 1:
+                        in_process.append(ceiling.single_latency_ms())
+                    for (name, batching, concurrencies, _), service in zip(variants, services):
+                        if c not in concurrencies:
+                            continue
+                        result = sweep_point(service, service.url + path, body, c, args, script, ceiling)
+                        emit({"kind": "service", "backend": backend, "variant": name, "endpoint": endpoint,
+                              "batching": batching, "workers": cfg.workers, "threads": cfg.threads,
+                              "model_threads": threads, "concurrency": c, "repeat": repeat, **result})
+                        log(f"{backend} {name} {endpoint} batching={batching} c={c}: {result['req_per_s']} "
+                            f"req/s p50 {result['p50_ms']} ms, batch {result['mean_batch']}")
+                        p50s.setdefault((name, batching), []).append(result["p50_ms"])
+                if c == 1:
+                    base = float(np.median(in_process))
+                    for (name, batching), values in p50s.items():
+                        p50 = float(np.median(values))
                         emit({"kind": "overhead", "backend": backend, "variant": name, "endpoint": endpoint,
-                              "batching": batching, "p50_ms": result["p50_ms"],
-                              "in_process_p50_ms": round(in_process_ms, 3),
-                              "overhead_ms": round(result["p50_ms"] - in_process_ms, 3)})
+                              "batching": batching, "repeats": len(values), "p50_ms": round(p50, 3),
+                              "in_process_p50_ms": round(base, 3), "overhead_ms": round(p50 - base, 3)})
     finally:
         for service in services:
             service.stop()
@@ -454,6 +460,8 @@ def main(argv=None) -> int:
     p.add_argument("--backends", default="tflite,tf")
     p.add_argument("--concurrency", default="1,8,32,64")
     p.add_argument("--seconds", type=float, default=10.0, help="per sweep point")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs of each sweep point per server (the overhead lines take their medians)")
     p.add_argument("--ceiling-seconds", type=float, default=3.0)
     p.add_argument("--sustain-seconds", type=float, default=600.0)
     p.add_argument("--sustain-concurrency", type=int, default=16)
