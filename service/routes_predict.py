@@ -11,7 +11,7 @@ version that produced them. With a top probability below ``min_confidence``
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, request
 
 from . import confidence, inference
 from .errors import ApiError, BadRequest, UnsupportedMediaType
@@ -91,4 +91,4 @@ def predict():
     confidence.count(lv, withheld)
     body = {"model": {"name": lv.name, "version": lv.version, "backend": lv.backend_name},
             "predictions": answers}
-    return inference.model_headers(jsonify(body), lv)
+    return inference.model_headers(inference.json_response(body, inference.all_finite(results)), lv)
