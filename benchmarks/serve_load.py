@@ -9,7 +9,8 @@ For each backend (tflite, tf) it measures, on 127.0.0.1 only:
    with a PNG, V2 infer with a JSON UINT8 tensor and with a binary one, v1
    predict with a b64 PNG and with a pixel array) at each concurrency:
    req/s, p50, p99, errors, mean batch, client connections per worker
-   (sampled half-way) and the ratio to the ceilings; plus the same at
+   (sampled half-way), the workers' CPU time per request (from /proc,
+   steadier than latency on a shared machine) and the ratio to the ceilings; plus the same at
    concurrency 1 with batching off (``max_batch_size=1``) for the p50 check;
    and per endpoint the request path's cost at one connection
    (``kind: "overhead"``): the p50 minus the in-process p50 of one
@@ -192,6 +193,14 @@ class Service:
         fds = Path(f"/proc/{worker}/fd").iterdir()
         return sum(os.readlink(fd).startswith("socket:") for fd in fds) - 1
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the workers have used so far, all threads."""
+        total = 0
+        for worker in self.workers():
+            fields = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return total / os.sysconf("SC_CLK_TCK")
+
     def connection_spread(self) -> dict:
         """Client connections per worker, most first (how evenly accept() shared them)."""
         return {"connections_per_worker": sorted(map(self.connections, self.workers()), reverse=True)}
@@ -323,12 +332,16 @@ def sweep(args, backend: str, root: Path, model: str, bodies: dict, script: Path
 def sweep_point(service: Service, url: str, body: dict, c: int, args, script: Path, ceiling: Ceiling) -> dict:
     """One wrk run, with the mean batch it reached and its ratios to the ceilings."""
     sums = (service.metric_sums("service_batch_size_sum"), service.metric_sums("service_batch_size_count"))
+    cpu = service.cpu_seconds()
     result, spread = wrk(url, body, c, args.seconds, script, service.connection_spread, args.seconds / 2)
+    cpu = service.cpu_seconds() - cpu
     calls = service.metric_sums("service_batch_size_count") - sums[1]
     rows = service.metric_sums("service_batch_size_sum") - sums[0]
     mean_batch = rows / calls if calls else 0.0
     reached = ceiling.rate(max(1, round(mean_batch)))
+    # Worker CPU per request: what the request path costs, whatever else runs on the machine.
     return {**result, **spread, "mean_batch": round(mean_batch, 2),
+            "worker_cpu_ms_per_request": round(1000 * cpu / max(1, result["requests"]), 3),
             "ratio_to_ceiling_batch1": round(result["req_per_s"] / ceiling.rate(1), 3),
             "ratio_to_ceiling_at_batch": round(result["req_per_s"] / reached, 3)}
 
