@@ -67,8 +67,10 @@ installed gunicorn. The settings are ``ServiceConfig`` fields (the app's
 - One send: each send() on loopback runs the receiver's side of TCP in the
   sender's system call and wakes the client; the two sends of a response
   took about a tenth of a lone request's time in the worker (py-spy --idle
-  at one connection: gunicorn's ``util.write``). TCP_CORK, tried first,
-  made the one-connection p50 worse (about 5 ms instead of 2.7).
+  at one connection: gunicorn's ``util.write``). Holding the head back
+  costs no system call; TCP_CORK, tried first, costs two per request and
+  gave a worse one-connection p50 in its run (about 5 ms against 2.7, on a
+  machine busy with other jobs: docs/service.md).
 """
 from __future__ import annotations
 
