@@ -6,16 +6,27 @@ For each backend (tflite, tf) it measures, on 127.0.0.1 only:
    count the service's defaults give a worker, called directly with batch 1
    and with each batch size the service reached;
 2. the service with its default settings, for each endpoint (``/predict``
-   with a PNG, V2 infer with a binary UINT8 tensor, v1 predict with a b64
-   PNG and with a pixel array) at each concurrency: req/s, p50, p99,
-   errors, mean batch, client connections per worker (sampled half-way)
-   and the ratio to the ceilings; plus the same at concurrency 1 with
-   batching off (``max_batch_size=1``) for the p50 check;
+   with a PNG, V2 infer with a JSON UINT8 tensor and with a binary one, v1
+   predict with a b64 PNG and with a pixel array) at each concurrency:
+   req/s, p50, p99, errors, mean batch, client connections per worker
+   (sampled half-way), the workers' CPU time per request (from /proc,
+   steadier than latency on a shared machine) and the ratio to the ceilings; plus the same at
+   concurrency 1 with batching off (``max_batch_size=1``) for the p50 check;
+   and per endpoint the request path's cost at one connection
+   (``kind: "overhead"``): the p50 minus the in-process p50 of one
+   single-image call of the same model and backend, measured just before
+   each of that endpoint's one-connection runs (medians over ``--repeats``);
 3. a sustained run at ``--sustain-concurrency`` with a new version
    published (atomic rename) every ``--reload-every`` seconds, one
    ``kill -9`` of a worker half-way, then a SIGTERM to the master under
    load: non-2xx, resets and timeouts per segment, so each event is
    accounted for on its own line.
+
+``--variant NAME:KEY=VALUE,...`` adds a server beside the default one,
+with other ``SERVICE_*`` settings, or with ``dir=PATH`` another checkout of
+the project (e.g. ``git archive <commit>``): every server is started first
+and each sweep point runs on each of them in turn, so old and new are
+compared under the same machine load.
 
 The load comes from wrk (Debian package ``wrk``; ``make system-deps``
 installs it), which costs far less CPU than a Python client on a small
@@ -23,6 +34,8 @@ machine. The model is the committed ``models/<model>/<latest>`` copied
 into a temporary repository. Every loop is bounded in count and time.
 
     python benchmarks/serve_load.py [--seconds 10] [--sustain-seconds 600] > reports/serve_load.jsonl
+    python benchmarks/serve_load.py --version 1 --backends tflite --sustain-seconds 0 \
+        --variant old:dir=/tmp/old-checkout       # old vs new code, side by side
 
 One JSON object per result on stdout; progress on stderr.
 """
@@ -91,10 +104,13 @@ def write_bodies(pixels: np.ndarray, folder: Path) -> dict[str, dict]:
     Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(buf, format="PNG")
     png = buf.getvalue()
     b64 = base64.b64encode(png).decode()
+    v2_json = json.dumps({"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, *pixels.shape],
+                                      "data": pixels.ravel().tolist()}]}).encode()
     header = json.dumps({"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, *pixels.shape],
                                      "parameters": {"binary_data_size": pixels.size}}]}).encode()
     bodies = {
         "predict_png": ("/predict", "image/png", png, ""),
+        "v2_json": ("/v2/models/{m}/infer", "application/json", v2_json, ""),
         "v2_binary": ("/v2/models/{m}/infer", "application/octet-stream", header + pixels.tobytes(),
                       str(len(header))),
         "v1_b64": ("/v1/models/{m}:predict", "application/json",
@@ -144,7 +160,7 @@ def free_port() -> int:
 class Service:
     """gunicorn with the repository's gunicorn.conf.py and the service defaults."""
 
-    def __init__(self, root: Path, backend: str, log_path: Path, **settings):
+    def __init__(self, root: Path, backend: str, log_path: Path, checkout: Path = REPO, **settings):
         self.url = f"http://127.0.0.1:{free_port()}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SERVICE_", "PROMETHEUS_"))}
         env.update(SERVICE_BIND=self.url.removeprefix("http://"), SERVICE_MODEL_ROOT=str(root),
@@ -153,7 +169,7 @@ class Service:
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "service:create_app()"],
-            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+            cwd=checkout, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         end = time.monotonic() + 300
         while time.monotonic() < end:
             if self.proc.poll() is not None:
@@ -176,6 +192,14 @@ class Service:
         """The worker's open client connections: its sockets but the listener."""
         fds = Path(f"/proc/{worker}/fd").iterdir()
         return sum(os.readlink(fd).startswith("socket:") for fd in fds) - 1
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the workers have used so far, all threads."""
+        total = 0
+        for worker in self.workers():
+            fields = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return total / os.sysconf("SC_CLK_TCK")
 
     def connection_spread(self) -> dict:
         """Client connections per worker, most first (how evenly accept() shared them)."""
@@ -216,6 +240,18 @@ class Ceiling:
         self.seconds = seconds
         self.rates: dict[int, float] = {}
 
+    def single_latency_ms(self, calls: int = 400) -> float:
+        """Median wall time of one single-image call (the request path's baseline)."""
+        x = np.zeros((1, *self.shape), np.uint8)
+        for _ in range(20):
+            self.model.predict(x)
+        times = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            self.model.predict(x)
+            times.append(time.perf_counter() - started)
+        return float(np.median(times)) * 1000
+
     def rate(self, batch: int) -> float:
         if batch not in self.rates:
             x = np.zeros((batch, *self.shape), np.uint8)
@@ -231,6 +267,13 @@ class Ceiling:
 
 # -- the runs -----------------------------------------------------------------
 
+def parse_variant(text: str) -> tuple[str, dict]:
+    """``NAME:KEY=VALUE,...``: a server with other SERVICE_* settings (``dir=`` another checkout)."""
+    name, _, rest = text.partition(":")
+    settings = dict(item.split("=", 1) for item in rest.split(",") if item)
+    return name, settings
+
+
 def sweep(args, backend: str, root: Path, model: str, bodies: dict, script: Path, work: Path) -> None:
     cfg = ServiceConfig.load({"backend": backend}, environ={})
     threads = cfg.resolved_model_threads
@@ -238,34 +281,69 @@ def sweep(args, backend: str, root: Path, model: str, bodies: dict, script: Path
     ceiling = Ceiling(backend, info, threads, args.ceiling_seconds)
     single = ceiling.rate(1)
     emit({"kind": "ceiling", "backend": backend, "model_threads": threads, "batch": 1,
-          "images_per_s": round(single, 1)})
-    for batching, concurrencies, settings in (("on", args.concurrency, {}),
-                                              ("off", [1], {"max_batch_size": 1})):
-        service = Service(root, backend, work / f"{backend}-sweep.log", poll_interval_s=0, **settings)
-        try:
-            for endpoint, body in bodies.items():
-                url = service.url + body["path"].format(m=model)
-                wrk(url, body, 4, 1, script)  # warm-up: connections, caches, first-call paths
-                for c in concurrencies:
-                    sums = (service.metric_sums("service_batch_size_sum"),
-                            service.metric_sums("service_batch_size_count"))
-                    result, spread = wrk(url, body, c, args.seconds, script,
-                                         service.connection_spread, args.seconds / 2)
-                    calls = service.metric_sums("service_batch_size_count") - sums[1]
-                    rows = service.metric_sums("service_batch_size_sum") - sums[0]
-                    mean_batch = rows / calls if calls else 0.0
-                    reached = ceiling.rate(max(1, round(mean_batch)))
-                    record = {"kind": "service", "backend": backend, "endpoint": endpoint,
+          "images_per_s": round(single, 1), "p50_latency_ms": round(ceiling.single_latency_ms(), 3)})
+    # (name, batching, concurrencies, settings); every server runs side by side.
+    variants = [("default", "on", args.concurrency, {}), ("default", "off", [1], {"max_batch_size": 1})]
+    for text in args.variant:
+        name, settings = parse_variant(text)
+        variants.append((name, "on" if settings.get("max_batch_size") != "1" else "off",
+                         args.concurrency, settings))
+    services = []
+    try:
+        for name, batching, _, settings in variants:
+            settings = dict(settings)
+            checkout = Path(settings.pop("dir", REPO))
+            services.append(Service(root, backend, work / f"{backend}-{name}-{batching}.log", checkout,
+                                    poll_interval_s=0, **settings))
+        for endpoint, body in bodies.items():
+            path = body["path"].format(m=model)
+            for service in services:
+                wrk(service.url + path, body, 4, 1, script)  # warm-up: connections, caches, first-call paths
+            for c in sorted({c for v in variants for c in v[2]}):
+                p50s: dict[tuple, list[float]] = {}
+                in_process: list[float] = []
+                # Repeats rotate over the servers, so a change in the machine's load
+                # hits each of them alike.
+                for repeat in range(args.repeats):
+                    if c == 1:
+                        in_process.append(ceiling.single_latency_ms())
+                    for (name, batching, concurrencies, _), service in zip(variants, services):
+                        if c not in concurrencies:
+                            continue
+                        result = sweep_point(service, service.url + path, body, c, args, script, ceiling)
+                        emit({"kind": "service", "backend": backend, "variant": name, "endpoint": endpoint,
                               "batching": batching, "workers": cfg.workers, "threads": cfg.threads,
-                              "model_threads": threads, "concurrency": c, **result, **spread,
-                              "mean_batch": round(mean_batch, 2),
-                              "ratio_to_ceiling_batch1": round(result["req_per_s"] / single, 3),
-                              "ratio_to_ceiling_at_batch": round(result["req_per_s"] / reached, 3)}
-                    emit(record)
-                    log(f"{backend} {endpoint} batching={batching} c={c}: {result['req_per_s']} req/s "
-                        f"p50 {result['p50_ms']} ms, batch {mean_batch:.1f}")
-        finally:
+                              "model_threads": threads, "concurrency": c, "repeat": repeat, **result})
+                        log(f"{backend} {name} {endpoint} batching={batching} c={c}: {result['req_per_s']} "
+                            f"req/s p50 {result['p50_ms']} ms, batch {result['mean_batch']}")
+                        p50s.setdefault((name, batching), []).append(result["p50_ms"])
+                if c == 1:
+                    base = float(np.median(in_process))
+                    for (name, batching), values in p50s.items():
+                        p50 = float(np.median(values))
+                        emit({"kind": "overhead", "backend": backend, "variant": name, "endpoint": endpoint,
+                              "batching": batching, "repeats": len(values), "p50_ms": round(p50, 3),
+                              "in_process_p50_ms": round(base, 3), "overhead_ms": round(p50 - base, 3)})
+    finally:
+        for service in services:
             service.stop()
+
+
+def sweep_point(service: Service, url: str, body: dict, c: int, args, script: Path, ceiling: Ceiling) -> dict:
+    """One wrk run, with the mean batch it reached and its ratios to the ceilings."""
+    sums = (service.metric_sums("service_batch_size_sum"), service.metric_sums("service_batch_size_count"))
+    cpu = service.cpu_seconds()
+    result, spread = wrk(url, body, c, args.seconds, script, service.connection_spread, args.seconds / 2)
+    cpu = service.cpu_seconds() - cpu
+    calls = service.metric_sums("service_batch_size_count") - sums[1]
+    rows = service.metric_sums("service_batch_size_sum") - sums[0]
+    mean_batch = rows / calls if calls else 0.0
+    reached = ceiling.rate(max(1, round(mean_batch)))
+    # Worker CPU per request: what the request path costs, whatever else runs on the machine.
+    return {**result, **spread, "mean_batch": round(mean_batch, 2),
+            "worker_cpu_ms_per_request": round(1000 * cpu / max(1, result["requests"]), 3),
+            "ratio_to_ceiling_batch1": round(result["req_per_s"] / ceiling.rate(1), 3),
+            "ratio_to_ceiling_at_batch": round(result["req_per_s"] / reached, 3)}
 
 
 def publish(model_dir: Path, source: Path) -> int:
@@ -388,9 +466,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model-root", type=Path, default=REPO / "models")
     p.add_argument("--model", default="fashion")
+    p.add_argument("--version", type=int, default=None, help="the model version served (default: the latest)")
+    p.add_argument("--endpoints", default=None, help="comma-separated subset of the endpoints")
+    p.add_argument("--variant", action="append", default=[],
+                   help="NAME:KEY=VALUE,... another server beside the default one (dir=PATH: another checkout)")
     p.add_argument("--backends", default="tflite,tf")
     p.add_argument("--concurrency", default="1,8,32,64")
     p.add_argument("--seconds", type=float, default=10.0, help="per sweep point")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="runs of each sweep point per server (the overhead lines take their medians)")
     p.add_argument("--ceiling-seconds", type=float, default=3.0)
     p.add_argument("--sustain-seconds", type=float, default=600.0)
     p.add_argument("--sustain-concurrency", type=int, default=16)
@@ -407,19 +491,24 @@ def main(argv=None) -> int:
     if not versions:
         print(f"serve_load: no version of {args.model!r} under {args.model_root}", file=sys.stderr)
         return 2
-    RUN_FIELDS["model"] = f"{args.model}/{versions[-1]}"
+    version = versions[-1] if args.version is None else args.version
+    if version not in versions:
+        print(f"serve_load: {args.model!r} has no version {version}", file=sys.stderr)
+        return 2
+    RUN_FIELDS["model"] = f"{args.model}/{version}"
     work = Path(tempfile.mkdtemp(prefix="serve-load-"))
     script = work / "post.lua"
     script.write_text(WRK_SCRIPT)
     with np.load(REPO / "tests" / "data" / "fashion_fixture.npz") as data:
         pixels = data["x_test"][0][:, :, None]
     bodies = write_bodies(pixels, work)
+    swept = {name: bodies[name] for name in args.endpoints.split(",")} if args.endpoints else bodies
     log(f"serve_load: cores {os.cpu_count()}, logs in {work}")
     for backend in args.backends.split(","):
         root = work / f"repo-{backend}"
-        shutil.copytree(args.model_root / args.model / str(versions[-1]), root / args.model / "1")
+        shutil.copytree(args.model_root / args.model / str(version), root / args.model / "1")
         if not args.skip_sweep:
-            sweep(args, backend, root, args.model, bodies, script, work)
+            sweep(args, backend, root, args.model, swept, script, work)
         if args.sustain_seconds > 0:
             sustain(args, backend, root, args.model, bodies, script, work)
         shutil.rmtree(root)

@@ -72,6 +72,7 @@ class Batcher:
         self._busy = False        # a thread holds the turn
         self._gathering = False   # the turn's holder waits for more rows (max_delay_s)
         self._closed = False
+        self._depth_reported = -1  # the gauge is written when the depth changed only
 
     def submit(self, pixels: np.ndarray, deadline: float, admit: bool = False) -> np.ndarray:
         """Run ``pixels`` [n,...] through the model; returns its n output rows.
@@ -144,8 +145,10 @@ class Batcher:
                 self._cond.notify_all()
 
     def _report_depth(self) -> None:
-        if self.observer is not None:
-            self.observer.depth(len(self._queue))
+        depth = len(self._queue)
+        if self.observer is not None and depth != self._depth_reported:
+            self._depth_reported = depth  # under self._cond, as every caller holds it
+            self.observer.depth(depth)
 
     def _rows_waiting(self) -> int:
         return sum(j.pixels.shape[0] for j in self._queue)

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import orjson
-from flask import current_app, g, request
+from flask import current_app, g, jsonify, request
 
 from .config import ServiceConfig
 from .errors import ApiError, BadRequest, UnsupportedMediaType
@@ -139,6 +139,27 @@ def run_route(route: Route, items: list, until: float) -> list:
                 route.version, route.shadow, np.stack([items[i] for i in good]),
                 np.stack([results[i] for i in good]))
     return results
+
+
+def json_response(body: dict, finite: bool = True):
+    """``jsonify(body)``, written by orjson where every number in it is finite (a
+    tenth of the standard encoder's time on a prediction). The same JSON values:
+    keys in order, a trailing newline; numbers as the shortest text that reads back
+    the same (``1e-5`` where Python writes ``1e-05``), text as UTF-8 where Flask
+    escapes non-ASCII. Where a number may be NaN (a failed V2 item), ``jsonify``
+    writes it: orjson would write null."""
+    if finite:
+        try:
+            return current_app.response_class(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS) + b"\n",
+                                              mimetype="application/json")
+        except TypeError:  # a type only Flask's encoder knows (none in a prediction today)
+            pass
+    return jsonify(body)
+
+
+def all_finite(results: list) -> bool:
+    """Whether every model row among ``results`` (errors aside) holds finite numbers only."""
+    return all(bool(np.isfinite(r).all()) for r in results if not isinstance(r, ApiError))
 
 
 def model_headers(response, lv: LoadedVersion):

@@ -38,6 +38,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
+        # json.dumps, not orjson: a few microseconds more, and the lines keep the
+        # layout log pipelines may already match ("key": "value").
         return json.dumps(entry, default=str)
 
 
@@ -103,28 +105,37 @@ def init_request_logging(app: Flask, metrics: Metrics) -> None:
     @app.after_request
     def _finish(response):
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        rule = request.url_rule.rule if request.url_rule else "<unmatched>"
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        # Each use of flask.request or g is a context lookup: read them once.
+        url_rule, method, headers = request.url_rule, request.method, response.headers
+        rule = url_rule.rule if url_rule else "<unmatched>"
+        request_id = g.get("request_id", "")
+        headers["X-Request-ID"] = request_id
         route = g.get("route")
-        if route is not None and "X-Model-Version" not in response.headers:
+        label = route.label if route is not None else ""
+        if route is not None and "X-Model-Version" not in headers:
             # An error after the version was chosen (a bad image, a deadline) still
             # names it, so per-version error rates count it against that version.
-            response.headers["X-Model-Name"] = route.version.name
-            response.headers["X-Model-Version"] = str(route.version.version)
-        if route is not None and route.label:
-            response.headers["X-Model-Label"] = route.label
+            headers["X-Model-Name"] = route.version.name
+            headers["X-Model-Version"] = str(route.version.version)
+        if label:
+            headers["X-Model-Label"] = label
         # Only a model that answered names the labels: names taken from the
         # URL would let any client create new series.
-        model = response.headers.get("X-Model-Name", "")
-        version = response.headers.get("X-Model-Version", "")
-        metrics.request(model, version, rule, request.method, response.status_code, seconds)
-        fields = {"event": "request", "method": request.method, "path": request.path,
-                  "route": rule, "status": response.status_code,
-                  "duration_ms": round(seconds * 1000, 2)}
-        if version:
-            fields["model"] = model
-            fields["version"] = version
-        if route is not None and route.label:
-            fields["label"] = route.label
-        log.info("request", extra=fields)
+        model = headers.get("X-Model-Name", "")
+        version = headers.get("X-Model-Version", "")
+        status = response.status_code
+        metrics.request(model, version, rule, method, status, seconds)
+        if log.isEnabledFor(logging.INFO):
+            # request_id first: where the formatter would put it (it need not look it up).
+            fields = {"request_id": request_id} if request_id else {}
+            fields.update(event="request", method=method, path=request.path, route=rule,
+                          status=status, duration_ms=round(seconds * 1000, 2))
+            if version:
+                fields["model"] = model
+                fields["version"] = version
+            if label:
+                fields["label"] = label
+            # makeRecord + handle is log.info without findCaller's walk up the stack
+            # (the JSON line has no source location).
+            log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, "request", (), None, extra=fields))
         return response

@@ -13,7 +13,7 @@ dropout passes, each top-k entry with its ``std`` over them.
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, request
 
 from . import confidence, inference
 from .errors import ApiError, BadRequest, UnsupportedMediaType
@@ -102,4 +102,4 @@ def predict():
             "predictions": answers}
     if passes is not None:
         body["mc_dropout"] = {"passes": passes}
-    return inference.model_headers(jsonify(body), lv)
+    return inference.model_headers(inference.json_response(body, inference.all_finite(results)), lv)

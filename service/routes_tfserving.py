@@ -74,7 +74,7 @@ def _decode_instance(value, spec, input_name: str):
 def _row(result):
     if isinstance(result, ApiError):
         return {"error": result.message}
-    return [float(p) for p in result]
+    return result.tolist()  # Python floats, as float(p) of each
 
 
 @bp.post("/v1/models/<name>:predict")
@@ -111,5 +111,5 @@ def predict(name: str, version: int | None = None, label: str | None = None):
     if not_sure:
         answer["not_sure"] = not_sure
         confidence.count(lv, len(not_sure))
-    response = jsonify(answer)
+    response = inference.json_response(answer, inference.all_finite(results))
     return inference.model_headers(response, lv)

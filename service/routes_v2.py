@@ -247,7 +247,7 @@ def infer(name: str, version: int | None = None):
     else:
         out = {"name": output_name, "datatype": "FP32", "shape": list(probs.shape)}
         payload = probs.astype("<f4").tobytes()
-        data = [float(x) for x in probs.ravel()]
+        data = probs.ravel().tolist()  # Python floats, as float(x) of each
     response_body = {"model_name": name, "model_version": str(lv.version), "outputs": [out]}
     if "id" in body:
         response_body["id"] = body["id"]
@@ -260,7 +260,8 @@ def infer(name: str, version: int | None = None):
             **({"not_sure": json.dumps(not_sure)} if not_sure else {})}
     if not binary:
         out["data"] = data
-        return inference.model_headers(jsonify(response_body), lv)
+        finite = bool(k) or bool(np.isfinite(probs).all())  # NaN rows: failed items
+        return inference.model_headers(inference.json_response(response_body, finite), lv)
     out["parameters"] = {"binary_data_size": len(payload)}
     header = json.dumps(response_body).encode()
     response = Response(header + payload, mimetype="application/octet-stream")

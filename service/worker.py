@@ -22,12 +22,15 @@ worker (gunicorn 27, ``workers/gthread.py``):
   there to a pool thread again (``keepalive_linger_s``).
 - Garbage collection: start-up objects frozen, a larger young generation
   (``gc_young_threshold``).
+- One send per response: gunicorn writes a response's head and its body
+  with a sendall() each; the head is held back and sent with the body
+  (``OneSend``).
 - Accept: with several workers, a worker that already holds connections
   waits a little before accepting a new one (``accept_defer_per_conn_s``),
   so the worker with fewer connections takes it.
 
-gunicorn has no public hook for the last four, so ``ServiceWorker``
-overrides ``handle_exit``, ``handle``, ``accept`` and ``set_accept_enabled``
+gunicorn has no public hook for the last five, so ``ServiceWorker``
+overrides ``handle_exit``, ``handle``, ``handle_request``, ``accept`` and ``set_accept_enabled``
 and reads ``nr_conns`` and ``conn.parser.unreader``:
 tests/service/test_service_worker_contract.py checks each against the
 installed gunicorn. The settings are ``ServiceConfig`` fields (the app's
@@ -61,6 +64,13 @@ installed gunicorn. The settings are ``ServiceConfig`` fields (the app's
   by the number of connections held lets the less loaded worker win the
   race; capped, so a lone busy worker still accepts within a few
   milliseconds.
+- One send: each send() on loopback runs the receiver's side of TCP in the
+  sender's system call and wakes the client; the two sends of a response
+  took about a tenth of a lone request's time in the worker (py-spy --idle
+  at one connection: gunicorn's ``util.write``). Holding the head back
+  costs no system call; TCP_CORK, tried first, costs two per request and
+  gave a worse one-connection p50 in its run (about 5 ms against 2.7, on a
+  machine busy with other jobs: docs/service.md).
 """
 from __future__ import annotations
 
@@ -89,6 +99,39 @@ def post_worker_init(worker) -> None:
     log.info("worker accepting", extra={"event": "worker_accepting", "ready": registry.ready()})
 
 
+class OneSend:
+    """A socket whose first ``sendall`` (a response's head) is held back and
+    sent with the second (its body); any other use sends what is held first,
+    so the bytes leave in the order they were written."""
+
+    __slots__ = ("sock", "held", "passing")
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.held = b""
+        self.passing = False  # the head went out: plain pass-through from now on
+
+    def sendall(self, data) -> None:
+        if self.passing:
+            self.sock.sendall(data)
+        elif not self.held:
+            self.held = bytes(data)
+        else:
+            self.passing = True
+            self.sock.sendall(self.held + data)
+            self.held = b""
+
+    def flush(self) -> None:
+        self.passing = True
+        if self.held:
+            held, self.held = self.held, b""
+            self.sock.sendall(held)
+
+    def __getattr__(self, name):
+        self.flush()
+        return getattr(self.sock, name)
+
+
 class ServiceWorker(ThreadWorker):
     # Whether the listeners are registered with the poller: follows every
     # set_accept_enabled call, the one place gthread changes that.
@@ -107,6 +150,18 @@ class ServiceWorker(ThreadWorker):
         while keepalive is True and self.alive and self._next_request_waiting(conn):
             keepalive = super().handle(conn)
         return keepalive
+
+    def handle_request(self, req, conn):
+        sock = conn.sock
+        conn.sock = one_send = OneSend(sock)  # what gunicorn's response writes to
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            conn.sock = sock
+            try:
+                one_send.flush()  # a response without a body: its head
+            except OSError:
+                pass  # the connection is gone; gunicorn has seen or will see why
 
     def _next_request_waiting(self, conn) -> bool:
         unreader = conn.parser.unreader

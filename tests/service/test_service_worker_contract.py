@@ -21,11 +21,12 @@ from gunicorn.workers import base, gthread
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from service import create_app
-from service.worker import ServiceWorker, post_worker_init
+from service.worker import OneSend, ServiceWorker, post_worker_init
 from support.builders import ROOT
 
 # gthread methods ServiceWorker overrides, with the parameters gunicorn calls them with.
 OVERRIDDEN = {"handle_exit": ["self", "sig", "frame"], "handle": ["self", "conn"],
+              "handle_request": ["self", "req", "conn"],
               "accept": ["self", "listener"], "set_accept_enabled": ["self", "enabled"]}
 # Worker attributes worker.py reads (public names, but not a documented API).
 READ = {"nr_conns", "worker_connections", "sockets", "alive", "cfg", "wsgi", "notify"}
@@ -91,6 +92,9 @@ def test_gunicorn_calls_the_overrides_and_the_hook_where_worker_py_expects():
     assert "self.wsgi = " in inspect.getsource(base.Worker.load_wsgi)
     assert "signal.signal(signal.SIGTERM, self.handle_exit)" in inspect.getsource(base.Worker.init_signals)
     assert "self.tpool.submit(self.handle, conn)" in inspect.getsource(ThreadWorker.enqueue_req)
+    # The response writes to the conn.sock handle_request finds (OneSend stands in there).
+    assert "self.handle_request(req, conn)" in inspect.getsource(ThreadWorker.handle)
+    assert "wsgi.create(req, conn.sock," in inspect.getsource(ThreadWorker.handle_request)
     assert "self.nr_conns += 1" in inspect.getsource(ThreadWorker.accept)
     # ServiceWorker.listening mirrors whether the listeners are registered: gthread
     # registers them, and sets its own flag, only in set_accept_enabled.
@@ -174,3 +178,53 @@ def test_accept_toggle_registers_the_listener_and_a_stopping_worker_serves_its_b
         worker.method_queue.close()
         client.close()
         listener.close()
+
+
+class _CountingSocket(socket.socket):
+    """A real socket that counts its sendall calls."""
+    sends = 0
+
+    def sendall(self, data, *args):
+        self.sends += 1
+        return super().sendall(data, *args)
+
+
+def test_a_response_leaves_in_one_send_and_the_connection_keeps_its_socket(tmp_path):
+    worker = _worker(tmp_path)
+    raw, client = socket.socketpair()
+    server = _CountingSocket(raw.family, raw.type, fileno=raw.detach())
+    try:
+        conn = TConn(worker.cfg, server, ("127.0.0.1", 1), ("127.0.0.1", 2))
+        client.sendall(_request(close=True))
+        assert worker.handle(conn) is False
+        assert conn.sock is server
+        response = _read_responses(client, 1)
+        assert response.startswith(b"HTTP/1.1 200") and response.endswith(b'{"live":true}\n')
+        assert server.sends == 1   # gunicorn's head and body writes, as one
+    finally:
+        worker.tpool.shutdown()
+        client.close()
+        server.close()
+
+
+def test_one_send_keeps_the_order_of_everything_written():
+    a, b = socket.socketpair()
+    try:
+        held = OneSend(a)
+        held.sendall(b"head;")
+        assert held.held == b"head;"
+        held.sendall(b"body;")           # with the head, in one send
+        held.sendall(b"more;")           # then straight through
+        held.flush()
+        head_only = OneSend(a)
+        head_only.sendall(b"head2;")
+        head_only.fileno()               # any other use sends what is held first
+        assert head_only.held == b"" and head_only.passing
+        b.settimeout(5)
+        data = b""
+        while len(data) < len(b"head;body;more;head2;"):
+            data += b.recv(100)
+        assert data == b"head;body;more;head2;"
+    finally:
+        a.close()
+        b.close()
