@@ -10,18 +10,14 @@ import pytest
 
 from artifact import metadata as md
 from artifact.versions import versions
+from support.builders import ROOT
 from support.service import free_port
 
-from support.builders import ROOT
 
-
-def test_two_multi_worker_processes_end_with_identical_weights_and_only_the_chief_publishes(tmp_path):
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    command = [sys.executable, "-m", "training", "train", "--preset", "tiny", "--strategy", "multi_worker",
-               "--publish", "--set", "train.epochs=1", "--set", "train.verbose=0", "--set", "train.batch_size=32",
-               "--set", "model.head_pool=flatten", "--set", "augment.enabled=false",   # passes the publish check
-               "--set", f"output_dir={tmp_path / 'runs'}", "--set", f"models_dir={tmp_path / 'models'}"]
+def run_two_workers(command: list) -> list:
+    """``command`` as worker 0 and worker 1 of a two-process TF_CONFIG cluster on loopback;
+    each one's last stdout line as JSON, once both exit 0."""
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
     workers = []
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
@@ -32,6 +28,15 @@ def test_two_multi_worker_processes_end_with_identical_weights_and_only_the_chie
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
         outputs.append(json.loads(out.strip().splitlines()[-1]))
+    return outputs
+
+
+def test_two_multi_worker_processes_end_with_identical_weights_and_only_the_chief_publishes(tmp_path):
+    command = [sys.executable, "-m", "training", "train", "--preset", "tiny", "--strategy", "multi_worker",
+               "--publish", "--set", "train.epochs=1", "--set", "train.verbose=0", "--set", "train.batch_size=32",
+               "--set", "model.head_pool=flatten", "--set", "augment.enabled=false",   # passes the publish check
+               "--set", f"output_dir={tmp_path / 'runs'}", "--set", f"models_dir={tmp_path / 'models'}"]
+    outputs = run_two_workers(command)
     chief, other = (o["distribution"] for o in outputs)
     assert (chief["task"], chief["chief"], other["task"], other["chief"]) == ("worker/0", True, "worker/1", False)
     assert chief["replicas"] == 2 and chief["global_batch"] == 2 * chief["per_replica_batch"]
@@ -76,23 +81,11 @@ def test_retrain_as_two_multi_worker_processes_publishes_once_from_the_chief_wit
                             "--set", "augment.enabled=false", "--set", f"models_dir={tmp_path / 'models'}", *common],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     # the gate is opened wide: what is checked here is who publishes and what, not whether it is better
     command = [sys.executable, "-m", "training", "retrain", "--name", "tiny", "--models-dir", str(tmp_path / "models"),
                "--strategy", "multi_worker", "--tolerance", "1", "--set", "retrain.ece_tolerance=1",
                "--set", "retrain.epochs=1", *common]
-    workers = []
-    for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        workers.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True))
-    reports = []
-    for proc in workers:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
-        reports.append(json.loads(out.strip().splitlines()[-1]))
-    chief, other = reports
+    chief, other = run_two_workers(command)
     assert (chief["distribution"]["task"], chief["distribution"]["chief"]) == ("worker/0", True)
     assert (other["distribution"]["task"], other["distribution"]["chief"]) == ("worker/1", False)
     assert chief["distribution"]["replicas"] == 2
