@@ -9,6 +9,7 @@ the first three fixture test images.
 """
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ ENERGY = reference_energy(X)
 ORDER = np.argsort(ENERGY)
 LIMIT = float((ENERGY[ORDER[0]] + ENERGY[ORDER[1]]) / 2)       # only the most familiar image passes
 UNFAMILIAR = {str(i) for i in ORDER[1:]}
+CHROMIUM = "/usr/bin/chromium"
 
 
 def _multipart():
@@ -152,3 +154,38 @@ def test_the_metadata_default_round_trips_and_a_bad_one_is_refused(energy_models
     for bad in ("high", True, None, float("nan")):
         with pytest.raises(ValueError, match="serving.max_energy"):
             energy.version_default(meta.updated({"serving": {"max_energy": bad}}))
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
+def test_the_page_shows_the_unfamiliar_reason_and_takes_a_limit(energy_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+    i = int(ORDER[2])                   # above the version's limit
+    image = tmp_path / "item.png"
+    image.write_bytes(png_bytes(X[i]))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(energy_server.url + "/")
+            page.set_input_files("#file", str(image))
+            page.click("#submit")
+            expect(page.locator("#verdict")).to_contain_text("Not like the training images: unfamiliar input: energy",
+                                                             timeout=15000)
+            expect(page.locator("#result tr.top1 td").first).to_have_text(TOP1[i])   # still there
+            page.fill("#maxenergy", "off")
+            page.click("#submit")
+            expect(page.locator("#verdict")).to_have_text("Answer: " + TOP1[i], timeout=15000)
+        finally:
+            browser.close()
+
+
+def test_the_service_setting_is_a_number_or_inf():
+    from service.config import ServiceConfig
+    assert ServiceConfig.load(environ={}).max_energy is None
+    assert ServiceConfig.load(environ={"SERVICE_MAX_ENERGY": "-6.5"}).max_energy == -6.5
+    assert ServiceConfig.load(environ={"SERVICE_MAX_ENERGY": "inf"}).max_energy == math.inf
+    for bad in ("nan", "-inf", "high"):
+        with pytest.raises(ValueError, match="MAX_ENERGY|max_energy"):
+            ServiceConfig.load(environ={"SERVICE_MAX_ENERGY": bad})
