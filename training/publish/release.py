@@ -179,12 +179,12 @@ def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
         if fitted is not None:
             blocks["calibration"] = calibration_block(fitted, scores, test)
         answers = served_answers(staging, metadata, validation) if validation is not None and len(validation) else None
-        reference = drift_reference(staging, metadata, validation, answers)
-        if reference is not None:
-            blocks[drift.BLOCK] = reference
         rule = energy_rule(answers) if answers is not None else None
         if rule is not None:
             blocks["serving"] = {**(blocks.get("serving") or {}), **rule}
+        reference = drift_reference(staging, metadata, validation, answers)
+        if reference is not None:       # last: what `drift --record-reference` appends to an older version
+            blocks[drift.BLOCK] = reference
         if annotate is not None:
             blocks |= annotate(scores, verdicts)
         if before_rename is not None:
