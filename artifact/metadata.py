@@ -23,6 +23,10 @@ FILENAME = "metadata.json"
 SIGNATURE = "serving_default"
 INPUT_NAME = "pixels"            # the serving signature's input and output tensors
 OUTPUT_NAME = "probabilities"
+# A second output of the serving signature (and the TFLite file) of versions published since
+# the energy rule: per image -T * logsumexp(logits / T), T the baked-in temperature
+# (docs/service.md "Unfamiliar inputs"). Older versions lack it; runners pick outputs by name.
+ENERGY_NAME = "energy"
 CHANNELS = {"L": 1, "RGB": 3}    # colour mode -> channels of the model input
 RESAMPLING = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 

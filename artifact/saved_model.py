@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .metadata import INPUT_NAME, OUTPUT_NAME, SIGNATURE, MetadataError, SavedModelFormat
+from .metadata import ENERGY_NAME, INPUT_NAME, OUTPUT_NAME, SIGNATURE, MetadataError, SavedModelFormat
 
 # The Monte Carlo dropout signature training exports next to the serving one (for models with
 # dropout): the same input and output names, one stochastic pass per input row, dropout on and
@@ -40,6 +40,8 @@ class SavedModelRunner:
         self._fn = self._loaded.signatures[signature]
         self._mc = self._loaded.signatures.get(MC_DROPOUT_SIGNATURE)
         self._input, self._output = input_name, output_name
+        # the energy output (versions published since the energy rule), read by name
+        self.has_energy = ENERGY_NAME in self._fn.structured_outputs
 
     @property
     def has_mc_dropout(self) -> bool:
@@ -52,8 +54,15 @@ class SavedModelRunner:
         return cls(os.path.join(version_dir, fmt.path), fmt.signature, fmt.input, fmt.output)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self.run(pixels)[0]
+
+    def run(self, pixels: np.ndarray) -> tuple:
+        """(probabilities float32 [N,K], energy float32 [N] or None)."""
         out = self._fn(**{self._input: self._tf.constant(pixels, dtype=self._tf.uint8)})
-        return out[self._output].numpy().astype(np.float32, copy=False)
+        probabilities = out[self._output].numpy().astype(np.float32, copy=False)
+        if not self.has_energy:
+            return probabilities, None
+        return probabilities, out[ENERGY_NAME].numpy().astype(np.float32, copy=False)
 
     def mc_dropout(self, pixels: np.ndarray, passes: int) -> tuple:
         """(mean, std) over ``passes`` dropout passes, each float32 [N,K]: the rows repeated
@@ -69,3 +78,9 @@ class SavedModelRunner:
 
     def predict(self, pixels: np.ndarray, batch_size: int = 256) -> np.ndarray:
         return np.concatenate([self(pixels[i:i + batch_size]) for i in range(0, len(pixels), batch_size)])
+
+    def predict_energy(self, pixels: np.ndarray, batch_size: int = 256) -> tuple:
+        """``run`` in batches: (probabilities [N,K], energy [N] or None)."""
+        parts = [self.run(pixels[i:i + batch_size]) for i in range(0, len(pixels), batch_size)]
+        energy = None if not self.has_energy else np.concatenate([e for _, e in parts])
+        return np.concatenate([p for p, _ in parts]), energy

@@ -1,4 +1,5 @@
-"""Model runtimes behind one call: ``predict(uint8 [N,H,W,C]) -> float32 [N,K]``.
+"""Model runtimes behind one call: ``predict(uint8 [N,H,W,C]) -> float32 [N,K]``, or [N,K+1]
+with the energy as the last column for a version that has the energy output (``energy``).
 
 ``tf`` calls the SavedModel's serving signature (GPU when visible, with memory
 growth) through ``artifact.saved_model``; ``tflite`` runs ``model.tflite``
@@ -20,6 +21,7 @@ import numpy as np
 from artifact.litert import LiteRTRunner
 from artifact.saved_model import SavedModelRunner
 
+from . import energy as energy_rule
 from .repository import VersionInfo
 
 _tf_lock = threading.Lock()
@@ -77,7 +79,9 @@ def _configure_tf(threads: int, device: str):
 
 class TFBackend:
     """``mc_dropout``: whether the version's SavedModel has the Monte Carlo dropout signature
-    (``artifact.saved_model.MC_DROPOUT_SIGNATURE``), which ``predict_mc`` runs."""
+    (``artifact.saved_model.MC_DROPOUT_SIGNATURE``), which ``predict_mc`` runs. ``energy``:
+    whether it has the energy output, which ``predict`` appends to each row as one more
+    column (``service/energy.py``)."""
 
     name = "tf"
 
@@ -87,13 +91,14 @@ class TFBackend:
             raise FileNotFoundError(f"{info.name}/{info.version}: no saved_model")
         self._runner = SavedModelRunner.for_format(info.path, info.metadata.formats.saved_model)
         self.mc_dropout = self._runner.has_mc_dropout
+        self.energy = self._runner.has_energy
         self._tf = tf
         visible_gpus = tf.config.get_visible_devices("GPU")
         self.device = "GPU:0" if (visible_gpus and device != "cpu") else "CPU:0"
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         with self._tf.device("/" + self.device):
-            return self._runner(pixels)
+            return energy_rule.join(*self._runner.run(pixels))
 
     def predict_mc(self, pixels: np.ndarray, passes: int) -> tuple:
         """(mean, std) of ``passes`` Monte Carlo dropout passes, float32 [N,K] each."""
@@ -103,7 +108,8 @@ class TFBackend:
 
 class TFLiteBackend:
     """A LiteRT interpreter is not thread-safe: a call takes an idle one, made
-    on demand. The batcher runs one call at a time, so that is usually one."""
+    on demand. The batcher runs one call at a time, so that is usually one.
+    ``energy``: as ``TFBackend``'s, for the TFLite file."""
 
     name = "tflite"
     device = "CPU:0"
@@ -117,6 +123,7 @@ class TFLiteBackend:
         self._threads = threads
         # list.pop and list.append are atomic: no lock needed.
         self._idle = [LiteRTRunner(self._content, threads)]  # fail at load time, not on the first request
+        self.energy = self._idle[0].has_energy
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         try:
@@ -124,7 +131,7 @@ class TFLiteBackend:
         except IndexError:
             runner = LiteRTRunner(self._content, self._threads)
         try:
-            return runner(pixels)
+            return energy_rule.join(*runner.run(pixels))
         finally:
             self._idle.append(runner)
 

@@ -98,6 +98,10 @@ class ServiceConfig:
     # "not sure" answers: below this top probability the label is withheld, for every
     # model; None = each version's metadata.json serving.min_confidence (absent: 0)
     min_confidence: float | None = None
+    # "unfamiliar input" answers (service/energy.py): above this energy the label is withheld,
+    # for every model; None = each version's metadata.json serving.max_energy (absent: off);
+    # inf turns the rule off everywhere
+    max_energy: float | None = None
     # capture (service/capture.py): a sample of served images for labelling and drift checks;
     # off while capture_dir is "". The rate is the share of predict requests kept; the
     # budget in MB covers the images and the index, the oldest images dropped first
@@ -142,6 +146,11 @@ class ServiceConfig:
             if isinstance(self.min_confidence, bool) or not 0.0 <= float(self.min_confidence) <= 1.0:
                 raise ValueError(f"min_confidence must be a number in [0, 1], got {self.min_confidence!r}")
             self.min_confidence = float(self.min_confidence)
+        if self.max_energy is not None:
+            if isinstance(self.max_energy, bool) or not isinstance(self.max_energy, (int, float)) \
+                    or math.isnan(self.max_energy) or self.max_energy == -math.inf:
+                raise ValueError(f"max_energy must be a number (inf: off), got {self.max_energy!r}")
+            self.max_energy = float(self.max_energy)
         if not 0.0 <= self.capture_rate <= 1.0:
             raise ValueError(f"capture_rate must be in [0, 1], got {self.capture_rate!r}")
         if not self.capture_max_mb > 0:

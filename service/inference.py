@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 from flask import current_app, g, jsonify, request
 
+from . import energy
 from .config import ServiceConfig
 from .errors import ApiError, BadRequest, UnsupportedMediaType
 from .logs import client_request_id
@@ -113,16 +114,18 @@ def decode_each(values, decode) -> list:
 
 
 def run(lv: LoadedVersion, items: list, until: float) -> list:
-    """Model rows for the good items, the error in place of each bad one."""
+    """Model rows for the good items, the error in place of each bad one; with each item's
+    energy beside them (``energy.Answers``)."""
     good = [i for i, item in enumerate(items) if isinstance(item, np.ndarray)]
     if not good:
         errors = [f"item {i}: {item.message}" for i, item in enumerate(items)]
         raise BadRequest(errors[0].split(": ", 1)[1] if len(errors) == 1 else "; ".join(errors))
-    out = lv.predict(np.stack([items[i] for i in good]), until)
+    out, energies = lv.predict_energy(np.stack([items[i] for i in good]), until)
     current_app.extensions["drift"].observe(lv, out)   # service/drift.py: a ring-buffer append
-    results = list(items)
+    results = energy.Answers(items)
     for row, i in zip(out, good):
         results[i] = row
+    results.fill_energy(good, energies)
     return results
 
 

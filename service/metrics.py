@@ -45,6 +45,7 @@ class VersionMetrics:
         self._batch = metrics.batch_size.labels(*labels)
         self._confidence = metrics.confidence.labels(model, str(version))
         self._not_sure = metrics.not_sure.labels(model, str(version))
+        self._unfamiliar = metrics.unfamiliar.labels(model, str(version))
 
     def depth(self, jobs: int) -> None:
         self._depth.set(jobs)
@@ -64,6 +65,10 @@ class VersionMetrics:
         """Answers withheld below min_confidence (service/confidence.py)."""
         self._not_sure.inc(n)
 
+    def unfamiliar(self, n: int) -> None:
+        """Answers withheld above max_energy (service/energy.py)."""
+        self._unfamiliar.inc(n)
+
 
 class Metrics:
     def __init__(self):
@@ -80,6 +85,10 @@ class Metrics:
         self.not_sure = Counter(
             "service_not_sure", "Answers withheld because their top probability was below "
             "min_confidence (label null, probabilities still returned).", ("model", "version"), registry=r)
+        self.unfamiliar = Counter(
+            "service_unfamiliar", "Answers withheld because their energy was above max_energy: an input "
+            "unlike the training images (label null, probabilities still returned).", ("model", "version"),
+            registry=r)
         self.shadow = Counter(
             "service_shadow_comparisons", "Images answered by stable and, in shadow mode, by the canary: "
             "agree is whether both gave the same top-1 class.",

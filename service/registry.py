@@ -41,6 +41,7 @@ import numpy as np
 from artifact import labels as labels_file
 from artifact.metadata import MetadataError
 
+from . import energy as energy_rule
 from . import repository
 from .backends import choose_backend, load_backend
 from .batching import Batcher
@@ -68,11 +69,20 @@ class LoadedVersion:
     def version(self) -> int:
         return self.info.version
 
+    @property
+    def has_energy(self) -> bool:
+        """Whether the backend's rows carry the energy as their last column (service/energy.py)."""
+        return bool(getattr(self.backend, "energy", False))
+
     def predict(self, pixels: np.ndarray, deadline: float) -> np.ndarray:
-        out = self.batcher.submit(pixels, deadline)
+        return self.predict_energy(pixels, deadline)[0]
+
+    def predict_energy(self, pixels: np.ndarray, deadline: float) -> tuple:
+        """(probabilities [n,K], energy [n] or None): the batcher's rows split."""
+        out, energy = energy_rule.split(self.batcher.submit(pixels, deadline), self.has_energy)
         if self.observer is not None:
             self.observer.answered(out)
-        return out
+        return out, energy
 
 
 @dataclass(frozen=True)
@@ -250,6 +260,7 @@ class ModelRegistry:
         cfg = self.config
         info = repository.read_version(Path(cfg.model_root) / name, version)
         info.min_confidence  # a bad serving block in metadata.json fails the load, not a request
+        info.max_energy
         kind = choose_backend(cfg.backend, info, cfg.device)
         backend = load_backend(kind, info, cfg.resolved_model_threads, cfg.device)
         batcher = Batcher(backend.predict, cfg.max_batch_size, cfg.max_batch_delay_ms / 1000.0,
@@ -260,7 +271,7 @@ class ModelRegistry:
             for n in sorted({1, cfg.max_batch_size}):
                 zeros = np.zeros((n, *info.input.shape), np.uint8)
                 out = batcher.submit(zeros, time.monotonic() + cfg.warmup_timeout_s, admit=True)
-                if out.shape != (n, len(info.labels)):
+                if out.shape != (n, len(info.labels) + bool(getattr(backend, "energy", False))):
                     batcher.close()
                     raise ValueError(f"model output shape {out.shape} does not match "
                                      f"{len(info.labels)} labels")

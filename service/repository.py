@@ -13,6 +13,7 @@ from pathlib import Path
 from artifact import metadata as md
 from artifact.versions import scan
 
+from . import energy
 from .confidence import version_default
 
 __all__ = ["VersionInfo", "read_version", "scan", "wanted_versions"]
@@ -38,6 +39,12 @@ class VersionInfo:
         """Below this top probability an answer is withheld, unless the request or
         SERVICE_MIN_CONFIDENCE says otherwise (``service/confidence.py``)."""
         return version_default(self.metadata)
+
+    @property
+    def max_energy(self) -> float:
+        """Above this energy an answer is withheld as unfamiliar, unless the request or
+        SERVICE_MAX_ENERGY says otherwise (``service/energy.py``); inf: no limit."""
+        return energy.version_default(self.metadata)
 
     def format_path(self, fmt: str) -> Path | None:
         return self.metadata.format_path(self.path, fmt)

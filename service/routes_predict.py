@@ -7,7 +7,10 @@ without either the stable/canary split picks the version. It answers per file th
 ``label`` (top-1) and the top-k labels with probabilities, and the model name and
 version that produced them. With a top probability below ``min_confidence``
 (``?min_confidence=``, else the service's or the version's, ``service/confidence.py``)
-``label`` is null and ``reason`` says why; the top-k are still there. ``?mc_passes=N``
+``label`` is null and ``reason`` says why; the top-k are still there. A version with the
+energy output answers each file's ``energy`` too, and above ``max_energy`` (``?max_energy=``,
+``off`` for none, else the service's or the version's, ``service/energy.py``) ``label`` is null
+with an "unfamiliar input" ``reason``. ``?mc_passes=N``
 (tf backend, a version with the Monte Carlo dropout signature) answers the mean of N
 dropout passes, each top-k entry with its ``std`` over them.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from . import confidence, inference
+from . import confidence, energy, inference
 from .errors import ApiError, BadRequest, UnsupportedMediaType
 from .imaging import decode_image
 
@@ -61,6 +64,8 @@ def predict():
     label = request.args.get("label")
     asked = confidence.requested(request.args.get(confidence.PARAMETER),
                                  f"query parameter {confidence.PARAMETER}", text=True)
+    asked_energy = energy.requested(request.args.get(energy.PARAMETER), f"query parameter {energy.PARAMETER}",
+                                    text=True)
     passes = confidence.requested_passes(request.args.get(confidence.MC_PARAMETER))
     if version is not None and label is not None:
         raise BadRequest("pin a version or a label, not both")
@@ -79,18 +84,24 @@ def predict():
     labels = lv.info.labels
     k = min(top_k, len(labels))
     limit = confidence.threshold(lv, asked, inference.config().min_confidence)
-    answers, withheld = [], 0
+    energy_limit = energy.threshold(lv, asked_energy, inference.config().max_energy)
+    energies = energy.energies(results)
+    answers, withheld, unfamiliar = [], 0, 0
     for n, ((filename, _), result) in enumerate(zip(uploads, results)):
         entry = {"filename": filename} if filename else {}
         if isinstance(result, ApiError):
             entry["error"] = result.message
         else:
             order = result.argsort()[::-1][:k]
-            why = confidence.reason(result, limit)
+            strange = energy.reason(energies[n], energy_limit)
+            why = strange or confidence.reason(result, limit)
             entry["label"] = labels[int(result.argmax())] if why is None else None
             if why is not None:
                 entry["reason"] = why
-                withheld += 1
+                unfamiliar += strange is not None
+                withheld += strange is None
+            if energies[n] is not None:
+                entry["energy"] = round(energies[n], 4)
             entry["top_k"] = [{"label": labels[i], "index": int(i), "probability": round(float(result[i]), 6)}
                               for i in order]
             if spreads is not None:
@@ -98,6 +109,7 @@ def predict():
                     top["std"] = round(float(spreads[n][top["index"]]), 6)
         answers.append(entry)
     confidence.count(lv, withheld)
+    energy.count(lv, unfamiliar)
     body = {"model": {"name": lv.name, "version": lv.version, "backend": lv.backend_name},
             "predictions": answers}
     if passes is not None:

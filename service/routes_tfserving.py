@@ -7,13 +7,15 @@ Predict pins a version (``/versions/<v>``), a label (``/labels/stable``,
 ``/labels/canary``, as TF Serving names them) or neither (the stable/canary split).
 ``predictions`` / ``outputs`` stay the probabilities; with a ``"min_confidence"`` in
 the body (or the service's or the version's, ``service/confidence.py``) the items
-whose top probability is below it are listed in ``not_sure``: index -> reason.
+whose top probability is below it are listed in ``not_sure``: index -> reason; with a
+``"max_energy"`` (a number or ``"off"``; else the service's or the version's,
+``service/energy.py``) those whose energy is above it are listed in ``unfamiliar`` the same way.
 """
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from . import confidence, inference
+from . import confidence, energy, inference
 from .errors import ApiError, BadRequest, NotFound
 from .imaging import b64decode, decode_image, pixels_from_array
 
@@ -92,6 +94,7 @@ def predict(name: str, version: int | None = None, label: str | None = None):
     if ("instances" in body) == ("inputs" in body):
         raise BadRequest("send exactly one of \"instances\" (row form) or \"inputs\" (columnar form)")
     asked = confidence.requested(body.get(confidence.PARAMETER), confidence.PARAMETER)
+    asked_energy = energy.requested(body.get(energy.PARAMETER), energy.PARAMETER)
     input_name = lv.info.metadata.input_name
     values = body.get("instances", body.get("inputs"))
     if isinstance(values, dict):  # columnar with named input: {"inputs": {"pixels": [...]}}
@@ -111,5 +114,9 @@ def predict(name: str, version: int | None = None, label: str | None = None):
     if not_sure:
         answer["not_sure"] = not_sure
         confidence.count(lv, len(not_sure))
+    unfamiliar = energy.unfamiliar(results, energy.threshold(lv, asked_energy, inference.config().max_energy))
+    if unfamiliar:
+        answer["unfamiliar"] = unfamiliar
+        energy.count(lv, len(unfamiliar))
     response = inference.json_response(answer, inference.all_finite(results))
     return inference.model_headers(response, lv)

@@ -11,7 +11,9 @@ Output ``probabilities`` FP32 [N,K], or with ``classification: k`` BYTES
 A request ``parameters.min_confidence`` (else the service's or the version's,
 ``service/confidence.py``) leaves the outputs as they are and lists the items whose
 top probability is below it in ``parameters.not_sure``, a JSON string of index ->
-reason like ``errors`` (V2 parameter values are scalars).
+reason like ``errors`` (V2 parameter values are scalars). ``parameters.max_energy`` (a number
+or ``"off"``; else the service's or the version's, ``service/energy.py``) lists the items whose
+energy is above it in ``parameters.unfamiliar`` the same way.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import struct
 import numpy as np
 from flask import Blueprint, Response, jsonify
 
-from . import confidence, inference
+from . import confidence, energy, inference
 from .errors import ApiError, BadRequest, Unavailable
 from .imaging import ImageError, b64decode, decode_image
 
@@ -230,6 +232,8 @@ def infer(name: str, version: int | None = None):
         raise BadRequest("timeout must be a positive number of microseconds")
     asked = confidence.requested((body.get("parameters") or {}).get(confidence.PARAMETER),
                                  f"parameters.{confidence.PARAMETER}")
+    asked_energy = energy.requested((body.get("parameters") or {}).get(energy.PARAMETER),
+                                    f"parameters.{energy.PARAMETER}")
     items = _items(tensor, tail, lv.info.input, inference.config().max_image_pixels)
     until = inference.deadline(None if timeout_us is None else timeout_us / 1e6)
     results = inference.run_route(route, items, until)
@@ -254,10 +258,13 @@ def infer(name: str, version: int | None = None):
     limit = confidence.threshold(lv, asked, inference.config().min_confidence)
     not_sure = confidence.not_sure(results, limit)
     confidence.count(lv, len(not_sure))
-    if errors or not_sure:
+    unfamiliar = energy.unfamiliar(results, energy.threshold(lv, asked_energy, inference.config().max_energy))
+    energy.count(lv, len(unfamiliar))
+    if errors or not_sure or unfamiliar:
         response_body["parameters"] = {
             **({"errors": json.dumps(errors)} if errors else {}),
-            **({"not_sure": json.dumps(not_sure)} if not_sure else {})}
+            **({"not_sure": json.dumps(not_sure)} if not_sure else {}),
+            **({"unfamiliar": json.dumps(unfamiliar)} if unfamiliar else {})}
     if not binary:
         out["data"] = data
         finite = bool(k) or bool(np.isfinite(probs).all())  # NaN rows: failed items

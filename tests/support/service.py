@@ -63,7 +63,15 @@ def reference_top1(pixels: np.ndarray) -> np.ndarray:
     return np.argmax(x @ w + b, axis=1)
 
 
-def _module(tf, faulty: bool = False):
+def reference_energy(pixels: np.ndarray) -> np.ndarray:
+    """-logsumexp of the tiny model's logits: what an ``energy=True`` artifact serves."""
+    w, b = centroid_weights()
+    z = pixels.reshape(len(pixels), -1).astype(np.float64) / 255.0 @ w + b
+    top = z.max(axis=1)
+    return -(top + np.log(np.exp(z - top[:, None]).sum(axis=1)))
+
+
+def _module(tf, faulty: bool = False, energy: bool = False):
     w, b = centroid_weights()
 
     class Centroids(tf.Module):
@@ -80,7 +88,10 @@ def _module(tf, faulty: bool = False):
             if faulty:  # a model that fails at run time on all-white pixels: the 500 path
                 tf.debugging.assert_less(tf.reduce_min(pixels), tf.constant(255, tf.uint8),
                                          message="internal model assertion")
-            return {"probabilities": tf.nn.softmax(self.logits(tf.cast(pixels, tf.float32)))}
+            logits = self.logits(tf.cast(pixels, tf.float32))
+            if energy:    # the second output training exports (training/publish/export.py), T = 1
+                return {"probabilities": tf.nn.softmax(logits), md.ENERGY_NAME: -tf.reduce_logsumexp(logits, -1)}
+            return {"probabilities": tf.nn.softmax(logits)}
 
         @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.uint8, name="pixels")])
         def mc_dropout(self, pixels):
@@ -126,10 +137,12 @@ def _convert(tf, saved_dir: Path, module, variant: str) -> bytes:
 
 
 def build_artifact(models_dir: Path, variant: str = "none", faulty: bool = False,
-                   name: str = "fashion") -> Path:
-    """Publish the next version of ``name`` under ``models_dir``; returns its directory."""
+                   name: str = "fashion", energy: bool = False, serving: dict = None) -> Path:
+    """Publish the next version of ``name`` under ``models_dir``; returns its directory.
+    ``energy``: the serving signature (and the TFLite file) has the energy output;
+    ``serving``: the metadata's ``serving`` block."""
     import tensorflow as tf
-    module = _module(tf, faulty)
+    module = _module(tf, faulty, energy)
 
     def write(staging: Path) -> md.Metadata:
         formats = md.Formats(saved_model=md.SavedModelFormat())
@@ -141,8 +154,9 @@ def build_artifact(models_dir: Path, variant: str = "none", faulty: bool = False
         if not faulty:
             formats.tflite = md.TFLiteFormat(quantization=variant)
             (staging / formats.tflite.path).write_bytes(_convert(tf, saved_dir, module, variant))
-        return md.Metadata(name=name, labels=list(LABELS), input=md.InputSpec.of(28, 28, "L"),
+        meta = md.Metadata(name=name, labels=list(LABELS), input=md.InputSpec.of(28, 28, "L"),
                            formats=formats, techniques={"test": "nearest centroid"})
+        return meta.updated({"serving": serving}) if serving else meta
 
     return publish(models_dir, name, write)
 

@@ -62,6 +62,22 @@ def test_the_metrics_are_the_staged_files_scored_as_the_service_runs_them(publis
     assert meta["metrics"]["test_examples"] == len(test)
 
 
+def test_the_energy_rule_is_chosen_on_the_validation_split(published):
+    """serving.max_energy keeps ENERGY_ACCEPT of the validation images as the served file scores
+    them; the metadata records what it kept and where it was measured."""
+    from training.publish.release import ENERGY_ACCEPT
+    cfg, result, directory = published
+    meta = json.loads((directory / "metadata.json").read_text())
+    _, energy = LiteRTRunner(directory / "model.tflite").predict_energy(result.validation.x)
+    limit = round(float(np.quantile(energy.astype(np.float64), ENERGY_ACCEPT)), 4)
+    assert meta["serving"]["max_energy"] == limit
+    rule = meta["serving"]["energy_rule"]
+    assert rule["fitted_on"] == "validation" and rule["measured_with"] == "tflite"
+    assert rule["validation_examples"] == len(result.validation) and rule["accept"] == ENERGY_ACCEPT
+    assert rule["validation_accepted"] == round(float(np.mean(energy <= limit)), 4)
+    assert abs(rule["validation_accepted"] - ENERGY_ACCEPT) <= 2 / len(result.validation) + 1e-4
+
+
 def test_export_writes_files_and_leaves_the_metadata_to_the_publisher(published, tmp_path):
     """metadata.json is written once, by artifact.versions.publish, never by the export."""
     from training.publish.export import export_files

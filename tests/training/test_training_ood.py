@@ -125,3 +125,57 @@ def test_pruned_and_quantization_aware_models_are_not_mc_dropout_ready():
     assert mc_dropout_ready(model)
     assert not mc_dropout_ready(tfmot.quantization.keras.quantize_model(model))
     assert not mc_dropout_ready(tfmot.sparsity.keras.prune_low_magnitude(model))
+
+
+# ---------------------------------------------------------------- the energy output
+
+def test_export_adds_an_energy_output_equal_to_ood_energy_with_the_temperature(tmp_path):
+    """Both runners read the energy output by name; it is ood.energy of the Keras logits at the
+    baked-in temperature, and the probabilities output is what it was without it."""
+    from artifact.litert import LiteRTRunner
+    from training.publish.export import convert_tflite, energy_ready, save_saved_model
+    model, train = _tiny_model("model.dropout=0", "model.head_dropout=0.5", "model.dense_units=16")
+    assert energy_ready(model)
+    export_files(tmp_path, model, name="t", class_names=train.class_names, color_mode="L", temperature=2.0)
+    x = train.x[:64]
+    expected = ood.energy(ood.outputs(model, x)["logits"], 2.0)
+    assert not np.allclose(expected, ood.energy(ood.outputs(model, x)["logits"]), atol=1e-3)  # T matters
+    # the same graph without the output: the probabilities are unchanged, bit for bit
+    save_saved_model(model, train.input_shape, tmp_path / "plain", 2.0)
+    (tmp_path / "plain.tflite").write_bytes(convert_tflite(tmp_path / "plain", calibrated=True))
+    runners = [(SavedModelRunner(tmp_path / "saved_model"), SavedModelRunner(tmp_path / "plain")),
+               (LiteRTRunner(tmp_path / "model.tflite"), LiteRTRunner(tmp_path / "plain.tflite"))]
+    for runner, plain in runners:
+        assert runner.has_energy and not plain.has_energy
+        probabilities, energy = runner.run(x)
+        assert energy.shape == (64,) and probabilities.shape == (64, 10)
+        np.testing.assert_allclose(energy, expected, atol=1e-4)
+        assert np.array_equal(probabilities, plain(x))
+        assert plain.run(x)[1] is None
+        batched, batched_energy = runner.predict_energy(x, batch_size=16)
+        np.testing.assert_allclose(batched_energy, expected, atol=1e-4)
+        np.testing.assert_allclose(batched, probabilities, atol=1e-6)
+
+
+def test_an_int8_export_keeps_a_float_energy_output(tmp_path):
+    from artifact.litert import LiteRTRunner
+    model, train = _tiny_model("model.dropout=0", "model.head_dropout=0")
+    representative = lambda: (train.x[i:i + 8] for i in range(0, 64, 8))    # noqa: E731
+    export_files(tmp_path, model, name="t", class_names=train.class_names, color_mode="L",
+                 quantization="int8", representative=representative)
+    runner = LiteRTRunner(tmp_path / "model.tflite")
+    probabilities, energy = runner.run(train.x[:32])
+    expected = ood.energy(ood.outputs(model, train.x[:32])["logits"])
+    assert runner.has_energy and probabilities.shape == (32, 10)
+    # int8 weights and activations: close to the float model's energy, not equal
+    assert np.corrcoef(energy, expected)[0, 1] > 0.9
+
+
+def test_models_without_a_plain_logits_layer_get_no_energy_output():
+    from training.keras2 import tfmot
+    from training.publish.export import energy_ready
+    model, _ = _tiny_model("model.dropout=0", "model.head_dropout=0")
+    assert energy_ready(model)
+    assert not energy_ready(tfmot.quantization.keras.quantize_model(model))
+    inputs = keras.Input((4,))
+    assert not energy_ready(keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs)))

@@ -9,7 +9,7 @@ import gzip
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from artifact.metadata import INPUT_NAME, OUTPUT_NAME, SIGNATURE, Formats, InputSpec, Metadata
+from artifact.metadata import ENERGY_NAME, INPUT_NAME, OUTPUT_NAME, SIGNATURE, Formats, InputSpec, Metadata
 from artifact.saved_model import MC_DROPOUT_SIGNATURE
 
 from training.data.pipeline import to_float
@@ -49,8 +49,23 @@ def mc_dropout_ready(model) -> bool:
     dropout layer with a rate above 0, and no nested model (a transfer backbone, whose batch
     norm the block would not reach) nor wrapper (pruning and quantization-aware wrappers
     update masks or ranges when called in training mode)."""
-    plain = not any(isinstance(layer, (keras.Model, keras.layers.Wrapper)) for layer in model.layers)
-    return plain and any(isinstance(layer, keras.layers.Dropout) and layer.rate > 0 for layer in model.layers)
+    return plain(model) and any(isinstance(layer, keras.layers.Dropout) and layer.rate > 0 for layer in model.layers)
+
+
+def plain(model) -> bool:
+    """No nested model (a transfer backbone) nor wrapper (pruning, quantization-aware) layer."""
+    return not any(isinstance(layer, (keras.Model, keras.layers.Wrapper)) for layer in model.layers)
+
+
+def energy_ready(model) -> bool:
+    """Whether the energy output can be read from ``model``: a plain builder model whose
+    ``logits`` layer (``training.models.cnn``) feeds the softmax output."""
+    try:
+        logits = model.get_layer("logits")
+    except ValueError:
+        return False
+    return plain(model) and any(layer.input is logits.output and layer.output is model.output
+                                for layer in model.layers)
 
 
 class ServingModule(tf.Module):
@@ -64,6 +79,11 @@ class ServingModule(tf.Module):
     softmax(log(p) / T), so the SavedModel, the TFLite file made from it and every
     runner serve calibrated probabilities; 1.0 leaves the graph as it was.
 
+    ``energy`` (a model with a ``logits`` layer, ``energy_ready``): the signature's second
+    output, ``ENERGY_NAME``, per image -T * logsumexp(logits / T) with the same T, read from
+    the logits in the same pass (the probabilities cannot give it back: log p loses the
+    per-row constant). The probabilities output keeps its name, shape and values.
+
     ``mc_dropout`` (a model with dropout): a second signature, ``MC_DROPOUT_SIGNATURE``,
     answers one stochastic pass per input row - dropout on, batch norm in inference mode,
     no temperature (averaging passes is the calibration Monte Carlo dropout offers; see
@@ -71,20 +91,30 @@ class ServingModule(tf.Module):
     the SavedModel has it: the TFLite file is converted from the serving signature alone.
     """
 
-    def __init__(self, model, input_shape: tuple, temperature: float = 1.0, mc_dropout: bool = False):
+    def __init__(self, model, input_shape: tuple, temperature: float = 1.0, mc_dropout: bool = False,
+                 energy: bool = False):
         super().__init__()
         self.model_variables = list(model.variables)
         spec = tf.TensorSpec([None, *input_shape], tf.uint8, name=INPUT_NAME)
         temperature = float(temperature)
+        # one pass, two outputs: the model's probabilities and the logits they come from
+        both = keras.Model(model.input, [model.output, model.get_layer("logits").output]) if energy else None
 
         @tf.function(input_signature=[spec])
         def serve(pixels):
-            probabilities = model(to_float(pixels), training=False)
+            if both is None:
+                probabilities, energies = model(to_float(pixels), training=False), None
+            else:
+                probabilities, logits = both(to_float(pixels), training=False)
+                logits = tf.cast(logits, tf.float32)
+                energies = -temperature * tf.reduce_logsumexp(logits / temperature, axis=-1)
             if temperature != 1.0:
                 # the floor keeps log finite where a float32 softmax rounded a class to 0
                 logits = tf.math.log(tf.maximum(tf.cast(probabilities, tf.float32), EPSILON))
                 probabilities = tf.nn.softmax(logits / temperature, axis=-1)
-            return {OUTPUT_NAME: probabilities}
+            if energies is None:
+                return {OUTPUT_NAME: probabilities}
+            return {OUTPUT_NAME: probabilities, ENERGY_NAME: energies}
 
         self.serve = serve
         self.exported = {SIGNATURE: serve}
@@ -99,19 +129,20 @@ class ServingModule(tf.Module):
 
 
 def save_saved_model(model, input_shape: tuple, path: Path, temperature: float = 1.0,
-                     mc_dropout: bool = False) -> None:
-    module = ServingModule(model, input_shape, temperature, mc_dropout)
+                     mc_dropout: bool = False, energy: bool = False) -> None:
+    module = ServingModule(model, input_shape, temperature, mc_dropout, energy)
     tf.saved_model.save(module, str(path), signatures=module.exported)
 
 
 def convert_tflite(saved_model_dir: Path, quantization: str = "none",
-                   representative: Optional[Callable[[], Iterable]] = None, calibrated: bool = False) -> bytes:
+                   representative: Optional[Callable[[], Iterable]] = None, calibrated: bool = False,
+                   energy: bool = False) -> bytes:
     """TFLite bytes from the exported SavedModel (so both share one graph).
 
     ``representative`` yields uint8 pixel batches preprocessed exactly like the
     serving input; int8 needs it for activation ranges. "qat" takes the ranges
     the model learned and ignores ``representative``. ``calibrated``: the SavedModel
-    holds a baked-in temperature (``ServingModule``).
+    holds a baked-in temperature (``ServingModule``); ``energy``: it has the energy output.
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization '{quantization}' ({', '.join(QUANTIZATIONS)})")
@@ -125,9 +156,9 @@ def convert_tflite(saved_model_dir: Path, quantization: str = "none",
             raise ValueError("int8 quantization needs a representative data set")
         converter.representative_dataset = lambda: ([batch] for batch in representative())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if calibrated:
-            # the baked-in temperature's log and softmax over K outputs have no int8 kernel: they stay
-            # float, after the int8 network, instead of failing the conversion
+        if calibrated or energy:
+            # the baked-in temperature's log and softmax over K outputs, and the energy's logsumexp, have
+            # no int8 kernel: they stay float, after the int8 network, instead of failing the conversion
             converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
         converter.inference_input_type = tf.uint8
     return converter.convert()
@@ -164,10 +195,11 @@ def export_files(directory: Path, model, *, name: str, class_names: list, color_
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     formats = Formats.all(quantization)
     saved_dir = directory / formats.saved_model.path
-    save_saved_model(model, input_shape, saved_dir, temperature, mc_dropout=mc_dropout_ready(model))
+    energy = energy_ready(model)
+    save_saved_model(model, input_shape, saved_dir, temperature, mc_dropout=mc_dropout_ready(model), energy=energy)
     tflite_path = directory / formats.tflite.path
     tflite_path.write_bytes(convert_tflite(saved_dir, quantization, representative,
-                                          calibrated=float(temperature) != 1.0))
+                                          calibrated=float(temperature) != 1.0, energy=energy))
     # Keras weights let training rebuild the model (builder config + weights) for
     # fine-tuning, distillation or compression; the service never reads them.
     (weights_model or model).save_weights(str(directory / formats.keras.path))

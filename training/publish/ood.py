@@ -66,11 +66,14 @@ def max_probability(probabilities) -> np.ndarray:
     return -np.asarray(probabilities, np.float64).max(axis=1)
 
 
-def energy(logits) -> np.ndarray:
-    """-logsumexp(logits): high for an image whose logits are all small (foreign)."""
-    z = np.asarray(logits, np.float64)
+def energy(logits, temperature: float = 1.0) -> np.ndarray:
+    """-T * logsumexp(logits / T): high for an image whose logits are all small (foreign).
+    T = 1 is what the measurements here use; the served energy output uses the version's
+    calibration temperature (``training.publish.export.ServingModule``)."""
+    t = float(temperature)
+    z = np.asarray(logits, np.float64) / t
     top = z.max(axis=1)
-    return -(top + np.log(np.exp(z - top[:, None]).sum(axis=1)))
+    return -t * (top + np.log(np.exp(z - top[:, None]).sum(axis=1)))
 
 
 class Mahalanobis:

@@ -13,7 +13,8 @@
 4. each policy judges those scores (``training.publish.policies``); any refusal raises
    ``PublishRefused`` and the staging directory is removed;
    with a validation split, the staged served file answers it once more: those answers are the
-   version's ``drift_reference`` (``artifact.drift``), what the service's drift test compares with;
+   version's ``drift_reference`` (``artifact.drift``), what the service's drift test compares with,
+   and (a file with the energy output) the energy rule's threshold, ``serving.max_energy``;
 5. the metadata is built once (files, sizes, metrics, each verdict's record, the
    config and what the caller adds) and ``artifact`` writes it once, as it renames the
    directory into the next version.
@@ -26,6 +27,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from artifact import drift
 from artifact.versions import publish
 
@@ -33,7 +36,7 @@ from training.config import ExperimentConfig
 from training.data.datasets import Dataset, dataset_record
 from training.fit.train import TrainResult, predict_probabilities
 from training.models.cnn import initializer_for
-from training.publish import calibration
+from training.publish import calibration, ood
 from training.publish.export import export_files
 from training.publish.policies import Policy, PublishCheck, PublishRefused
 from training.publish.scoring import SERVED_FORMAT, metrics_block, score_version, version_runner
@@ -90,16 +93,47 @@ def calibration_block(fitted: dict, scores: dict, test: Dataset) -> dict:
     return fitted | {"test": test, "measured_with": SERVED_FORMAT}
 
 
-def drift_reference(directory: Path, metadata, validation: Optional[Dataset]) -> Optional[dict]:
-    """The ``drift_reference`` block: the validation split as the version's served file (TFLite,
-    else the SavedModel) answers it, run as the service runs it; None without enough validation
-    images. Validation, not test: the service compares live traffic with it, and the test split
-    stays for reporting how often that comparison alarms (benchmarks/drift.py)."""
+# The energy rule keeps this share of in-distribution VALIDATION images: the operating point
+# docs/evidence.md measured (FPR at 95% TPR; on fashion/3 it rejected 97% of digits and 99%
+# of noise), and about the share a 5% refusal rate costs in answered clothes.
+ENERGY_ACCEPT = ood.TPR
+
+
+def served_answers(directory: Path, metadata, validation: Dataset) -> tuple:
+    """(format, probabilities, energy or None): the validation split as the version's served
+    file (TFLite, else the SavedModel) answers it, run as the service runs it."""
+    fmt = SERVED_FORMAT if metadata.format_path(directory, SERVED_FORMAT) is not None else "saved_model"
+    probabilities, energy = version_runner(directory, fmt, metadata).predict_energy(validation.x)
+    return fmt, probabilities, energy
+
+
+def drift_reference(directory: Path, metadata, validation: Optional[Dataset],
+                    answers: Optional[tuple] = None) -> Optional[dict]:
+    """The ``drift_reference`` block: ``served_answers`` (``answers`` when the caller has them);
+    None without enough validation images. Validation, not test: the service compares live
+    traffic with it, and the test split stays for reporting how often that comparison alarms
+    (benchmarks/drift.py)."""
     if validation is None or len(validation) < drift.MIN_IMAGES:
         return None
-    fmt = SERVED_FORMAT if metadata.format_path(directory, SERVED_FORMAT) is not None else "saved_model"
-    probabilities = version_runner(directory, fmt, metadata).predict(validation.x)
+    fmt, probabilities, _ = answers or served_answers(directory, metadata, validation)
     return drift.reference_block(probabilities, metadata.labels, "validation", fmt)
+
+
+def energy_rule(answers: tuple) -> Optional[dict]:
+    """The ``serving`` block's energy rule: ``max_energy``, the validation energy below or at
+    which ``ENERGY_ACCEPT`` of the validation images fall, and what it was measured on; None
+    for a file without the energy output. Only the validation split chooses it."""
+    fmt, _, energy = answers
+    if energy is None or len(energy) == 0:
+        return None
+    limit = round(ood.accept_threshold(energy, ENERGY_ACCEPT), 4)     # the value the service reads
+    accepted = float(np.mean(energy <= limit))
+    log.info("energy rule: max_energy %.4f keeps %.1f%% of %d validation images", limit, 100 * accepted,
+             len(energy))
+    return {"max_energy": limit,
+            "energy_rule": {"accept": ENERGY_ACCEPT, "validation_accepted": round(accepted, 4),
+                            "validation_examples": int(len(energy)), "fitted_on": "validation",
+                            "measured_with": fmt}}
 
 
 def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
@@ -144,8 +178,12 @@ def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
                   "metrics": metrics_block(scores, metadata.sizes)}
         if fitted is not None:
             blocks["calibration"] = calibration_block(fitted, scores, test)
-        reference = drift_reference(staging, metadata, validation)
-        if reference is not None:
+        answers = served_answers(staging, metadata, validation) if validation is not None and len(validation) else None
+        rule = energy_rule(answers) if answers is not None else None
+        if rule is not None:
+            blocks["serving"] = {**(blocks.get("serving") or {}), **rule}
+        reference = drift_reference(staging, metadata, validation, answers)
+        if reference is not None:       # last: what `drift --record-reference` appends to an older version
             blocks[drift.BLOCK] = reference
         if annotate is not None:
             blocks |= annotate(scores, verdicts)
