@@ -20,12 +20,18 @@ One run prints JSON lines:
 * ``pipeline``: images/s the tf.data pipeline alone delivers (no model);
 * ``summary``: the per-precision medians and the bfloat16 / float32 ratios.
 
+``ONEDNN_MAX_CPU_ISA=AVX512_CORE python benchmarks/train_throughput.py`` runs the same on this CPU with
+oneDNN held to AVX-512 without its bfloat16 instructions and AMX (a Skylake-class Xeon), and
+``AVX512_CORE_BF16`` to AVX512-BF16 without AMX (Cooper Lake): what an older CPU gets, as far as
+oneDNN's kernels decide it (clock and memory stay this machine's).
+
 Measurements alternate between float32 and bfloat16 within each round, so load from other
 processes on the machine hits both alike: compare ratios, not absolute speeds, across runs.
 The default network is the one that trained models/fashion/2 (its metadata's command).
 """
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -125,16 +131,21 @@ def main() -> None:
     emit({"benchmark": "train_throughput", "event": "setup", "preset": args.preset, "overrides": overrides,
           "batch_size": batch, "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds,
           "tensorflow": tf.__version__, "python": platform.python_version(),
+          # oneDNN's instruction-set cap (ONEDNN_MAX_CPU_ISA, e.g. AVX512_CORE: no bfloat16 instructions
+          # nor AMX) stands in for an older CPU; unset: everything this one has
+          "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
           "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                       "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
           **cpu_flags()})
 
-    keras.utils.set_random_seed(cfg.train.seed)
-    models = {}
-    for name in precision.PRECISIONS:
+    def compiled(name):
         with precision.policy(name):
-            models[name] = build_model(cfg.model, shape, classes)
-        compile_model(models[name], cfg.train, steps_per_epoch=len(train_set) // batch)
+            model = build_model(cfg.model, shape, classes)
+        compile_model(model, cfg.train, steps_per_epoch=len(train_set) // batch)
+        return model
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    models = {name: compiled(name) for name in precision.PRECISIONS}
     flops = analytic_flops(models["float32"])
     train_flops = 3 * flops["forward"]
     emit({"benchmark": "train_throughput", "event": "flops", "method": "analytic Conv2D+Dense; train = 3x forward",
@@ -176,6 +187,9 @@ def main() -> None:
                 elif source == "pipeline":
                     seconds = timed_fit(model, pipeline)
                 else:
+                    # BackupAndRestore removes its state from the model at the end of a fit, and Keras
+                    # then refuses a second fit of that model: the callbacks get a model of their own
+                    model = compiled(name)
                     with tempfile.TemporaryDirectory() as run_dir:
                         seconds = timed_fit(model, pipeline,
                                             make_callbacks(cfg.train, Path(run_dir), "accuracy", keep_best=True))
