@@ -29,10 +29,11 @@ STUDY = Study(
         "wall time (validation every pass included) on two CPU cores that other work shares, so its spread "
         "is wide. The exported files of a mixed_bfloat16 run are float32 (the trained weights are float32; "
         "export rebuilds the layers in float32). Where a step's time goes, float32 against bfloat16 at "
-        "the same moment: `benchmarks/train_throughput.py` (reports/train_throughput.jsonl). On a CPU "
-        "without AMX or AVX512-BF16, oneDNN has no native bfloat16 kernels; TensorFlow then runs bfloat16 "
-        "through conversions to float32 and is expected to be slower than float32, not faster (not "
-        "measured here: this machine has AMX)."),
+        "the same moment: `benchmarks/train_throughput.py` (reports/train_throughput.jsonl): on this AMX "
+        "CPU a bfloat16 step of this network at batch 256 ran 4.0x as many images per second as float32 "
+        "(1,205 vs 300), 42% of the bfloat16 matrix-multiply peak. Without AMX it is slower than float32: "
+        "with oneDNN held to AVX512-BF16 (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) 0.5x, held to AVX-512 "
+        "without bfloat16 instructions 0.25x; so float32 stays the default."),
     variants=(Variant("float32", {"train.precision": "float32"}),
               Variant("mixed_bfloat16", {"train.precision": "mixed_bfloat16"})),
     claims=(
