@@ -157,6 +157,11 @@ class TrainConfig:
                                        # before stopping; 0: off; "auto": a third of the passes (at least 10).
                                        # The best weights are restored either way, and those are what is published
     seed: int = 42
+    # Only while the model trains: evaluation, export and compression see a float32 copy. Measured:
+    # reports/train_throughput.jsonl (speed) and the precision study in docs/evidence.md (accuracy).
+    precision: Literal["float32", "mixed_bfloat16"] = "float32"   # float32 | mixed_bfloat16: convolutions
+                                       # and matrix multiplies in bfloat16, variables and the output
+                                       # softmax in float32 (training.fit.precision)
     verbose: Union[int, Literal["auto"]] = "auto"   # Keras fit verbosity: 0 silent, 1 a progress bar inside
                                        # each epoch, 2 one line per epoch; auto: 1 on a terminal, else 2
 

@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 from training.keras2 import keras, tf
 
-from training.fit import distribute
+from training.fit import distribute, precision
 from training.config import ConfigError, ExperimentConfig, Resolved
 from training.data.sufficiency import check_enough
 from training.data.datasets import Dataset, load_data, resolve_data
@@ -75,7 +75,9 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
     record = dist.record(cfg.train.batch_size)
     # The recipe keeps the per-replica batch; the pipeline and the schedule see the global one.
     step_cfg = replace(cfg, train=replace(cfg.train, batch_size=record["global_batch"]))
-    with dist.strategy.scope():   # variables (and, at compile, the optimizer's) live on every replica
+    # train.precision: layers take the policy when built; the global policy is restored at once
+    with dist.strategy.scope(), precision.policy(cfg.train.precision):
+        # variables (and, at compile, the optimizer's) live on every replica
         model = build_model(cfg.model, train_set.input_shape, num_classes)
         if init_weights is not None:     # a retrain's start: a corrupted file is named, not a traceback
             load_weights_file(model, init_weights, "the config describes")
@@ -95,6 +97,8 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
         model = build_model(cfg.model, train_set.input_shape, num_classes)
         model.set_weights(weights)
         restore_best(model, writing_dir)
+    # what the caller evaluates, exports or compresses computes in float32 whatever trained it
+    model = precision.float32_copy(model)
     return TrainResult(model, train_set, val_set, test_set, writing_dir, run.history, run.seconds,
                        accuracy(model, test_set, cfg.train.batch_size), budget, record, resolved)
 

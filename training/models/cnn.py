@@ -95,7 +95,9 @@ def classifier_head(x, cfg, num_classes: int):
         x = keras.layers.Dropout(cfg.head_dropout, name="head_dropout")(x)
     # The softmax output gets Glorot whatever the hidden activation is.
     x = keras.layers.Dense(num_classes, kernel_initializer="glorot_uniform", name="logits")(x)
-    return keras.layers.Activation("softmax", name="probabilities")(x)
+    # float32 whatever the policy: under mixed_bfloat16 (train.precision) a bfloat16 softmax would
+    # round small probabilities and the loss' log with them
+    return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
 
 
 def build_cnn(experiment: ExperimentConfig, input_shape: tuple, num_classes: int) -> keras.Model:

@@ -13,6 +13,7 @@ from artifact.metadata import ENERGY_NAME, INPUT_NAME, OUTPUT_NAME, SIGNATURE, F
 from artifact.saved_model import MC_DROPOUT_SIGNATURE
 
 from training.data.pipeline import to_float
+from training.fit.precision import float32_copy
 from training.keras2 import keras, tf
 from training.publish.calibration import EPSILON
 
@@ -192,6 +193,9 @@ def export_files(directory: Path, model, *, name: str, class_names: list, color_
     ``temperature``: baked into the SavedModel and TFLite graphs (``ServingModule``); the
     Keras weights stay the model's own, so a retrain starts from the un-tempered model.
     """
+    # a model trained under mixed_bfloat16 (train.precision) is exported as its float32 twin, so
+    # every runner and converter sees the float32 graph it always did
+    model = float32_copy(model)
     input_shape = tuple(int(d) for d in model.input_shape[1:])
     formats = Formats.all(quantization)
     saved_dir = directory / formats.saved_model.path
