@@ -57,12 +57,18 @@ def requested(value, where: str, text: bool = False) -> float | None:
         raise BadRequest(str(exc)) from None
 
 
-def threshold(lv, request_value: float | None, service_value: float | None) -> float:
+def in_force(request_value: float | None, service_value: float | None, version_value: float) -> float:
+    """A rule's threshold for one request: the request's own, else the service's setting,
+    else the version's metadata (``min_confidence`` here, ``max_energy`` in ``energy``)."""
     if request_value is not None:
         return request_value
     if service_value is not None:
         return service_value
-    return lv.info.min_confidence
+    return version_value
+
+
+def threshold(lv, request_value: float | None, service_value: float | None) -> float:
+    return in_force(request_value, service_value, lv.info.min_confidence)
 
 
 def reason(row: np.ndarray, limit: float) -> str | None:

@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from .confidence import in_force
 from .errors import ApiError, BadRequest
 
 PARAMETER = "max_energy"
@@ -68,11 +69,7 @@ def requested(value, where: str, text: bool = False) -> float | None:
 
 
 def threshold(lv, request_value: float | None, service_value: float | None) -> float:
-    if request_value is not None:
-        return request_value
-    if service_value is not None:
-        return service_value
-    return lv.info.max_energy
+    return in_force(request_value, service_value, lv.info.max_energy)
 
 
 class Answers(list):

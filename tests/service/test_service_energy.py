@@ -9,7 +9,6 @@ the first three fixture test images.
 """
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ import requests
 
 from artifact import metadata as md
 from service import energy
+from support.browser import needs_chromium, page_at
 from support.service import LABELS, Server, build_artifact, fashion_data, metric, png_bytes, reference_energy, \
     reference_top1
 
@@ -26,9 +26,6 @@ ENERGY = reference_energy(X)
 ORDER = np.argsort(ENERGY)
 LIMIT = float((ENERGY[ORDER[0]] + ENERGY[ORDER[1]]) / 2)       # only the most familiar image passes
 UNFAMILIAR = {str(i) for i in ORDER[1:]}
-CHROMIUM = "/usr/bin/chromium"
-
-
 def _multipart():
     return [("file", (f"item{i}.png", png_bytes(img), "image/png")) for i, img in enumerate(X)]
 
@@ -156,29 +153,21 @@ def test_the_metadata_default_round_trips_and_a_bad_one_is_refused(energy_models
             energy.version_default(meta.updated({"serving": {"max_energy": bad}}))
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (apt-get install chromium)")
+@needs_chromium
 def test_the_page_shows_the_unfamiliar_reason_and_takes_a_limit(energy_server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
     i = int(ORDER[2])                   # above the version's limit
     image = tmp_path / "item.png"
     image.write_bytes(png_bytes(X[i]))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-        try:
-            page = browser.new_page()
-            page.goto(energy_server.url + "/")
-            page.set_input_files("#file", str(image))
-            page.click("#submit")
-            expect(page.locator("#verdict")).to_contain_text("Not like the training images: unfamiliar input: energy",
-                                                             timeout=15000)
-            expect(page.locator("#result tr.top1 td").first).to_have_text(TOP1[i])   # still there
-            page.fill("#maxenergy", "off")
-            page.click("#submit")
-            expect(page.locator("#verdict")).to_have_text("Answer: " + TOP1[i], timeout=15000)
-        finally:
-            browser.close()
+    with page_at(energy_server.url + "/") as page:
+        page.set_input_files("#file", str(image))
+        page.click("#submit")
+        expect(page.locator("#verdict")).to_contain_text("Not like the training images: unfamiliar input: energy",
+                                                         timeout=15000)
+        expect(page.locator("#result tr.top1 td").first).to_have_text(TOP1[i])   # still there
+        page.fill("#maxenergy", "off")
+        page.click("#submit")
+        expect(page.locator("#verdict")).to_have_text("Answer: " + TOP1[i], timeout=15000)
 
 
 def test_the_service_setting_is_a_number_or_inf():
