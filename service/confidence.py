@@ -79,16 +79,21 @@ def reason(row: np.ndarray, limit: float) -> str | None:
     return f"top probability {top:.4f} is below min_confidence {limit:g}"
 
 
-def not_sure(results: list, limit: float) -> dict:
-    """Index (as text) -> reason for each answered item withheld; failed items are not
-    counted here (they are errors)."""
+def withheld(results: list, why) -> dict:
+    """Index (as text) -> ``why(i, row)`` for each answered item a rule withholds (``why`` not
+    None); failed items are not counted here (they are errors). Both rules use it."""
     reasons = {}
     for i, row in enumerate(results):
         if not isinstance(row, ApiError):
-            why = reason(row, limit)
-            if why is not None:
-                reasons[str(i)] = why
+            text = why(i, row)
+            if text is not None:
+                reasons[str(i)] = text
     return reasons
+
+
+def not_sure(results: list, limit: float) -> dict:
+    """Index (as text) -> reason for each answered item below ``limit``."""
+    return withheld(results, lambda i, row: reason(row, limit))
 
 
 def count(lv, withheld: int) -> None:

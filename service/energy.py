@@ -26,8 +26,8 @@ import math
 
 import numpy as np
 
-from .confidence import in_force
-from .errors import ApiError, BadRequest
+from .confidence import in_force, withheld
+from .errors import BadRequest
 
 PARAMETER = "max_energy"
 OFF = "off"
@@ -102,13 +102,8 @@ def reason(value: float | None, limit: float) -> str | None:
 
 def unfamiliar(results, limit: float) -> dict:
     """Index (as text) -> reason for each answered item the rule withholds."""
-    reasons = {}
-    for i, (row, value) in enumerate(zip(results, energies(results))):
-        if not isinstance(row, ApiError):
-            why = reason(value, limit)
-            if why is not None:
-                reasons[str(i)] = why
-    return reasons
+    values = energies(results)
+    return withheld(results, lambda i, row: reason(values[i], limit))
 
 
 def count(lv, withheld: int) -> None:
