@@ -17,7 +17,8 @@ def test_interrupted_training_resumes_from_last_epoch(tiny_config, fixture_data)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, data=fixture_data, callbacks=[CrashAtEpoch(2)])
     resumed = train(cfg, data=fixture_data)
-    assert len(resumed.history["loss"]) == 1                 # only epoch 3 ran again
+    assert resumed.epochs_run == 1                           # only epoch 3 ran again
+    assert len(resumed.history["loss"]) == 3                 # and the history holds all three (what publish records)
     rows = (resumed.run_dir / "history.csv").read_text().strip().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]
     assert not (resumed.run_dir / "backup").exists() or not any((resumed.run_dir / "backup").iterdir())
@@ -30,8 +31,8 @@ def test_a_backup_of_a_different_config_is_refused_not_resumed(tiny_config, fixt
     changed = tiny_config("train.epochs=2", "data.limit=200", f"output_dir={tmp_path}", "model.head_dropout=0.3")
     with pytest.raises(ConfigError, match="interrupted run of a different config"):
         train(changed, data=fixture_data)
-    assert len(train(first, data=fixture_data).history["loss"]) == 1     # the same config still resumes
-    assert len(train(changed, data=fixture_data).history["loss"]) == 2   # a finished run blocks nothing
+    assert train(first, data=fixture_data).epochs_run == 1      # the same config still resumes
+    assert train(changed, data=fixture_data).epochs_run == 2    # a finished run blocks nothing
 
 
 def test_fixed_seed_reproduces_the_first_epoch(tiny_config, fixture_data, tmp_path):
@@ -147,3 +148,16 @@ def test_tiny_preset_trains_and_publishes_from_another_directory_recording_absol
     meta = json.loads((tmp_path / "models" / "tiny" / "1" / "metadata.json").read_text())
     assert meta["config"]["data"]["path"] == fixture and meta["dataset"]["path"] == fixture
     assert json.loads((tmp_path / "runs" / "tiny" / "config.json").read_text())["data"]["path"] == fixture
+
+
+def test_the_recorded_command_leaves_out_where_files_went_and_an_unused_force(monkeypatch, tmp_path):
+    """A version's command reproduces it on another machine: no path of the machine it ran on,
+    no --force that overrode nothing (the publish check records ``forced`` either way)."""
+    from training.publish.release import command_line
+    monkeypatch.chdir(tmp_path)
+    argv = ["/x/training/__main__.py", "train", "--preset", "accurate", "--set", "models_dir=/work/best/models",
+            "--set", "output_dir=/work/best/runs", "--set", "model.widths=[64,128]", "--publish", "--force",
+            "--models-dir", "/srv/models", "--set=output_dir=/tmp/r", "--data", str(tmp_path / "photos")]
+    assert command_line(argv=argv) == ("python -m training train --preset accurate --set 'model.widths=[64,128]' "
+                                       "--publish --data photos")
+    assert command_line(forced=True, argv=argv).endswith("--publish --force --data photos")

@@ -29,12 +29,13 @@ class TrainResult:
     validation: Dataset
     test: Dataset
     run_dir: Path
-    history: dict
+    history: dict                  # every epoch of the run, a resumed one's earlier epochs included
     wall_seconds: float
     test_accuracy: Optional[float]
     budget: dict = field(default_factory=dict)   # batch size, passes and optimizer steps that ran
     distribution: dict = field(default_factory=dict)   # strategy, task, chief, replicas, batches, weights digest
     resolved: Resolved = field(default_factory=Resolved)   # the values "auto" became; .apply(cfg): the config as it ran
+    epochs_run: int = 0            # epochs this call ran: fewer than the history holds after a resume
 
 
 def resolve(cfg: ExperimentConfig, train_set: Dataset) -> Resolved:
@@ -92,7 +93,7 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
     record["weights_sha256"] = distribute.weights_digest(weights)
     if not dist.chief:
         return TrainResult(None, train_set, val_set, test_set, writing_dir, run.history, run.seconds, None,
-                           budget, record, resolved)
+                           budget, record, resolved, run.epochs_run)
     if distributed:   # evaluate, export and publish a plain copy, outside the strategy
         model = build_model(cfg.model, train_set.input_shape, num_classes)
         model.set_weights(weights)
@@ -100,7 +101,7 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
     # what the caller evaluates, exports or compresses computes in float32 whatever trained it
     model = precision.float32_copy(model)
     return TrainResult(model, train_set, val_set, test_set, writing_dir, run.history, run.seconds,
-                       accuracy(model, test_set, cfg.train.batch_size), budget, record, resolved)
+                       accuracy(model, test_set, cfg.train.batch_size), budget, record, resolved, run.epochs_run)
 
 
 def predict_probabilities(model: keras.Model, data: Dataset, batch_size: int = 256) -> np.ndarray:

@@ -194,8 +194,31 @@ def restore_best(model: keras.Model, run_dir: Path) -> None:
 
 @dataclass
 class Fit:
-    history: dict          # metric -> one float per epoch run by this call (a resume runs fewer)
+    history: dict          # metric -> one float per epoch of the whole run, a resumed one's earlier epochs included
     seconds: float
+    epochs_run: int = 0    # epochs this call ran (a resume runs fewer than the history holds)
+
+
+def recorded_history(run_dir: Path) -> dict:
+    """metric -> one float per epoch, from ``run_dir``'s history.csv: every epoch of the run,
+    those before an interruption included (Keras's History restarts at a resume, so a
+    resumed run published from it recorded only its last epochs). The last row of an
+    epoch wins; columns that are not numbers are skipped."""
+    path = Path(run_dir) / HISTORY
+    if not path.exists():
+        return {}
+    with open(path) as f:
+        rows = {row["epoch"]: row for row in csv.DictReader(f)}
+    history = {}
+    for row in sorted(rows.values(), key=lambda r: int(r["epoch"])):
+        for key, value in row.items():
+            if key == "epoch":
+                continue
+            try:
+                history.setdefault(key, []).append(float(value))
+            except (TypeError, ValueError):
+                pass
+    return history
 
 
 def fit(model: keras.Model, data: tf.data.Dataset, cfg, *, steps_per_epoch: int, validation=None,
@@ -226,4 +249,6 @@ def fit(model: keras.Model, data: tf.data.Dataset, cfg, *, steps_per_epoch: int,
         finish_run(run_dir, cfg.epochs)
     if run_dir is not None and keep_best and restore:
         restore_best(model, run_dir)
-    return Fit({k: [float(v) for v in vs] for k, vs in history.history.items()}, time.perf_counter() - start)
+    ran = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    whole = recorded_history(run_dir) if run_dir is not None else {}
+    return Fit(whole or ran, time.perf_counter() - start, len(next(iter(ran.values()), [])))

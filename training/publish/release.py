@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -58,11 +59,49 @@ def techniques(cfg: ExperimentConfig) -> dict:
     }
 
 
-def command_line() -> str:
-    """The running command as a user would retype it, so a version says how it was made."""
-    script = Path(sys.argv[0])
-    head = ["python", "-m", script.parent.name] if script.name == "__main__.py" else ["python", sys.argv[0]]
-    return shlex.join(head + sys.argv[1:])
+# ``--set`` keys and flags that say where files go, not what is made: a path of the machine
+# the command ran on, which another machine's rerun would not share.
+WHERE_KEYS = ("models_dir", "output_dir")
+WHERE_FLAGS = ("--models-dir", "--output-dir")
+
+
+def command_line(forced: bool = False, argv=None) -> str:
+    """The running command as a user would retype it to make this version again.
+
+    Left out: where files went (``--set models_dir=...``, ``--set output_dir=...``,
+    ``--models-dir``, ``--output-dir``), and ``--force`` unless it overrode a refusal
+    (``forced``; the publish check records ``forced`` either way). A path under the working
+    directory is written relative to it, so the line holds no path of the machine it ran on."""
+    argv = list(sys.argv if argv is None else argv)
+    script, args = Path(argv[0]), argv[1:]
+    head = ["python", "-m", script.parent.name] if script.name == "__main__.py" else ["python", argv[0]]
+    kept, skip = [], False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if arg == "--force" and not forced:
+            continue
+        if arg in WHERE_FLAGS or (arg == "--set" and following.split("=", 1)[0] in WHERE_KEYS):
+            skip = True
+            continue
+        if arg.split("=", 1)[0] in WHERE_FLAGS or (arg.startswith("--set=")
+                                                    and arg[len("--set="):].split("=", 1)[0] in WHERE_KEYS):
+            continue
+        kept.append(_relative(arg))
+    return shlex.join(head + kept)
+
+
+def _relative(arg: str) -> str:
+    """``arg`` (or the value of ``key=value``) with a path under the working directory made relative."""
+    key, sep, value = arg.partition("=") if "=" in arg else ("", "", arg)
+    if os.path.isabs(value):
+        try:
+            value = str(Path(value).relative_to(Path.cwd()))
+        except ValueError:
+            pass
+    return f"{key}{sep}{value}"
 
 
 def default_policies(cfg: ExperimentConfig) -> list:
@@ -174,7 +213,7 @@ def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
         records = {v.policy: v.record | ({"forced": True} if not v.passed else {}) for v in verdicts}
         if "publish_check" in records:
             records["publish_check"].setdefault("forced", False)
-        blocks = {"config": cfg.to_dict(), "parent": parent, "command": command_line(), **extra, **records,
+        blocks = {"config": cfg.to_dict(), "parent": parent, "command": command_line(forced=bool(failed)), **extra, **records,
                   "metrics": metrics_block(scores, metadata.sizes)}
         if fitted is not None:
             blocks["calibration"] = calibration_block(fitted, scores, test)
