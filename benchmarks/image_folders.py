@@ -8,7 +8,15 @@ folder recipe must work on data nobody tuned it for:
 - ``fashion32``: 100 per class of it as 32x32 greyscale PNGs (little data);
 - ``shapes``: generated colour shapes on varied backgrounds, mixed sizes
   (40-96 px, not square) and formats (transparent PNG, JPEG, BMP, GIF, WebP);
-- ``digits``: scikit-learn's 1,797 handwritten 8x8 digits as 32x32 grey PNGs.
+- ``digits``: scikit-learn's 1,797 handwritten 8x8 digits as 32x32 grey PNGs;
+- ``glyphs``: the letters A-J rendered in the 22 text typefaces matplotlib ships, rotated, shifted, blurred and noised, light on dark or dark on light, as
+  32x32 grey PNGs (notMNIST-like: classes told apart by shape across styles);
+- ``textures``: six kinds of coloured procedural texture (stripes, checks, dots,
+  waves, rings, speckle) at random scale, angle and palette, 32-56 px RGB JPEGs of
+  varied quality (classes told apart by pattern, not by an object's outline).
+
+The two Fashion-MNIST folders are Fashion-MNIST in another size and format: the
+benchmark's default set is the four that are not (``NOT_FASHION``).
 """
 from __future__ import annotations
 
@@ -129,16 +137,127 @@ def digits(root: Path) -> Path:
     return root
 
 
-BUILDERS = {"fashion64": fashion64, "fashion32": fashion32, "shapes": shapes, "digits": digits}
+GLYPHS = tuple("ABCDEFGHIJ")
+
+
+def _draws_letters(path: Path) -> bool:
+    """Whether a face draws every letter of GLYPHS (matplotlib's math-symbol, display and
+    fallback faces draw nothing, or symbols, for some of them)."""
+    from PIL import ImageFont
+    try:
+        font = ImageFont.truetype(str(path), 60)
+    except OSError:
+        return False
+    for letter in GLYPHS:
+        canvas = Image.new("L", (96, 96), 0)
+        ImageDraw.Draw(canvas).text((10, 5), letter, fill=255, font=font)
+        if np.asarray(canvas, np.float32).sum() < 255 * 50:
+            return False
+    return True
+
+
+def glyph_fonts() -> list:
+    """The TrueType text faces matplotlib ships (a dependency already): the same on every machine."""
+    import matplotlib
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return sorted(str(p) for p in folder.glob("*.ttf")
+                  if not p.name.startswith(("STIXSiz", "STIXNonUni", "cmex", "cmsy", "LastResort"))
+                  and _draws_letters(p))
+
+
+def draw_glyph(letter: str, rng: np.random.Generator, fonts: list, side: int = 32) -> Image.Image:
+    """One letter, in a random face and size, rotated up to 15 degrees, shifted, then blurred and noised."""
+    from PIL import ImageFont
+    ink, paper = (int(rng.integers(170, 256)), int(rng.integers(0, 90)))
+    if rng.random() < 0.5:
+        ink, paper = paper, ink
+    big = side * 3                       # drawn large, then rotated and shrunk: smooth edges
+    font = ImageFont.truetype(fonts[int(rng.integers(len(fonts)))], int(big * rng.uniform(0.55, 0.85)))
+    canvas = Image.new("L", (big, big), paper)
+    draw = ImageDraw.Draw(canvas)
+    left, top, right, bottom = draw.textbbox((0, 0), letter, font=font)
+    shift = rng.uniform(-0.08, 0.08, size=2) * big
+    draw.text(((big - (right - left)) / 2 - left + shift[0], (big - (bottom - top)) / 2 - top + shift[1]),
+              letter, fill=ink, font=font)
+    canvas = canvas.rotate(rng.uniform(-15, 15), resample=Image.BICUBIC, fillcolor=paper)
+    image = canvas.resize((side, side), Image.LANCZOS).filter(ImageFilter.GaussianBlur(rng.uniform(0, 0.8)))
+    noisy = np.asarray(image, np.float32) + rng.normal(0, rng.uniform(0, 18), size=(side, side))
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "L")
+
+
+def glyphs(root: Path, per_class: int = 150, seed: int = 0) -> Path:
+    rng, fonts = np.random.default_rng(seed), glyph_fonts()
+    for letter in GLYPHS:
+        out = _class_dir(root, letter)
+        for i in range(per_class):
+            draw_glyph(letter, rng, fonts).save(out / f"{i:04d}.png")
+    return root
+
+
+TEXTURES = ("stripes", "checks", "dots", "waves", "rings", "speckle")
+
+
+def texture_pattern(kind: str, rng: np.random.Generator, side: int) -> np.ndarray:
+    """A pattern in [0, 1] of shape (side, side): the class is the kind of pattern; its scale,
+    angle, phase and position are random."""
+    y, x = np.mgrid[0:side, 0:side] / side
+    angle = rng.uniform(0, np.pi)
+    u = x * np.cos(angle) + y * np.sin(angle)
+    v = -x * np.sin(angle) + y * np.cos(angle)
+    cycles = rng.uniform(2.5, 7.0)
+    phase = rng.uniform(0, 2 * np.pi)
+    if kind == "stripes":
+        wave = np.sin(2 * np.pi * cycles * u + phase)
+    elif kind == "checks":
+        wave = np.sin(2 * np.pi * cycles * u + phase) * np.sin(2 * np.pi * cycles * v + phase)
+    elif kind == "dots":
+        cell_u, cell_v = (cycles * u + phase) % 1 - 0.5, (cycles * v) % 1 - 0.5
+        wave = np.where(np.hypot(cell_u, cell_v) < rng.uniform(0.18, 0.32), 1.0, -1.0)
+    elif kind == "waves":
+        wave = np.sin(2 * np.pi * cycles * u + rng.uniform(0.6, 1.6) * np.sin(2 * np.pi * rng.uniform(1, 3) * v) + phase)
+    elif kind == "rings":
+        cx, cy = rng.uniform(-0.2, 1.2, size=2)
+        wave = np.sin(2 * np.pi * cycles * np.hypot(x - cx, y - cy) + phase)
+    else:   # speckle: smoothed noise, thresholded into blobs
+        coarse = rng.normal(size=(int(cycles * 2) + 2,) * 2)
+        blobs = np.asarray(Image.fromarray(coarse.astype(np.float32), "F").resize((side, side), Image.BICUBIC))
+        wave = np.tanh(3 * blobs / (blobs.std() + 1e-6))
+    return (wave - wave.min()) / (np.ptp(wave) + 1e-6)
+
+
+def draw_texture(kind: str, rng: np.random.Generator) -> Image.Image:
+    side = int(rng.integers(32, 57))
+    pattern = texture_pattern(kind, rng, side)[..., None]
+    first, second = rng.uniform(0, 255, size=(2, 3))
+    pixels = pattern * first + (1 - pattern) * second + rng.normal(0, rng.uniform(4, 30), size=(side, side, 3))
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    return image.filter(ImageFilter.GaussianBlur(rng.uniform(0, 1.0)))
+
+
+def textures(root: Path, per_class: int = 150, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for kind in TEXTURES:
+        out = _class_dir(root, kind)
+        for i in range(per_class):
+            draw_texture(kind, rng).save(out / f"{i:04d}.jpg", quality=int(rng.integers(60, 96)))
+    return root
+
+
+BUILDERS = {"fashion64": fashion64, "fashion32": fashion32, "shapes": shapes, "digits": digits,
+            "glyphs": glyphs, "textures": textures}
+NOT_FASHION = ("shapes", "digits", "glyphs", "textures")
 
 # Larger held-out folders of the same kind and format, never seen in training: a
 # folder's own 10% test split is about 100 images (1 point per image), too few to
-# tell a 2-point gap. Fashion-MNIST's official test images; shapes from another seed.
+# tell a 2-point gap. Fashion-MNIST's official test images; shapes, glyphs and textures
+# drawn with another seed.
 # Digits has no more images (all 1,797 are in its folder).
 HOLDOUTS = {
     "fashion64": lambda root: fashion_folder(root, per_class=200, size=64, mode="RGB", fmt="jpg", split="test"),
     "fashion32": lambda root: fashion_folder(root, per_class=200, size=32, mode="L", fmt="png", split="test"),
     "shapes": lambda root: shapes(root, per_class=500, seed=1),
+    "glyphs": lambda root: glyphs(root, per_class=200, seed=1),
+    "textures": lambda root: textures(root, per_class=300, seed=1),
 }
 
 

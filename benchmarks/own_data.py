@@ -7,8 +7,9 @@ hand for that folder, and prints one JSON line per folder and seed: held-out
 accuracy of both (from ``python -m training evaluate`` on the published files,
 the ones the service would load), the majority-class rate, and wall seconds.
 
-    python benchmarks/own_data.py                       # all folders, seeds 42 7 1
+    python benchmarks/own_data.py                       # the four folders that are not Fashion-MNIST, seeds 42 7 1
     python benchmarks/own_data.py --folders digits shapes --seeds 42 --work /tmp/own
+    python benchmarks/own_data.py --summarise reports/own_data.jsonl   # summary lines from recorded seeds
 
 A folder's own test split is about 100 images (1 point per image): on it one
 seed showed the recipe 8 points behind the reference, while on 1,800 unseen
@@ -17,8 +18,15 @@ measured on a larger held-out folder of the same kind (image_folders.HOLDOUTS:
 Fashion-MNIST's official test images, shapes drawn with another seed; digits
 has no more images), the gap is taken there, and each folder runs over several
 seeds (the split does not depend on the seed), with a summary line per folder:
-the mean of each side and the mean gap with its standard error. Target
-(issue): the recipe within 2 points of the tuned reference on every folder.
+the mean of each side and the mean gap with its standard error and its 95%
+confidence interval (t over the seeds). Pass criterion: the recipe is not worse than
+the tuned reference by 2 points or more, at 95% confidence: the interval's lower end
+above -2 points (a one-sided non-inferiority test at 2.5%). A mean gap above -2 with
+an interval reaching below it is "not shown", not a pass: more seeds decide it.
+
+Which recipe constants were set with which folders in view (``TUNED_ON``, printed as
+the first line): glyphs and textures were added after the recipe was fixed and
+nothing was tuned on them.
 """
 from __future__ import annotations
 
@@ -47,6 +55,24 @@ REFERENCES = {
                "--set", "train.batch_size=32"],
     "digits": ["--preset", "default", "--set", "data.image_size=32", "--set", "train.batch_size=32",
                "--set", "augment.flip=false", "--set", "train.epochs=30"],
+    # set by hand from what the data is, not searched: the most steps the recipe allows at a
+    # small batch; textures at a larger input and with flips (a mirrored texture is the same kind)
+    "glyphs": ["--preset", "folder", "--set", "train.steps=4000", "--set", "train.batch_size=32"],
+    "textures": ["--preset", "folder", "--set", "data.image_size=40", "--set", "augment.flip=true",
+                 "--set", "train.steps=4000", "--set", "train.batch_size=32"],
+}
+
+# Where each constant of the folder recipe (configs/folder.yaml, training/fit/recipe.py) came
+# from. The recipe and the first four folders were written together, so every constant
+# was set with those in view; glyphs and textures came after and tuned nothing.
+TUNED_ON = {
+    "recipe.MIN_STEPS=3000": "shapes (raised from 2,000: 2,000 steps gave 72-87% over two seeds, 3,000 gave 87-90%)",
+    "recipe.MAX_STEPS=4000, EPOCHS_WANTED=40, batch n/32 within 16-64, patience a third of the passes":
+        "set with fashion64, fashion32, shapes and digits in view (CPU minutes per folder)",
+    "data.image_size auto (median short side within 16-32 px)": "CPU cost; not tuned on a folder",
+    "model (widths 32-64-128, average-pooling head, head dropout 0.2), augment (shift and zoom 0.1, no flip), "
+    "adamw 0.003 onecycle": "carried over from the Fashion-MNIST presets, kept after fashion64/fashion32/shapes/digits",
+    "glyphs, textures": "nothing: added after the recipe was fixed",
 }
 
 
@@ -89,12 +115,28 @@ def majority(folder: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folders", nargs="+", default=list(image_folders.BUILDERS))
+    parser.add_argument("--folders", nargs="+", default=list(image_folders.NOT_FASHION),
+                        choices=list(image_folders.BUILDERS))
     parser.add_argument("--work", default="/tmp/own_data_bench", help="folders, runs and models go here")
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1],
                         help="train.seed of both runs, one pair per seed (the split does not depend on it)")
+    parser.add_argument("--summarise", metavar="JSONL",
+                        help="print only the summary lines of the per-seed lines recorded in JSONL "
+                             "(the last line of each folder and seed wins), for --folders")
     args = parser.parse_args()
+    if args.summarise:
+        recorded = {}
+        for raw in Path(args.summarise).read_text().splitlines():
+            line = json.loads(raw)
+            if line.get("benchmark") == "own_data" and "seed" in line and line["folder"] in args.folders:
+                recorded[(line["folder"], line["seed"])] = line
+        for name in args.folders:
+            lines = [line for (folder, _), line in recorded.items() if folder == name]
+            if len(lines) > 1:
+                print(json.dumps(summary(name, lines)), flush=True)
+        return
+    print(json.dumps({"benchmark": "own_data", "tuned_on": TUNED_ON}), flush=True)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     for name in args.folders:
@@ -132,8 +174,29 @@ def _mean_sd(values: list) -> dict:
     return {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values, ddof=1)), 4)}
 
 
+MARGIN_PP = 2.0   # the recipe may trail the tuned reference by less than this
+
+
+def gap_interval(gaps: list) -> tuple:
+    """Mean, standard error and 95% confidence interval (t with n-1 degrees of freedom) of the gaps."""
+    from scipy import stats
+    gaps = np.asarray(gaps, dtype=float)
+    mean, se = float(gaps.mean()), float(gaps.std(ddof=1) / np.sqrt(len(gaps)))
+    half = float(stats.t.ppf(0.975, len(gaps) - 1)) * se
+    return mean, se, (mean - half, mean + half)
+
+
+def verdict(low: float, mean: float) -> str:
+    """"passes" when the whole interval lies above -MARGIN_PP; "fails" when the mean is below it;
+    "not shown" otherwise (more seeds decide)."""
+    if low > -MARGIN_PP:
+        return "passes"
+    return "fails" if mean <= -MARGIN_PP else "not shown"
+
+
 def summary(name: str, lines: list) -> dict:
-    """Means over seeds; the recipe-minus-reference gap in points with its standard error."""
+    """Means over seeds; the recipe-minus-reference gap in points with its standard error, its 95%
+    interval and the verdict of the non-inferiority criterion (see the module docstring)."""
     out = {"benchmark": "own_data", "folder": name, "summary": True, "seeds": [line["seed"] for line in lines],
            "majority_rate": lines[0]["majority_rate"],
            "recipe_accuracy": _mean_sd([line["recipe_accuracy"] for line in lines]),
@@ -146,10 +209,11 @@ def summary(name: str, lines: list) -> dict:
         gaps = [line["recipe_minus_reference_pp"] for line in lines]
         out |= {"reference_accuracy": _mean_sd([line["reference_accuracy"] for line in lines]),
                 "gap_measured_on": lines[0]["gap_measured_on"],
-                "reference_seconds": round(float(np.mean([line["reference_seconds"] for line in lines])), 1),
-                "recipe_minus_reference_pp": round(float(np.mean(gaps)), 2),
-                "gap_standard_error_pp": round(float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))), 2),
-                "within_2_points": bool(np.mean(gaps) >= -2.0)}
+                "reference_seconds": round(float(np.mean([line["reference_seconds"] for line in lines])), 1)}
+        mean, se, (low, high) = gap_interval(gaps)
+        out |= {"recipe_minus_reference_pp": round(mean, 2), "gap_standard_error_pp": round(se, 2),
+                "gap_ci95_pp": [round(low, 2), round(high, 2)], "margin_pp": -MARGIN_PP,
+                "verdict": verdict(low, mean)}
     return out
 
 if __name__ == "__main__":
