@@ -39,7 +39,9 @@ def test_the_criterion_reads_the_interval_not_the_mean():
     assert own_data.summary("x", _lines([0.1, 0.2, 0.3]))["verdict"] == "passes"
     scattered = own_data.summary("x", _lines([-3.0, 0.6, 3.0]))
     assert scattered["verdict"] == "not shown" and scattered["gap_ci95_pp"][0] < -2
-    assert own_data.summary("x", _lines([-2.5, -3.0, -2.2]))["verdict"] == "fails"
+    assert own_data.summary("x", _lines([-5.0, -5.3, -4.8]))["verdict"] == "fails"
+    # a mean below the margin with an interval that reaches above it decides nothing
+    assert own_data.summary("x", _lines([-9.0, -3.0, 0.5]))["verdict"] == "not shown"
 
 
 def _lines(gaps):
