@@ -13,9 +13,9 @@ import pytest
 
 from training.ablation.aggregate import verdict
 from training.ablation.runner import current_records, read_records, runs_path
-from training.ablation.studies import compression, initialisation, regularisation, transfer
+from training.ablation.studies import compression, distillation, initialisation, regularisation, transfer
 from training.ablation.study import Claim
-from training.config import OptimizeConfig, load_config
+from training.config import DistillConfig, OptimizeConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
@@ -112,6 +112,20 @@ def test_default_compression_recipe_is_not_dominated_in_the_compression_study():
               == "supported"}
     dominating = (more_accurate - bigger) | (smaller - worse_accuracy)
     assert not dominating, f"the default {default} is dominated by {sorted(dominating)}"
+
+
+def test_distill_defaults_are_a_grid_point_not_beaten_in_the_distillation_study():
+    """``distill``'s temperature and alpha are one of the grid's points, and no other point beats
+    them at p < 0.05: on validation accuracy (what chooses the default) nor on test accuracy."""
+    records = committed(distillation.STUDY)
+    d = DistillConfig()
+    assert (d.temperature, d.alpha) in distillation.GRID, \
+        f"distill's T={d.temperature}, alpha={d.alpha} is not a point of the study's grid {distillation.GRID}"
+    default = distillation.label(d.temperature, d.alpha)
+    rivals = [distillation.label(t, a) for t, a in distillation.GRID if distillation.label(t, a) != default]
+    for metric in ("val_accuracy", "test_accuracy"):
+        found = beaten_by(default, rivals, "", records, metric)
+        assert not found, f"distill's default {default}: " + "; ".join(found)
 
 
 @pytest.mark.parametrize("study", [initialisation.STUDY, regularisation.STUDY, compression.STUDY])
