@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from training.config import ConfigError
-from training.ablation.studies import compression, initialisation, precision, regularisation, scarcity, transfer
+from training.ablation.studies import (compression, distillation, initialisation, precision, regularisation, scarcity,
+                                       transfer)
 from training.ablation.study import Budget, Study, Variant
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 RUNS = "runs.jsonl"
 # in the order ``ablate all`` runs them and docs/evidence.md lists them
 STUDIES = {module.STUDY.name: module.STUDY
-           for module in (compression, initialisation, regularisation, scarcity, transfer, precision)}
+           for module in (compression, distillation, initialisation, regularisation, scarcity, transfer, precision)}
 
 
 def available() -> list:
