@@ -12,3 +12,14 @@ class CrashAtEpoch(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == self.epoch:
             raise KeyboardInterrupt("simulated crash")
+
+
+class EpochsRun(keras.callbacks.Callback):
+    """The epochs a fit started: after a resume, only those left to run."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)

@@ -8,7 +8,7 @@ import pytest
 from training.keras2 import keras
 
 from support.builders import fixture_data, tiny_config
-from support.callbacks import CrashAtEpoch
+from support.callbacks import CrashAtEpoch, EpochsRun
 from training.config import ConfigError, ModelConfig
 from training.compress.distill import distill
 from training.models.registry import build_model
@@ -61,8 +61,10 @@ def test_an_interrupted_pruning_run_resumes_its_sparsity_schedule(small, tmp_pat
     with pytest.raises(ConfigError, match="interrupted run of a different config"):
         prune(model, train, cfg, PruneSettings(target=0.5, epochs=3, keep_ends=False), run_dir=run_dir)
 
-    stripped, history = prune(model, train, cfg, settings, run_dir=run_dir)
-    assert len(history["loss"]) == 1                                   # only the third epoch ran again
+    resumed = EpochsRun()
+    stripped, history = prune(model, train, cfg, settings, run_dir=run_dir, callbacks=[resumed])
+    assert resumed.epochs == [2]                                       # only the third epoch ran again
+    assert len(history["loss"]) == 3                                   # the history holds all three
     assert sparsity_report(stripped)["kernels"] == pytest.approx(0.75, abs=0.01)
     assert epochs_logged(run_dir) == [0, 1, 2]
     assert_run_files(run_dir, "last.h5")                  # every epoch runs: the last one is kept
@@ -88,7 +90,8 @@ def test_an_interrupted_distillation_resumes_and_checkpoints_the_student_alone(s
     after = StudentWeights()
     student, history, _ = distill(teacher, cfg, train, val, callbacks=[after])
 
-    assert len(history["loss"]) == 1 and {"hard_loss", "soft_loss", "val_accuracy"} <= set(history)
+    assert ("begin", 0) not in after.seen and ("begin", 1) in after.seen     # only the second epoch ran
+    assert len(history["loss"]) == 2 and {"hard_loss", "soft_loss", "val_accuracy"} <= set(history)
     for a, b in zip(before.seen[("end", 0)], after.seen[("begin", 1)]):   # restored, not rebuilt
         np.testing.assert_array_equal(a, b)
     run_dir = run_dir_for(cfg) / "distill"
@@ -96,4 +99,4 @@ def test_an_interrupted_distillation_resumes_and_checkpoints_the_student_alone(s
     assert_run_files(run_dir, "best.h5")
     fresh = build_model(cfg.model, train.input_shape, 10)
     fresh.load_weights(str(run_dir / "checkpoints" / "best.h5"))        # the student's weights only
-    assert json.loads((run_dir / "config.json").read_text())["distill"]["temperature"] == 4.0
+    assert json.loads((run_dir / "config.json").read_text())["distill"]["temperature"] == cfg.distill.temperature

@@ -13,13 +13,13 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
 from training.config import ConfigError
 from training.ablation.studies import (compression, distillation, initialisation, precision, regularisation, scarcity,
                                        transfer)
+from training.ablation.records import append_record, drop_torn_tail, machine, read_records
 from training.ablation.study import Budget, Study, Variant
 
 log = logging.getLogger(__name__)
@@ -38,19 +38,6 @@ def load_study(name: str) -> Study:
     if name not in STUDIES:
         raise ConfigError(f"unknown study '{name}' (studies: {', '.join(available())}, or all)")
     return STUDIES[name]
-
-
-def machine() -> str:
-    """The CPU model and core count, for the records (where a run ran) and the report."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
 
 
 def budget_for(study: Study, ablate) -> Budget:
@@ -77,37 +64,6 @@ def runs_path(reports_dir: Path, study: Study) -> Path:
     return Path(reports_dir) / study.name / RUNS
 
 
-def read_records(path: Path) -> list:
-    """Every complete record; a torn line (a crash while writing) is skipped with a warning."""
-    if not path.exists():
-        return []
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            log.warning("%s line %d is not a whole record (a run interrupted while writing?): ignored",
-                        path, number)
-    return records
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """Cut an unterminated last line, so the next record starts on a line of its own."""
-    if not path.exists():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(path, "r+b") as f:
-            f.truncate(data.rfind(b"\n") + 1)
-
-
-def append_record(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def current_records(study: Study, budget: Budget, records: list) -> list:
     """The records of this study's variants at this budget (any seed), the last of duplicates."""
     wanted = {(v.name, v.group): fingerprint(budget, v) for v in study.variants}
@@ -122,7 +78,7 @@ def run_study(study: Study, budget: Budget, reports_dir: Path, workdir: Path) ->
     """Run what is missing; returns the records of this budget (old and new)."""
     path = runs_path(reports_dir, study)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _drop_torn_tail(path)
+    drop_torn_tail(path)
     done = {_key(r) for r in current_records(study, budget, read_records(path))}
     # seed by seed, so an interrupted study already holds whole comparisons
     todo = [(v, seed) for seed in budget.seeds for v in study.variants

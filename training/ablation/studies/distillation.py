@@ -156,7 +156,7 @@ def plateau(records: list, gain: float = PLATEAU_GAIN):
 def pilot(budget: Budget, reports_dir: Path, workdir: Path) -> list:
     """Train the scratch student at each of PILOT_STEPS for PILOT_SEEDS (those not yet in
     ``reports_dir/distillation/pilot.jsonl``), validation accuracy only; returns the records."""
-    from training.ablation.runner import append_record, machine, read_records
+    from training.ablation.records import append_record, machine, read_records
     path = Path(reports_dir) / "distillation" / PILOT
     path.parent.mkdir(parents=True, exist_ok=True)
     shape = {"train_images": budget.train_images, "batch_size": budget.batch_size, "teacher": TEACHER_ID}
