@@ -119,6 +119,22 @@ def test_equivalence_by_two_one_sided_tests():
     assert equivalence_p(compare({1: 0.93, 2: 0.93}, {1: 0.931, 2: 0.931}), 0.005) == 0.0    # exact, inside
 
 
+def test_a_claim_can_compare_two_readings_of_the_same_runs_paired_by_seed():
+    # the dropout runs read two ways: one deterministic pass and the Monte Carlo mean
+    runs = [{**r, "mc_test_accuracy": r["test_accuracy"] + d}
+            for r, d in zip(records("dropout", [0.80, 0.83, 0.81, 0.85]), [0.004, 0.006, 0.005, 0.007])]
+    older = records("dropout", [0.70], first_seed=9)           # recorded before the MC reading existed
+    claim = Claim("MC beats one pass", "dropout", "dropout", metric="mc_test_accuracy",
+                  baseline_metric="test_accuracy")
+    v = verdict(claim, runs + older)
+    expected = stats.ttest_rel([r["mc_test_accuracy"] for r in runs], [r["test_accuracy"] for r in runs])
+    assert v.comparison.test == "paired t" and v.comparison.n_variant == 4 and v.theirs.n == 4
+    assert v.word == "supported" and v.p == pytest.approx(expected.pvalue)
+    assert "dropout mc_test_accuracy 82.8% vs dropout test_accuracy 82.2%" in sentence(v)
+    assert [r.variant for r in table(runs + older, "mc_test_accuracy")] == ["dropout"]
+    assert table(runs + older, "mc_test_accuracy")[0].metric.n == 4
+
+
 def test_a_claim_kind_must_be_known():
     with pytest.raises(ValueError, match="better or equivalent"):
         Claim("x", "a", "b", kind="no worse")

@@ -105,9 +105,10 @@ def summarize(values: list) -> Summary:
 
 def by_seed(records: list, variant: str, group: str, metric: str, paired_on: tuple = ()) -> dict:
     """seed -> the metric of that (group, variant)'s run; with ``paired_on``, (seed, *those
-    fields) -> the metric, so only runs that agree on them pair."""
+    fields) -> the metric, so only runs that agree on them pair. Runs recorded before the
+    metric was measured are left out."""
     return {(r["seed"], *(r.get(f) for f in paired_on)) if paired_on else r["seed"]: r[metric]
-            for r in records if r["variant"] == variant and r["group"] == group}
+            for r in records if r["variant"] == variant and r["group"] == group and metric in r}
 
 
 def _from_t(diff: float, se: float, df: float, test: str, n_variant: int, n_baseline: int) -> Comparison:
@@ -159,8 +160,9 @@ def _cells(records: list, order: Optional[list]) -> dict:
 
 def table(records: list, metric: str = "test_accuracy", order: Optional[list] = None,
           paired_on: tuple = ()) -> list:
-    """One Row per (group, variant); the first variant of each group is its baseline."""
-    cells = _cells(records, order)
+    """One Row per (group, variant) that measured ``metric``; the first variant of each group is
+    its baseline."""
+    cells = _cells([r for r in records if metric in r], order)
     baselines: dict = {}
     for group, variant in cells:
         baselines.setdefault(group, variant)
@@ -212,7 +214,9 @@ def _distance(claim: Claim, c: Comparison) -> float:
 
 def verdict(claim: Claim, records: list, paired_on: tuple = ()) -> Verdict:
     ours_by_seed = by_seed(records, claim.variant, claim.group, claim.metric, paired_on)
-    theirs_by_seed = by_seed(records, claim.baseline, claim.group, claim.metric, paired_on)
+    theirs_by_seed = by_seed(records, claim.baseline, claim.group, claim.against, paired_on)
+    if claim.baseline_metric:      # two readings of the same runs: only the runs read both ways
+        theirs_by_seed = {seed: value for seed, value in theirs_by_seed.items() if seed in ours_by_seed}
     ours = summarize(list(ours_by_seed.values())) if ours_by_seed else None
     theirs = summarize(list(theirs_by_seed.values())) if theirs_by_seed else None
     seconds = sum(sum(r["seconds"] for r in runs) / len(runs) for runs in
@@ -250,14 +254,24 @@ def test_name(v: Verdict) -> str:
     return name
 
 
+def sides(v: Verdict) -> str:
+    """"dropout 85.1% vs baseline 84.2%", or with two metrics of the same runs
+    "dropout mc_test_accuracy 85.1% vs dropout test_accuracy 85.0%"."""
+    claim = v.claim
+    if claim.against == claim.metric:
+        return (f"{claim.variant} {show(v.ours.mean, claim.metric)} vs {claim.baseline} "
+                f"{show(v.theirs.mean, claim.metric)}")
+    return (f"{claim.variant} {claim.metric} {show(v.ours.mean, claim.metric)} vs {claim.baseline} "
+            f"{claim.against} {show(v.theirs.mean, claim.against)}")
+
+
 def sentence(v: Verdict) -> str:
     """The claim's verdict in one line, for the study report."""
     claim = v.claim
     if v.word == "not measured":
         missing = [name for name, s in ((claim.variant, v.ours), (claim.baseline, v.theirs)) if s is None]
         return f"{claim.text}: not measured yet (no runs of {' and '.join(missing)})."
-    means = (f"{claim.variant} {show(v.ours.mean, claim.metric)} vs {claim.baseline} "
-             f"{show(v.theirs.mean, claim.metric)}, {claim.metric}")
+    means = f"{sides(v)}, {claim.metric}" if claim.against == claim.metric else sides(v)
     if v.comparison is None:
         return f"{claim.text}: not shown (no spread to judge it by: {means}; {test_name(v)})."
     line = (f"{claim.text}: {v.word} ({show_effect(v.comparison, claim.metric)}, p {show_p(v.p)}; "

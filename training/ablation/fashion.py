@@ -12,6 +12,11 @@ optimizer steps, and is measured the same way:
   augmentation do not pull it down as Keras's running ``accuracy`` does.
 - ``early_val_accuracy``: validation accuracy at the first pass ending after a quarter
   of the steps (how fast a variant learns).
+- ``mc_test_accuracy`` (a variant whose settings hold ``mc_passes``): the same last weights
+  on the same test set, the class taken from the mean of ``mc_passes`` Monte Carlo dropout
+  passes (dropout on, batch norm in inference mode; ``training.publish.ood.mc_passes``),
+  their random draws seeded by the run's seed: dropout's ensemble view, next to the one
+  deterministic pass of ``test_accuracy``.
 - curves, one point per pass: validation accuracy and loss from the trainer, and
   the inference-mode train accuracy.
 """
@@ -65,10 +70,18 @@ def run_config(settings: dict, seed: int, budget: Budget, n_train: int, run_dir:
     return load_config(None, [f"{key}={json.dumps(value)}" for key, value in overrides.items()])
 
 
-def _probe(probe, test, per_pass: int, curves: bool):
+def mc_accuracy(model, data, passes: int, seed: int) -> float:
+    """Accuracy of the mean of ``passes`` Monte Carlo dropout passes over ``data``."""
+    from training.publish.ood import mc_passes
+    mean = mc_passes(model, data.x, passes, seeds=[seed])[0].mean(axis=0)
+    return float(np.mean(mean.argmax(1) == data.y))
+
+
+def _probe(probe, test, per_pass: int, curves: bool, mc: int = 0, seed: int = 0):
     """A callback recording, each pass, the optimizer steps so far and (``curves``) the
     inference-mode train accuracy; at the end of training (before the trainer restores its
-    best pass) the final train and test accuracy."""
+    best pass) the final train and test accuracy, and (``mc`` passes) the Monte Carlo
+    dropout test accuracy."""
     from training.keras2 import keras
 
     from training.fit.train import accuracy
@@ -85,6 +98,8 @@ def _probe(probe, test, per_pass: int, curves: bool):
 
         def on_train_end(self, logs=None):
             self.final = {"train_accuracy": accuracy(self.model, probe), "test_accuracy": accuracy(self.model, test)}
+            if mc:
+                self.final["mc_test_accuracy"] = mc_accuracy(self.model, test, mc, seed)
     return Probe()
 
 
@@ -94,12 +109,13 @@ def train_variant(settings: dict, seed: int, budget: Budget, workdir: Path, curv
     the per-pass train accuracy (the validation curve comes from the trainer either way)."""
     from training.fit.train import train
     settings = dict(settings)
+    mc = settings.pop("mc_passes", 0)        # a measurement, not a config override
     pool, validation, test = fashion_splits()
     train_set = training_subset(pool, settings.pop("train_images", budget.train_images), seed)
     test = test.take(budget.test_images)
     cfg = run_config(settings, seed, budget, len(train_set), workdir)
     per_pass = math.ceil(len(train_set) / budget.batch_size)
-    probe = _probe(train_set.take(TRAIN_PROBE_IMAGES), test, per_pass, curves)
+    probe = _probe(train_set.take(TRAIN_PROBE_IMAGES), test, per_pass, curves, mc, seed)
     shutil.rmtree(workdir, ignore_errors=True)     # an interrupted run starts afresh
     try:
         result = train(cfg, data=(train_set, validation, test), callbacks=[probe], run_dir=workdir)
@@ -107,7 +123,8 @@ def train_variant(settings: dict, seed: int, budget: Budget, workdir: Path, curv
         shutil.rmtree(workdir, ignore_errors=True)
     final, val_curve = probe.final, result.history.get("val_accuracy", [])
     early = next(i for i, step in enumerate(probe.steps) if step >= budget.steps / 4)
-    return {"test_accuracy": final["test_accuracy"], "train_accuracy": final["train_accuracy"],
+    measured = {"mc_test_accuracy": final["mc_test_accuracy"]} if mc else {}
+    return {"test_accuracy": final["test_accuracy"], **measured, "train_accuracy": final["train_accuracy"],
             "gap": final["train_accuracy"] - final["test_accuracy"], "early_val_accuracy": val_curve[early],
             "kept_test_accuracy": result.test_accuracy, "steps": result.budget["optimizer_steps"],
             "seconds": result.wall_seconds, "train_images": len(train_set), "test_images": len(test),

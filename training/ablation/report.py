@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from training.ablation.aggregate import (ALPHA, CLOSE_SE, ENOUGH_SEEDS, sentence, show, show_effect, show_p,
-                                        table, test_name, verdict)
+                                        sides, table, test_name, verdict)
 from training.ablation.plots import render
 from training.ablation.study import Budget, Study
 
@@ -127,11 +127,15 @@ def write_report(study: Study, budget: Budget, records: list, reports_dir: Path)
 MARKER = "<!-- Sections below are written by benchmarks, not by ablate: keep them when rewriting this page. -->"
 # which plot shows a claim's metric (by file stem, first found); the rest: the group plot, then the bars
 PLOT_FOR = {"gap": ("train_val",), "early_val_accuracy": ("train_val", "curves"), "gzip_bytes": ("size_accuracy",),
-            "test_accuracy": ("k", "data_size", "bars")}
+            "test_accuracy": ("k", "data_size", "bars"), "mc_test_accuracy": ()}
 
 
 def _plot_for(metric: str, plots: list):
+    """The plot that shows ``metric``: PLOT_FOR's first drawn, else the study's first; a
+    metric no plot draws (PLOT_FOR gives none) gets no link."""
     stems = {png.stem: png for _, png in plots}
+    if PLOT_FOR.get(metric) == ():
+        return None
     return next((stems[s] for s in PLOT_FOR.get(metric, ()) if s in stems), plots[0][1] if plots else None)
 
 
@@ -151,8 +155,8 @@ def evidence_row(v, records: list, plot_link: str) -> str:
         measured, effect, p = f"{claim.metric}; {claim.variant} vs {claim.baseline}{where}", "-", "-"
     else:
         seeds = f"{v.ours.n}" if v.ours.n == v.theirs.n else f"{v.ours.n} / {v.theirs.n}"
-        measured = (f"{claim.metric}: {claim.variant} {show(v.ours.mean, claim.metric)} vs {claim.baseline} "
-                    f"{show(v.theirs.mean, claim.metric)}{where}; {seeds} seeds; {_steps(v, records)}")
+        head = f"{claim.metric}: {sides(v)}" if claim.against == claim.metric else sides(v)
+        measured = f"{head}{where}; {seeds} seeds; {_steps(v, records)}"
         effect = show_effect(v.comparison, claim.metric) if v.comparison else "-"
         p = f"{show_p(v.p)} ({test_name(v)})" if v.p is not None else test_name(v)
     word = v.word + (f"; needs {v.more_seeds} more seed{'s' if v.more_seeds > 1 else ''}" if v.more_seeds else "")

@@ -36,7 +36,8 @@ MARGIN = 0.005   # "keeps accuracy": within half a percentage point, unless a cl
 
 @dataclass(frozen=True)
 class Claim:
-    """One sentence the study tests: ``variant`` against ``baseline`` on ``metric``.
+    """One sentence the study tests: ``variant`` against ``baseline`` on ``metric`` (the
+    baseline's runs read on ``baseline_metric`` where given, e.g. the same runs measured two ways).
 
     ``kind="better"``: the variant differs from the baseline in the claimed direction
     (``higher_is_better``). ``kind="equivalent"``: the two lie within ``margin`` of each
@@ -50,6 +51,13 @@ class Claim:
     higher_is_better: bool = True
     kind: str = "better"             # or "equivalent"
     margin: float = MARGIN           # equivalence margin, in the metric's units (accuracy: a fraction)
+    baseline_metric: Optional[str] = None   # the baseline side's metric, when it differs: two readings
+                                            # of the same runs ("mc_test_accuracy" vs "test_accuracy")
+
+    @property
+    def against(self) -> str:
+        """The metric read from the baseline's runs."""
+        return self.baseline_metric or self.metric
 
     def __post_init__(self):
         if self.kind not in ("better", "equivalent"):
