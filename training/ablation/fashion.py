@@ -19,6 +19,18 @@ optimizer steps, and is measured the same way:
   deterministic pass of ``test_accuracy``.
 - curves, one point per pass: validation accuracy and loss from the trainer, and
   the inference-mode train accuracy.
+
+Knobs a variant's settings may hold besides config overrides (none of the older studies
+uses them, so their records and fingerprints are unchanged):
+
+- ``train_images``: this variant's training subset size instead of the budget's.
+- ``val_every``: also read validation accuracy every that many optimizer steps; the
+  ``curves`` then hold that finer curve (``step``, ``val_accuracy``) and the per-pass
+  ones under ``pass_step``, ``pass_val_accuracy``, ``pass_loss``, ...
+- ``target_accuracy`` (with ``val_every``): ``steps_to_target``, the first step whose
+  validation accuracy reaches it; the steps run plus ``val_every`` when none does.
+- ``batch_norm_momentum``: the momentum of every BatchNormalization layer's moving
+  averages (Keras' default is 0.99).
 """
 from __future__ import annotations
 
@@ -103,6 +115,38 @@ def _probe(probe, test, per_pass: int, curves: bool, mc: int = 0, seed: int = 0)
     return Probe()
 
 
+def steps_to_target(steps: list, accuracies: list, target: float, never: int) -> int:
+    """The first step whose validation accuracy reaches ``target``; ``never`` if none does."""
+    return next((step for step, acc in zip(steps, accuracies) if acc >= target), never)
+
+
+def step_validation(validation, every: int, bn_momentum):
+    """A callback reading validation accuracy (inference mode) every ``every`` optimizer steps, and
+    (``bn_momentum`` not None) setting every BatchNormalization layer's momentum before the first
+    step, before Keras traces the training step."""
+    from training.keras2 import keras
+
+    from training.fit.train import accuracy
+
+    class StepValidation(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.done, self.steps, self.val_accuracy = 0, [], []
+
+        def on_train_begin(self, logs=None):
+            if bn_momentum is not None:
+                for layer in self.model.submodules:
+                    if isinstance(layer, keras.layers.BatchNormalization):
+                        layer.momentum = bn_momentum
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.done += 1
+            if every and self.done % every == 0:
+                self.steps.append(self.done)
+                self.val_accuracy.append(accuracy(self.model, validation))
+    return StepValidation()
+
+
 def train_variant(settings: dict, seed: int, budget: Budget, workdir: Path, curves: bool = True) -> dict:
     """Train one variant for one seed; ``settings`` are config overrides plus ``train_images``
     (this variant's training subset size, instead of the budget's). ``curves=False`` skips
@@ -110,26 +154,40 @@ def train_variant(settings: dict, seed: int, budget: Budget, workdir: Path, curv
     from training.fit.train import train
     settings = dict(settings)
     mc = settings.pop("mc_passes", 0)        # a measurement, not a config override
+    val_every, target = settings.pop("val_every", 0), settings.pop("target_accuracy", None)
+    bn_momentum = settings.pop("batch_norm_momentum", None)
     pool, validation, test = fashion_splits()
     train_set = training_subset(pool, settings.pop("train_images", budget.train_images), seed)
     test = test.take(budget.test_images)
     cfg = run_config(settings, seed, budget, len(train_set), workdir)
     per_pass = math.ceil(len(train_set) / budget.batch_size)
     probe = _probe(train_set.take(TRAIN_PROBE_IMAGES), test, per_pass, curves, mc, seed)
+    callbacks = [probe]
+    if val_every or bn_momentum is not None:
+        stepwise = step_validation(validation, val_every, bn_momentum)
+        callbacks.append(stepwise)
     shutil.rmtree(workdir, ignore_errors=True)     # an interrupted run starts afresh
     try:
-        result = train(cfg, data=(train_set, validation, test), callbacks=[probe], run_dir=workdir)
+        result = train(cfg, data=(train_set, validation, test), callbacks=callbacks, run_dir=workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     final, val_curve = probe.final, result.history.get("val_accuracy", [])
     early = next(i for i, step in enumerate(probe.steps) if step >= budget.steps / 4)
     measured = {"mc_test_accuracy": final["mc_test_accuracy"]} if mc else {}
-    return {"test_accuracy": final["test_accuracy"], **measured, "train_accuracy": final["train_accuracy"],
-            "gap": final["train_accuracy"] - final["test_accuracy"], "early_val_accuracy": val_curve[early],
-            "kept_test_accuracy": result.test_accuracy, "steps": result.budget["optimizer_steps"],
-            "seconds": result.wall_seconds, "train_images": len(train_set), "test_images": len(test),
-            "curves": {"step": probe.steps, "train_accuracy": probe.train_accuracy, "val_accuracy": val_curve,
-                       "val_loss": result.history.get("val_loss", []), "loss": result.history.get("loss", [])}}
+    record = {"test_accuracy": final["test_accuracy"], **measured, "train_accuracy": final["train_accuracy"],
+              "gap": final["train_accuracy"] - final["test_accuracy"], "early_val_accuracy": val_curve[early],
+              "kept_test_accuracy": result.test_accuracy, "steps": result.budget["optimizer_steps"],
+              "seconds": result.wall_seconds, "train_images": len(train_set), "test_images": len(test),
+              "curves": {"step": probe.steps, "train_accuracy": probe.train_accuracy, "val_accuracy": val_curve,
+                         "val_loss": result.history.get("val_loss", []), "loss": result.history.get("loss", [])}}
+    if val_every:
+        record["curves"] = {"step": stepwise.steps, "val_accuracy": stepwise.val_accuracy,
+                            **{f"pass_{key}": value for key, value in record["curves"].items()}}
+        record["final_val_accuracy"] = stepwise.val_accuracy[-1] if stepwise.val_accuracy else None
+        if target is not None:
+            record["steps_to_target"] = steps_to_target(stepwise.steps, stepwise.val_accuracy, target,
+                                                        record["steps"] + val_every)
+    return record
 
 
 def fashion_run(base: dict, curves: bool = True) -> RunFn:
