@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import bisect
 import collections
+import logging
 import os
 import threading
 import weakref
@@ -84,7 +85,11 @@ class Pending:
 
     def _run(self) -> None:
         while not self._wake.wait(self.interval):
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # one failed write (a full disk) must not end the flushing
+                logging.getLogger("service").exception("metrics flush failed",
+                                                       extra={"event": "metrics_flush_failed"})
 
     def after_fork(self) -> None:
         self._thread = None
