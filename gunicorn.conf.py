@@ -25,7 +25,7 @@ from prometheus_client import multiprocess  # noqa: E402
 
 from service.config import ServiceConfig  # noqa: E402
 from service.logs import JsonFormatter  # noqa: E402,F401  (referenced by logconfig_dict)
-from service.worker import post_worker_init  # noqa: E402,F401  (a server hook: found by its name)
+from service.worker import post_worker_init, worker_exit  # noqa: E402,F401  (server hooks: found by name)
 
 _cfg = ServiceConfig.load()
 

@@ -83,6 +83,11 @@ end
 """
 
 
+# The service writes per-request metrics every metrics_flush_s (0.5 s by default) and at a
+# scrape, but a scrape flushes only the worker that answers it: wait for the others.
+FLUSH_WAIT_S = 0.7
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -331,10 +336,12 @@ def sweep(args, backend: str, root: Path, model: str, bodies: dict, script: Path
 
 def sweep_point(service: Service, url: str, body: dict, c: int, args, script: Path, ceiling: Ceiling) -> dict:
     """One wrk run, with the mean batch it reached and its ratios to the ceilings."""
+    time.sleep(FLUSH_WAIT_S)
     sums = (service.metric_sums("service_batch_size_sum"), service.metric_sums("service_batch_size_count"))
     cpu = service.cpu_seconds()
     result, spread = wrk(url, body, c, args.seconds, script, service.connection_spread, args.seconds / 2)
     cpu = service.cpu_seconds() - cpu
+    time.sleep(FLUSH_WAIT_S)   # every worker's deferred counts written (after the CPU reading)
     calls = service.metric_sums("service_batch_size_count") - sums[1]
     rows = service.metric_sums("service_batch_size_sum") - sums[0]
     mean_batch = rows / calls if calls else 0.0
@@ -451,6 +458,7 @@ def sustain(args, backend: str, root: Path, model: str, bodies: dict, script: Pa
                   "seconds": args.reload_every, **info, "serving_versions": served, **result})
             log(f"{backend} sustain {i + 1}/{segments}: {result['req_per_s']} req/s, "
                 f"non-2xx {result['non_2xx']}, resets {result['resets']} {info}")
+        time.sleep(FLUSH_WAIT_S)
         counted = service.status_counts()
         result = asyncio.run(sigterm_under_load(service, body, body["path"].format(m=model), c, 10.0))
         emit({"kind": "sustain_sigterm", "backend": backend, "concurrency": c, **result})

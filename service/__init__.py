@@ -25,7 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.json.sort_keys = False
     configure_logging(settings.log_level)
 
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_flush_s)
     app.extensions["service_config"] = settings
     app.extensions["service_metrics"] = metrics
     # Created here, started in the worker (gunicorn post_worker_init or first request).

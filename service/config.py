@@ -112,6 +112,9 @@ class ServiceConfig:
     # window, tested against the version's drift_reference; 0 turns it off. 500: the smallest
     # window that caught every foreign mix of benchmarks/drift.py (docs/service.md "Drift")
     drift_window: int = 500
+    # metrics (service/metrics.py): per-request updates are written every this many seconds,
+    # at every /metrics scrape and at worker exit; 0 writes each one at once
+    metrics_flush_s: float = 0.5
     # operations
     admin_token: str = ""            # empty: admin routes answer 404
     retry_after_s: int = 5           # Retry-After header on 503
@@ -131,7 +134,8 @@ class ServiceConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         for name in ("workers", "threads", "model_threads", "max_queue", "keepalive_s", "drift_window",
-                     "keepalive_linger_s", "accept_defer_per_conn_s", "accept_defer_max_s"):
+                     "keepalive_linger_s", "accept_defer_per_conn_s", "accept_defer_max_s",
+                     "metrics_flush_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
         for name in ("warmup_timeout_s", "gil_switch_interval_s"):

@@ -20,27 +20,43 @@ from .metrics import Metrics
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
+# One encoder for every line: json.dumps(entry, default=str) builds a new one per call.
+_ENCODE = json.JSONEncoder(default=str).encode
+_LEVELS: dict[str, str] = {}
+
+
 class JsonFormatter(logging.Formatter):
+    # (second, its text): the timestamp up to the second, kept while the second lasts;
+    # one tuple, so a thread never pairs one second with another's text.
+    _second: tuple = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        level = _LEVELS.get(record.levelname)
+        if level is None:
+            level = _LEVELS[record.levelname] = record.levelname.lower()
+        fields = record.__dict__
         entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
+            "ts": f"{cached[1]}.{int(record.msecs):03d}Z",
+            "level": level,
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if has_request_context() and "request_id" not in record.__dict__:
+        if "request_id" not in fields and has_request_context():
             request_id = g.get("request_id")
             if request_id:
                 entry["request_id"] = request_id
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+        for key, value in fields.items():
+            if key not in _STANDARD and key[0] != "_":
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        # json.dumps, not orjson: a few microseconds more, and the lines keep the
+        # the standard encoder, not orjson: a few microseconds more, and the lines keep the
         # layout log pipelines may already match ("key": "value").
-        return json.dumps(entry, default=str)
+        return _ENCODE(entry)
 
 
 class LineHandler(logging.Handler):

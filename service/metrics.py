@@ -12,10 +12,25 @@ status; queue, inference and total latency; batch sizes; model loads and
 their seconds; backend and device wherever a model call is measured. Every
 series of an answered request carries its ``version``, so a canary is compared
 with stable in one query (docs/service.md, "Labels: stable and canary").
+
+The per-request updates (the request counter and duration, queue wait, model
+call time, batch size, confidence, the not-sure and unfamiliar counts and the
+queue-depth gauge) are deferred: a request thread appends them to a deque
+(``Pending``), and a flush adds them up and writes each touched series once
+(one locked file write per series and bucket, not per observation) every
+``metrics_flush_s`` seconds, at every ``/metrics`` scrape (``render``) and when
+the worker exits. A scrape answered by one worker therefore shows the other
+workers' requests of the last ``metrics_flush_s`` a moment later.
 """
 from __future__ import annotations
 
+import atexit
+import bisect
+import collections
+import logging
 import os
+import threading
+import weakref
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -34,11 +49,112 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+COUNT, OBSERVE, SET = 0, 1, 2
+
+
+class Pending:
+    """Metric updates made on request threads, written into the prometheus_client series
+    by ``flush``: counts summed, observations counted per bucket, a gauge's last value.
+
+    ``deque.append`` and ``popleft`` are atomic, so request threads take no lock; a flush
+    holds its own lock (one flush at a time). A background thread flushes every
+    ``interval`` seconds (started with the first update, again in a forked child); with
+    ``interval`` 0 every update is written at once, by the thread that made it."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self._events: collections.deque = collections.deque()
+        self._flush_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        _ALL.add(self)
+
+    def add(self, kind: int, series, value) -> None:
+        self._events.append((kind, series, value))
+        if self._thread is None:
+            if self.interval > 0:
+                self._start()
+            else:
+                self.flush()
+
+    def _start(self) -> None:
+        with self._flush_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="metrics-flush", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._wake.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # one failed write (a full disk) must not end the flushing
+                logging.getLogger("service").exception("metrics flush failed",
+                                                       extra={"event": "metrics_flush_failed"})
+
+    def after_fork(self) -> None:
+        self._thread = None
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            counts: dict = {}
+            observed: dict = {}
+            gauges: dict = {}
+            pop = self._events.popleft
+            while True:
+                try:
+                    kind, series, value = pop()
+                except IndexError:
+                    break
+                if kind == OBSERVE:
+                    entry = observed.get(series)
+                    if entry is None:
+                        entry = observed[series] = [[0] * len(series._upper_bounds), 0.0]
+                    if value == value:  # NaN: no bucket, as observe() (but in the sum)
+                        entry[0][bisect.bisect_left(series._upper_bounds, value)] += 1
+                    entry[1] += value
+                elif kind == COUNT:
+                    counts[series] = counts.get(series, 0) + value
+                else:
+                    gauges[series] = value
+            for series, n in counts.items():
+                series.inc(n)
+            for series, (buckets, total) in observed.items():
+                _add_observations(series, buckets, total)
+            for series, value in gauges.items():
+                series.set(value)
+
+
+def _add_observations(histogram, buckets: list[int], total: float) -> None:
+    """What ``Histogram.observe`` would have written for these observations: each bucket
+    (stored per bucket, cumulated at exposition; +Inf is the last) and the sum."""
+    histogram._sum.inc(total)
+    for i, n in enumerate(buckets):
+        if n:
+            histogram._buckets[i].inc(n)
+
+
+_ALL: "weakref.WeakSet[Pending]" = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    """Every ``Pending`` of this process (the worker-exit hook, interpreter exit)."""
+    for pending in list(_ALL):
+        pending.flush()
+
+
+atexit.register(flush_all)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: [p.after_fork() for p in list(_ALL)])
+
+
 class VersionMetrics:
     """The batcher's observer for one served version (label lookups done once)."""
 
     def __init__(self, metrics: "Metrics", model: str, version: int, backend: str, device: str):
         labels = (model, str(version), backend, device)
+        self._add = metrics.pending.add
         self._depth = metrics.queue_depth.labels(model, str(version))
         self._queued = metrics.queue_seconds.labels(*labels)
         self._inference = metrics.inference_seconds.labels(*labels)
@@ -48,30 +164,33 @@ class VersionMetrics:
         self._unfamiliar = metrics.unfamiliar.labels(model, str(version))
 
     def depth(self, jobs: int) -> None:
-        self._depth.set(jobs)
+        self._add(SET, self._depth, jobs)
 
     def ran(self, rows: int, seconds: float, waited: list[float]) -> None:
-        self._batch.observe(rows)
-        self._inference.observe(seconds)
+        add = self._add
+        add(OBSERVE, self._batch, rows)
+        add(OBSERVE, self._inference, seconds)
         for wait in waited:
-            self._queued.observe(wait)
+            add(OBSERVE, self._queued, wait)
 
     def answered(self, rows: np.ndarray) -> None:
         """Top-1 probability of each answered image (a version that grows unsure shows here)."""
-        for p in rows.max(axis=1) if rows.ndim == 2 and rows.shape[1] else ():
-            self._confidence.observe(float(p))
+        for p in rows.max(axis=1).tolist() if rows.ndim == 2 and rows.shape[1] else ():
+            self._add(OBSERVE, self._confidence, p)
 
     def not_sure(self, n: int) -> None:
         """Answers withheld below min_confidence (service/confidence.py)."""
-        self._not_sure.inc(n)
+        self._add(COUNT, self._not_sure, n)
 
     def unfamiliar(self, n: int) -> None:
         """Answers withheld above max_energy (service/energy.py)."""
-        self._unfamiliar.inc(n)
+        self._add(COUNT, self._unfamiliar, n)
 
 
 class Metrics:
-    def __init__(self):
+    def __init__(self, flush_s: float = 0.5):
+        # Per-request updates wait here for the next flush (see the module docstring).
+        self.pending = Pending(flush_s)
         r = self.registry = CollectorRegistry()
         self.requests = Counter(
             "service_requests", "HTTP requests by model, version, endpoint (route template) and status.",
@@ -152,8 +271,9 @@ class Metrics:
             series = self._request_series[key] = (
                 self.requests.labels(model, version, endpoint, method, str(status)),
                 self.request_seconds.labels(model, version, endpoint))
-        series[0].inc()
-        series[1].observe(seconds)
+        add = self.pending.add
+        add(COUNT, series[0], 1)
+        add(OBSERVE, series[1], seconds)
 
     def model_load(self, model: str, result: str, seconds: float, backend: str = "", device: str = "") -> None:
         self.loads.labels(model, result, backend, device).inc()
@@ -174,7 +294,12 @@ class Metrics:
     def version(self, model: str, version: int, backend: str, device: str) -> VersionMetrics:
         return VersionMetrics(self, model, version, backend, device)
 
+    def flush(self) -> None:
+        """Write the deferred per-request updates of this process now."""
+        self.pending.flush()
+
     def render(self) -> bytes:
+        self.flush()  # this worker's; the others' within metrics_flush_s
         if multiprocess_dir() is None:
             return generate_latest(self.registry)
         scrape = CollectorRegistry()

@@ -8,6 +8,7 @@ loading and swapping live in ``registry``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from artifact import metadata as md
@@ -26,21 +27,22 @@ class VersionInfo:
     path: Path
     metadata: md.Metadata
 
-    @property
+    # Read on every request: computed once per version (a frozen dataclass: nothing changes).
+    @cached_property
     def labels(self) -> tuple:
         return tuple(self.metadata.labels)
 
-    @property
+    @cached_property
     def input(self) -> md.InputSpec:
         return self.metadata.input
 
-    @property
+    @cached_property
     def min_confidence(self) -> float:
         """Below this top probability an answer is withheld, unless the request or
         SERVICE_MIN_CONFIDENCE says otherwise (``service/confidence.py``)."""
         return version_default(self.metadata)
 
-    @property
+    @cached_property
     def max_energy(self) -> float:
         """Above this energy an answer is withheld as unfamiliar, unless the request or
         SERVICE_MAX_ENERGY says otherwise (``service/energy.py``); inf: no limit."""

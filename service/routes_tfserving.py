@@ -17,7 +17,7 @@ from flask import Blueprint, jsonify
 
 from . import confidence, energy, inference
 from .errors import ApiError, BadRequest, NotFound
-from .imaging import b64decode, decode_image, pixels_from_array
+from .imaging import b64decode, decode_image, pixel_batch, pixels_from_array
 
 bp = Blueprint("tfserving", __name__)
 
@@ -104,7 +104,9 @@ def predict(name: str, version: int | None = None, label: str | None = None):
     if not isinstance(values, list):
         raise BadRequest("instances/inputs must be a list of images")
     inference.check_count(len(values))
-    items = inference.decode_each(values, lambda v: _decode_instance(v, lv.info.input, input_name))
+    items = pixel_batch(values, lv.info.input)  # all plain pixel arrays: one conversion
+    if items is None:
+        items = inference.decode_each(values, lambda v: _decode_instance(v, lv.info.input, input_name))
     results = inference.run_route(route, items, inference.deadline())
     rows = [_row(r) for r in results]
     key = "predictions" if "instances" in body else "outputs"

@@ -99,6 +99,15 @@ def post_worker_init(worker) -> None:
     log.info("worker accepting", extra={"event": "worker_accepting", "ready": registry.ready()})
 
 
+def worker_exit(server, worker) -> None:
+    """gunicorn server hook, run in a worker as it exits (SIGTERM, max requests, a reload):
+    the metric updates still deferred (service/metrics.py) go into the scrape files."""
+    app = getattr(worker, "wsgi", None)
+    metrics = getattr(app, "extensions", {}).get("service_metrics")
+    if metrics is not None:
+        metrics.flush()
+
+
 class OneSend:
     """A socket whose first ``sendall`` (a response's head) is held back and
     sent with the second (its body); any other use sends what is held first,

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from artifact.metadata import InputSpec
-from service.imaging import ImageError, b64decode, decode_image, pixels_from_array
+from service.imaging import ImageError, b64decode, decode_image, pixel_batch, pixels_from_array
 
 GREY = InputSpec(28, 28, 1, "L", False, "bilinear")
 
@@ -58,3 +58,25 @@ def test_pixel_arrays_are_checked_not_resized():
                          ((grid + 0.5).tolist(), "integers")]:
         with pytest.raises(ImageError, match=message):
             pixels_from_array(bad, GREY)
+
+
+def test_a_batch_of_plain_pixel_arrays_converts_in_one_go_or_not_at_all():
+    """``pixel_batch`` (the v1 fast path) gives what ``pixels_from_array`` gives item by item,
+    and None for anything it would not accept, so the per-item path still answers each error."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    for values in ([x.tolist() for x in images], [x[:, :, 0].tolist() for x in images]):
+        out = pixel_batch(values, GREY)
+        assert [o.dtype for o in out] == [np.uint8] * 3 and [o.shape for o in out] == [(28, 28, 1)] * 3
+        for got, value in zip(out, values):
+            np.testing.assert_array_equal(got, pixels_from_array(value, GREY))
+    good = images[0].tolist()
+    ragged = [row[:] for row in good]
+    ragged[0], ragged[1] = ragged[0][:27], ragged[1] + [[1]]        # the same number of pixels
+    deep = [[[p[:] for p in row] for row in good]]
+    deep[0][0][0], deep[0][0][1] = [1, 2], []                         # again the same number
+    for bad in ([[[1.5] * 28] * 28], [[[True] * 28] * 28], [[["5"] * 28] * 28], [[[-1] * 28] * 28],
+                [[[256] * 28] * 28], [[[2 ** 70] * 28] * 28], [ragged], deep, [{"b64": "x"}],
+                [{"pixels": good}], [good, 5], [good, {"b64": "x"}], [good, [[1] * 28] * 28],
+                [[[[1]] * 28] * 27], [], [[]], [[[]]], [[{"a": 1}] * 28]):
+        assert pixel_batch(bad, GREY) is None, bad

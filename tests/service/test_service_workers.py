@@ -63,8 +63,10 @@ def test_one_scrape_sums_every_worker_and_survives_a_worker_restart(tmp_path, ar
 
         def served(text):
             return metric(text, "service_requests_total", endpoint="/v1/models/<name>:predict", status=200)
-        text = requests.get(server.url + "/metrics").text
-        assert served(text) == 12 and metric(text, "service_workers") == 2
+        # A scrape writes its own worker's deferred counts; the other's follow within
+        # metrics_flush_s (service/metrics.py).
+        assert wait_for(lambda: served(requests.get(server.url + "/metrics").text) == 12, 5.0)
+        assert metric(requests.get(server.url + "/metrics").text, "service_workers") == 2
 
         os.kill(a, signal.SIGKILL)
         assert wait_for(lambda: len(worker_pids(server)) == 2 and a not in worker_pids(server), 60.0)
