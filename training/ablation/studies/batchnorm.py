@@ -16,15 +16,14 @@ the last step on the whole 10,000-image test set, read only to report. Batch nor
 averages use momentum 0.9 (Keras' default 0.99 needs a few hundred steps to catch up with the
 training statistics, which would handicap it in inference-mode readings of a 600-step run).
 
-Measured (reports/batchnorm, 30 runs, about 37 s each on 2 shared CPU cores, so the full budget
-above ran, none of it cut): without batch norm the network diverges at 0.2 and 0.5 (10% test
+Measured (reports/batchnorm, 30 runs, about 37 s each on 2 CPU cores): without batch norm the network diverges at 0.2 and 0.5 (10% test
 accuracy, never 75% on validation); with it, 77-81% test accuracy at equal steps (p < 0.001), and
 75% validation accuracy sooner at every rate (0.05: 285 vs 415 steps, p 0.033). At 0.05 the final
 weights' test accuracy is not shown to differ (-3.4 points [-18.3, +11.6], p 0.57): batch norm's
 last reading at a constant rate is noisy (54.9% to 82.3% over seeds), so one step's weights say
 less than its curve does.
 """
-from training.ablation.fashion import fashion_run, steps_to_target  # noqa: F401 (steps_to_target: the metric)
+from training.ablation.fashion import fashion_run
 from training.ablation.study import Budget, Claim, Study, Variant
 
 LEARNING_RATES = (0.05, 0.2, 0.5)
