@@ -7,7 +7,7 @@ hand for that folder, and prints one JSON line per folder and seed: held-out
 accuracy of both (from ``python -m training evaluate`` on the published files,
 the ones the service would load), the majority-class rate, and wall seconds.
 
-    python benchmarks/own_data.py                       # the four folders that are not Fashion-MNIST, seeds 42 7 1
+    python benchmarks/own_data.py                       # the four folders that are not Fashion-MNIST, seeds 42 7 1 3 4
     python benchmarks/own_data.py --folders digits shapes --seeds 42 --work /tmp/own
     python benchmarks/own_data.py --summarise reports/own_data.jsonl   # summary lines from recorded seeds
 
@@ -120,7 +120,7 @@ def main() -> None:
                         choices=list(image_folders.BUILDERS))
     parser.add_argument("--work", default="/tmp/own_data_bench", help="folders, runs and models go here")
     parser.add_argument("--skip-reference", action="store_true")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1],
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1, 3, 4],
                         help="train.seed of both runs, one pair per seed (the split does not depend on it)")
     parser.add_argument("--summarise", metavar="JSONL",
                         help="print only the summary lines of the per-seed lines recorded in JSONL "
