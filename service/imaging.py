@@ -57,7 +57,6 @@ def pixels_from_array(value, spec: InputSpec) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-
 def pixel_batch(values: list, spec: InputSpec) -> list | None:
     """Every item of ``values`` as uint8 [H,W,C], when all of them are pixel arrays of
     integers 0..255 in the model's shape ([H,W,C], or [H,W] when C is 1); else None (b64

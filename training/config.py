@@ -122,7 +122,7 @@ class ModelConfig:
     widths: List[int] = field(default_factory=lambda: [32, 64, 128])   # filters per stage
     convs_per_stage: Union[int, List[int]] = 2   # int, or a list with one count per stage
     # The regularisation study (docs/evidence.md) measured neither a gain nor a loss from batch norm at
-    # its one Adam learning rate (-0.1 points [-1.7, +1.6], p 0.90, 3 seeds). The batchnorm study
+    # its one Adam learning rate (+0.1 points [-0.7, +0.9], p 0.75, 5 seeds). The batchnorm study
     # (reports/batchnorm, SGD at constant rates, 600 steps, 5 seeds) measured what it is kept for, the
     # higher rates: without it the CNN diverged at 0.2 and 0.5 (10% test accuracy); with it, 77.4% and
     # 80.7% (+67.4 points [+59.8, +75.0] and +70.7 [+67.2, +74.1], p < 0.001), and it reached 75%

@@ -221,7 +221,7 @@ def verdict(claim: Claim, records: list, paired_on: tuple = ()) -> Verdict:
     theirs = summarize(list(theirs_by_seed.values())) if theirs_by_seed else None
     seconds = sum(sum(r["seconds"] for r in runs) / len(runs) for runs in
                   ([r for r in records if r["variant"] == v and r["group"] == claim.group]
-                   for v in (claim.variant, claim.baseline)) if runs)
+                   for v in dict.fromkeys((claim.variant, claim.baseline))) if runs)   # one run: once
     if ours is None or theirs is None:
         return Verdict(claim, "not measured", None, None, ours, theirs, 0, seconds)
     c = compare(ours_by_seed, theirs_by_seed)
