@@ -67,6 +67,7 @@ from artifact import metadata as md  # noqa: E402
 from artifact.versions import publish as publish_version  # noqa: E402
 from service.config import ServiceConfig  # noqa: E402
 from service.repository import read_version, scan  # noqa: E402
+from training.ablation.records import machine  # noqa: E402
 
 WRK_SCRIPT = r"""
 local f = assert(io.open(os.getenv("WRK_BODY"), "rb")); wrk.body = f:read("*a"); f:close()
@@ -504,6 +505,7 @@ def main(argv=None) -> int:
         print(f"serve_load: {args.model!r} has no version {version}", file=sys.stderr)
         return 2
     RUN_FIELDS["model"] = f"{args.model}/{version}"
+    RUN_FIELDS["machine"] = machine()   # CPU model and cores: request-path costs differ by CPU
     work = Path(tempfile.mkdtemp(prefix="serve-load-"))
     script = work / "post.lua"
     script.write_text(WRK_SCRIPT)
