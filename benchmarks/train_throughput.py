@@ -54,17 +54,10 @@ def emit(line: dict) -> None:
 
 
 def cpu_flags() -> dict:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    flags = set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    model = next((l.split(":", 1)[1].strip() for l in text.splitlines() if l.startswith("model name")), None)
-    return {"cpu": model, **{f: f in flags for f in ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f")}}
+    from training.ablation.records import machine
+    from training.fit.precision import cpu_flags as flags
+    present = flags()
+    return {"cpu": machine(), **{f: f in present for f in ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f")}}
 
 
 def matmul_gflops(tf, dtype, repeats: int = 10) -> float:

@@ -3,6 +3,8 @@
 Whatever trains, ``train`` returns a float32 model, the global Keras policy is the one it found,
 and export writes float32 graphs (SavedModel and TFLite) even when handed a bfloat16 model.
 """
+import logging
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,17 @@ class RecordDtypes(keras.callbacks.Callback):
         self.variables = {v.dtype.name for v in self.model.variables}
 
 
+class Warnings(logging.Handler):
+    """The warnings a logger emitted, as text."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
 def graph_dtypes(concrete) -> set:
     """Every dtype an op of ``concrete``'s graph, nested functions included, is typed with."""
     graph_def = concrete.graph.as_graph_def()
@@ -48,7 +61,13 @@ def bf16_run(fixture_data, tmp_path_factory):
     cfg = tiny_config(tmp, "train.precision=mixed_bfloat16", epochs=1)
     before = keras.mixed_precision.global_policy().name
     recorder = RecordDtypes()
-    result = train(cfg, data=fixture_data, callbacks=[recorder])
+    warnings = Warnings()
+    logging.getLogger("training.fit.train").addHandler(warnings)
+    try:
+        result = train(cfg, data=fixture_data, callbacks=[recorder])
+    finally:
+        logging.getLogger("training.fit.train").removeHandler(warnings)
+    recorder.warnings = warnings.messages
     return cfg, result, recorder, before
 
 
@@ -119,3 +138,20 @@ def test_export_writes_float32_graphs_from_a_bfloat16_model(fixture_data, tmp_pa
     assert "bfloat16" not in dtypes and "float32" in dtypes
     probabilities = LiteRTRunner(tmp_path / "model.tflite")(fixture_data[2].x[:1])   # the output picked by name
     assert probabilities.shape == (1, 10) and abs(float(probabilities.sum()) - 1) < 1e-3
+
+
+def test_bfloat16_on_a_cpu_without_amx_is_flagged_as_slow():
+    zen3 = {"avx2", "fma", "sse4_2"}        # AMD EPYC Zen 3: measured about 0.13x float32
+    cooper_lake = zen3 | {"avx512f", "avx512_bf16"}   # oneDNN held to AVX512-BF16: 0.5x
+    assert "0.13x" in precision.slow_bfloat16("mixed_bfloat16", flags=zen3, gpus=0)
+    assert precision.slow_bfloat16("mixed_bfloat16", flags=cooper_lake, gpus=0) is not None
+    assert precision.slow_bfloat16("mixed_bfloat16", flags=cooper_lake | {"amx_bf16", "amx_tile"}, gpus=0) is None
+    assert precision.slow_bfloat16("mixed_bfloat16", flags=zen3, gpus=1) is None
+    assert precision.slow_bfloat16("float32", flags=zen3, gpus=0) is None
+
+
+def test_train_warns_on_this_machine_exactly_when_bfloat16_is_emulated(bf16_run):
+    recorder = bf16_run[2]
+    expected = precision.slow_bfloat16("mixed_bfloat16")   # this machine's CPU flags and GPUs
+    warned = [m for m in recorder.warnings if "without AMX" in m]
+    assert warned == ([expected] if expected else [])

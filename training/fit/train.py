@@ -76,6 +76,8 @@ def train(cfg: ExperimentConfig, data: tuple = None, callbacks: list = (), *,
     record = dist.record(cfg.train.batch_size)
     # The recipe keeps the per-replica batch; the pipeline and the schedule see the global one.
     step_cfg = replace(cfg, train=replace(cfg.train, batch_size=record["global_batch"]))
+    if (slow := precision.slow_bfloat16(cfg.train.precision)) is not None:
+        log.warning(slow)
     # train.precision: layers take the policy when built; the global policy is restored at once
     with dist.strategy.scope(), precision.policy(cfg.train.precision):
         # variables (and, at compile, the optimizer's) live on every replica
