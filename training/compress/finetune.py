@@ -21,7 +21,10 @@ def fine_tune(model, train: Dataset, cfg, *, epochs: int, learning_rate: float, 
               record: dict, validation: Dataset = None, callbacks=(), keep_best: bool = True) -> dict:
     """Fit ``model`` for ``epochs`` on ``train`` with the config's batch size and augmentation;
     returns the history. ``run_dir``, ``record``, ``callbacks``, ``keep_best``: see trainer.fit."""
-    settings = replace(cfg.train, epochs=epochs, learning_rate=learning_rate, schedule=cfg.optimize.fine_tune_schedule)
+    # No weight average (train.ema_decay) here: averaging a pruned kernel with its denser past
+    # steps would refill what the masks zeroed, and QAT's quantizer ranges track the raw weights.
+    settings = replace(cfg.train, epochs=epochs, learning_rate=learning_rate,
+                       schedule=cfg.optimize.fine_tune_schedule, ema_decay=0.0)
     return fit(model, training_batches(train, cfg), settings,
                steps_per_epoch=steps_per_epoch(train, cfg.train.batch_size),
                validation=validation_batches(validation, cfg), run_dir=run_dir, record=record,
