@@ -165,7 +165,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # An exponential moving average of the trainable weights (training.fit.average); batch-norm moving
     # statistics stay as they are. Validation, checkpoints, the returned model and so every export read
-    # the average. The pruning and QAT fine-tunes leave it off (a mask average is not a mask).
+    # the average. The pruning and QAT fine-tunes leave it off (training.compress.finetune).
     ema_decay: float = 0.0             # 0: off; else the average's decay per optimizer step (0.99: about
                                        # the last 100 steps), ramped as min(decay, (1 + t) / (10 + t))
     early_stopping_patience: Union[int, Literal["auto"]] = 0   # passes without a better validation accuracy
