@@ -78,12 +78,13 @@ def count_or_all(text: str):
 
 Activation = Literal["relu", "relu6", "elu", "leaky_relu", "gelu", "swish", "silu", "mish", "selu",
                      "tanh", "sigmoid", "softsign", "linear", "hard_sigmoid"]   # training.models.cnn
-Schedule = Literal["constant", "cosine", "onecycle"]                            # training.fit.trainer
+Schedule = Literal["constant", "cosine", "onecycle", "triangular"]              # training.fit.trainer
 ModelName = Literal["cnn", "resnet", "transfer"]                                # training.models.registry.BUILDERS
-# auto: by activation (training.models.cnn.initializer_for); naive: the baseline to beat; the rest: Keras' own
+# auto: by activation (training.models.cnn.initializer_for); naive: the baseline to beat; dirac: 3x3 convs
+# start as the identity on min(in, out) channels, auto elsewhere (training.models.cnn.Dirac); the rest: Keras' own
 Initializer = Literal["auto", "naive", "he_normal", "he_uniform", "glorot_normal", "glorot_uniform",
                       "lecun_normal", "lecun_uniform", "random_normal", "random_uniform", "truncated_normal",
-                      "orthogonal", "variance_scaling"]
+                      "orthogonal", "variance_scaling", "dirac"]
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,12 @@ class ModelConfig:
     batch_norm: bool = True
     activation: Activation = "relu"
     # auto: He for ReLU family, Glorot for tanh/sigmoid; naive: normal with std 0.01 (the baseline to
-    # beat); or any Keras initializer name (he_normal, glorot_uniform, lecun_normal, ...). For tanh the
-    # initialisation study measured He ahead of Glorot on an 8-layer CNN without batch norm (79.8% vs
-    # 76.1%, -3.7 points [-7.6, +0.2], paired t p = 0.056, 5 seeds): not significant at 5 seeds, so
-    # Glorot stays; the test above fails if the committed runs ever make it significant.
+    # beat); dirac: every 3x3 conv starts as the identity on its first min(in, out) channels, auto
+    # elsewhere (the switches study measures it); or any Keras initializer name (he_normal,
+    # glorot_uniform, lecun_normal, ...). For tanh the initialisation study measured He ahead of
+    # Glorot on an 8-layer CNN without batch norm (79.8% vs 76.1%, -3.7 points [-7.6, +0.2], paired
+    # t p = 0.056, 5 seeds): not significant at 5 seeds, so Glorot stays; the test above fails if the
+    # committed runs ever make it significant.
     initializer: Initializer = "auto"
     dropout: Union[float, List[float]] = field(default_factory=lambda: [0.1, 0.2, 0.3])  # a rate, or one per stage
     head_dropout: float = 0.3
@@ -154,10 +157,17 @@ class TrainConfig:
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"   # adam | adamw | sgd
     learning_rate: float = 3e-3
     momentum: float = 0.9              # sgd only
+    nesterov: bool = True              # sgd only: Nesterov momentum (look ahead along the momentum)
     adamw_weight_decay: float = 1e-4   # adamw only: decoupled weight decay
-    schedule: Schedule = "onecycle"    # constant | cosine | onecycle
+    schedule: Schedule = "onecycle"    # constant | cosine | onecycle (warm-up, cosine decay) | triangular
+                                       # (linear warm-up over warmup_epochs, then linear decay to 0)
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.0
+    # An exponential moving average of the trainable weights (training.fit.average); batch-norm moving
+    # statistics stay as they are. Validation, checkpoints, the returned model and so every export read
+    # the average. The pruning and QAT fine-tunes leave it off (training.compress.finetune).
+    ema_decay: float = 0.0             # 0: off; else the average's decay per optimizer step (0.99: about
+                                       # the last 100 steps), ramped as min(decay, (1 + t) / (10 + t))
     early_stopping_patience: Union[int, Literal["auto"]] = 0   # passes without a better validation accuracy
                                        # before stopping; 0: off; "auto": a third of the passes (at least 10).
                                        # The best weights are restored either way, and those are what is published
@@ -471,6 +481,7 @@ RANGES = {
     "train.epochs": COUNT, "train.batch_size": COUNT, "train.steps": NON_NEGATIVE,
     "train.learning_rate": POSITIVE, "train.momentum": _fraction(), "train.adamw_weight_decay": NON_NEGATIVE,
     "train.warmup_epochs": NON_NEGATIVE, "train.label_smoothing": _fraction(),
+    "train.ema_decay": _fraction(),
     "train.early_stopping_patience": NON_NEGATIVE, "train.verbose": Range(0, 2),
     "transfer.alpha": POSITIVE, "transfer.scale": NON_NEGATIVE, "transfer.head_epochs": COUNT,
     "transfer.head_steps": NON_NEGATIVE, "transfer.head_learning_rate": POSITIVE, "transfer.unfreeze": NON_NEGATIVE,

@@ -32,6 +32,7 @@ from typing import Optional
 from training.keras2 import keras, tf
 
 from training.config import ConfigError
+from training.fit.average import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,25 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps, "floor": self.floor}
 
 
+@keras.utils.register_keras_serializable("training")
+class Triangular(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to ``peak`` over ``warmup_steps``, then linear decay to 0 at ``total_steps``:
+    the whole budget spent on one rise and one fall, the shape of budgeted-training schedules
+    (Smith's one-cycle policy; Li et al. 2020 found a linear decay to 0 the best fixed-budget decay)."""
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int):
+        self.peak, self.total_steps, self.warmup_steps = peak, total_steps, warmup_steps
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.peak * (step + 1) / max(self.warmup_steps, 1)
+        left = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
+        return tf.where(step < self.warmup_steps, warm, self.peak * tf.clip_by_value(left, 0.0, 1.0))
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+
+
 def learning_rate(cfg, steps_per_epoch: int):
     total = steps_per_epoch * cfg.epochs
     if cfg.schedule == "constant":
@@ -66,7 +86,9 @@ def learning_rate(cfg, steps_per_epoch: int):
         return WarmupCosine(cfg.learning_rate, total, 0)
     if cfg.schedule == "onecycle":
         return WarmupCosine(cfg.learning_rate, total, int(cfg.warmup_epochs * steps_per_epoch))
-    raise ValueError(f"unknown train.schedule '{cfg.schedule}' (constant, cosine, onecycle)")
+    if cfg.schedule == "triangular":
+        return Triangular(cfg.learning_rate, total, int(cfg.warmup_epochs * steps_per_epoch))
+    raise ValueError(f"unknown train.schedule '{cfg.schedule}' (constant, cosine, onecycle, triangular)")
 
 
 def make_optimizer(cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -76,7 +98,7 @@ def make_optimizer(cfg, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     if cfg.optimizer == "adamw":
         return keras.optimizers.AdamW(lr, weight_decay=cfg.adamw_weight_decay)
     if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True)
+        return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     raise ValueError(f"unknown train.optimizer '{cfg.optimizer}' (adam, adamw, sgd)")
 
 
@@ -242,6 +264,10 @@ def fit(model: keras.Model, data: tf.data.Dataset, cfg, *, steps_per_epoch: int,
         start_run(run_dir, record)
         standard = make_callbacks(cfg, run_dir, "val_accuracy" if validation is not None else "accuracy",
                                   keep_best)
+    if cfg.ema_decay:
+        # after BackupAndRestore (the average starts from the weights it restores), before the
+        # checkpoint, early stopping and the caller's callbacks (they all see the average)
+        standard[1:1] = [WeightAverage(cfg.ema_decay)]
     start = time.perf_counter()
     history = model.fit(data, validation_data=validation, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=standard + list(callbacks), verbose=fit_verbosity(cfg.verbose))

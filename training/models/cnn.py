@@ -9,7 +9,7 @@ whose input, the layer ``logits``, distillation reads.
 from __future__ import annotations
 
 from training.config import ExperimentConfig
-from training.keras2 import keras
+from training.keras2 import keras, tf
 
 # He (Kaiming) init keeps activation variance for ReLU-like units that zero half
 # their inputs; Glorot (Xavier) suits symmetric saturating units; LeCun for SELU.
@@ -25,8 +25,39 @@ _BUILDERS: dict = {}
 NAIVE_STDDEV = 0.01
 
 
+@keras.utils.register_keras_serializable("training")
+class Dirac(keras.initializers.Initializer):
+    """A 3x3 conv kernel that starts as the identity on its first min(in, out) channels.
+
+    Output channel i < min(in, out) gets a single 1 at the centre tap from input channel i
+    and zeros elsewhere, so at initialisation it copies its input channel; the remaining
+    output channels (a widening layer's extra ones) are drawn from ``base``, the activation's
+    automatic initializer. Identity ("Dirac") initialisation lets a deep plain network start
+    out as a shallow one whose signal passes through unchanged (Zagoruyko and Komodakis,
+    DiracNets, 2017; PyTorch's ``nn.init.dirac_``). It applies only to 3x3 kernels: dense
+    kernels change the representation's shape, and the ResNet's 1x1 projections sit on the
+    shortcut, which already carries the identity, so those take ``base`` as they are."""
+
+    def __init__(self, base="he_normal"):
+        self.base = keras.initializers.get(base)
+
+    def __call__(self, shape, dtype=None, **kwargs):
+        kernel = self.base(shape, dtype=dtype, **kwargs)
+        if len(shape) != 4 or tuple(shape[:2]) != (3, 3):
+            return kernel
+        same = min(shape[2], shape[3])
+        identity = tf.reshape(tf.one_hot(4, 9, dtype=kernel.dtype), (3, 3, 1, 1)) * tf.eye(
+            shape[2], same, dtype=kernel.dtype)                        # (3, 3, in, min(in, out))
+        return tf.concat([identity, kernel[..., same:]], axis=-1)
+
+    def get_config(self):
+        return {"base": keras.initializers.serialize(self.base)}
+
+
 def initializer_for(activation: str, choice: str = "auto"):
     """The kernel initializer for layers feeding ``activation``."""
+    if choice == "dirac":
+        return Dirac(initializer_for(activation, "auto"))
     if choice == "naive":
         return keras.initializers.RandomNormal(stddev=NAIVE_STDDEV)
     if choice != "auto":
