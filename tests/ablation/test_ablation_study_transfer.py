@@ -11,7 +11,7 @@ TINY = Budget(train_images=None, steps=4, batch_size=16, seeds=(0,), test_images
 
 def test_variants_cover_every_method_and_recipe_at_every_k():
     names = (*transfer.METHODS, *(n for n in transfer.HEADS if n != "frozen"),
-             *(n for n in transfer.RATES if n != "finetune"))
+             *(n for n in transfer.RATES if n != "finetune"), "frozen-linear")
     keys = {(v.name, v.group) for v in transfer.STUDY.variants}
     assert keys == {(name, str(k)) for name in names for k in transfer.KS}
     for v in transfer.STUDY.variants:
@@ -20,7 +20,8 @@ def test_variants_cover_every_method_and_recipe_at_every_k():
             assert v.settings["fine_tune_learning_rate"] == transfer.RATES[v.name]
             assert {key: v.settings[key] for key in transfer.HEADS["frozen"]} == transfer.HEADS["frozen"]
         elif v.settings["method"] == "frozen":
-            assert {key: v.settings[key] for key in transfer.HEADS[v.name]} == transfer.HEADS[v.name]
+            recipe = transfer.LINEAR if v.name == "frozen-linear" else transfer.HEADS[v.name]
+            assert {key: v.settings[key] for key in recipe} == recipe
     for claim in transfer.STUDY.claims:
         assert {(claim.variant, claim.group), (claim.baseline, claim.group)} <= keys
 

@@ -46,6 +46,9 @@ HEADS = {
     "frozen-constant": {"head_augment": False, "head_schedule": "constant"},
     "frozen-former": {"head_augment": True, "head_schedule": "constant"},
 }
+# The head as the linear probe sees the features: logits straight on ``pool``, without the source
+# model's hidden layer (128 units and BatchNorm); the recipe as "frozen"'s.
+LINEAR = {"head_dense_units": 0, **HEADS["frozen"]}
 # Stage 2's rate for this project's small backbone; ImageNet backbones want about 1e-5 (the Keras
 # transfer-learning guide), which cannot be measured here: their weights need a download.
 RATES = {"finetune": 1e-4, "finetune-1e-5": 1e-5}
@@ -162,11 +165,12 @@ def _result(model, evaluate: tuple, steps: int, history: dict) -> dict:
             "final_train_loss": round(history["loss"][-1], 4), "final_train_accuracy": history["accuracy"][-1]}
 
 
-def _frozen_model(cfg, data):
+def _frozen_model(cfg, data, dense_units=None):
     from training.models.transfer import freeze_backbone
     from training.transfer.pipeline import transfer_config, transfer_model
     head_cfg = transfer_config(cfg)
-    head_cfg = replace(head_cfg, model=replace(head_cfg.model, head_dropout=0.0))
+    units = head_cfg.model.dense_units if dense_units is None else dense_units
+    head_cfg = replace(head_cfg, model=replace(head_cfg.model, head_dropout=0.0, dense_units=units))
     tm = transfer_model(head_cfg, data.input_shape, len(data.class_names))
     freeze_backbone(tm)
     return tm
@@ -183,8 +187,8 @@ def _scratch(cfg, data, evaluate, steps, seed):
     return _result(model, evaluate, steps, _fit(model, cfg, data, steps, seed))
 
 
-def _frozen(cfg, data, evaluate, steps, seed, **head):
-    tm = _frozen_model(cfg, data)
+def _frozen(cfg, data, evaluate, steps, seed, head_dense_units=None, **head):
+    tm = _frozen_model(cfg, data, head_dense_units)
     return _result(tm.model, evaluate, steps, _head(tm, cfg, data, steps, seed, **head))
 
 
@@ -227,7 +231,8 @@ VARIANTS = tuple(
     + [Variant(name, {"k": k, "method": "frozen", **head}, group=str(k))
        for k in KS for name, head in HEADS.items() if name != "frozen"]
     + [Variant(name, {"k": k, "method": "finetune", "fine_tune_learning_rate": rate, **HEADS["frozen"]}, group=str(k))
-       for k in KS for name, rate in RATES.items() if name != "finetune"])
+       for k in KS for name, rate in RATES.items() if name != "finetune"]
+    + [Variant("frozen-linear", {"k": k, "method": "frozen", **LINEAR}, group=str(k)) for k in KS])
 CLAIMS = tuple(claim for k in KS for claim in (
     Claim(f"Fine-tuning a pretrained backbone beats training from scratch with {k} images per class",
           "finetune", "scratch", str(k)),
