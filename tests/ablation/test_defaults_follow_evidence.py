@@ -63,13 +63,13 @@ def test_auto_initializer_is_not_beaten_in_the_initialisation_study():
 
 
 def best_on_validation(names: list, records: list) -> str:
-    """Of ``names`` (variants run at every k), the one whose validation accuracy, averaged over
-    seeds within each k and then over the ks, is highest: how the transfer study chooses."""
-    def score(name):
-        per_k = [np.mean([r["val_accuracy"] for r in records if r["variant"] == name and r["group"] == str(k)])
-                 for k in transfer.KS]
-        return np.mean(per_k)
-    return max(names, key=score)
+    """Of ``names``, the one whose validation accuracy, averaged over the (k, seed) runs they all
+    share, is highest: how the transfer study chooses. A variant not yet run at every k is no rival."""
+    runs = {(r["variant"], r["group"], r["seed"]): r["val_accuracy"] for r in records}
+    names = [n for n in names if all(any(key[:2] == (n, str(k)) for key in runs) for k in transfer.KS)]
+    shared = set.intersection(*({(g, s) for v, g, s in runs if v == n} for n in names))
+    assert shared, f"{names}: no seed run by all of them"
+    return max(names, key=lambda n: np.mean([runs[(n, g, s)] for g, s in shared]))
 
 
 def test_transfer_head_recipe_is_the_one_best_on_validation():

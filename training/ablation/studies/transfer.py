@@ -240,6 +240,10 @@ CLAIMS = tuple(claim for k in KS for claim in (
           "frozen", "scratch", str(k)),
     Claim(f"The trained head reaches the linear probe's accuracy (within 0.5 points) with {k} images per class",
           "frozen", "probe", str(k), kind="equivalent", margin=0.005),
+    Claim(f"The trained linear head (no hidden layer) reaches the linear probe's accuracy (within 0.5 points) "
+          f"with {k} images per class", "frozen-linear", "probe", str(k), kind="equivalent", margin=0.005),
+    Claim(f"The linear head beats the source model's hidden-layer head with {k} images per class (validation)",
+          "frozen-linear", "frozen", str(k), metric="val_accuracy"),
     Claim(f"The head trained on plain images beats one trained on augmented images with {k} images per class "
           "(validation)", "frozen", "frozen-augmented", str(k), metric="val_accuracy"),
     Claim(f"The head trained at a cosine-decayed rate beats a constant rate with {k} images per class "
