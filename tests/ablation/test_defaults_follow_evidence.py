@@ -5,17 +5,20 @@ A test fails only when the evidence contradicts the default at p < 0.05: a measu
 it (two-sided t-test, paired by seed where the runs share seeds). Where a study shows neither gain
 nor harm the default stands and the test passes; so do verdicts a study has not measured yet. A
 default the study never measured (a value none of its variants used) fails, so a default cannot
-drift away from its study unnoticed. Reads committed files only: no training.
+drift away from its study unnoticed. Where a study makes a choice on validation accuracy (the
+transfer study's head recipe and fine-tune rate), the default must also be its pick: the variant
+with the best validation accuracy. Reads committed files only: no training.
 """
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from training.ablation.aggregate import verdict
 from training.ablation.runner import current_records, read_records, runs_path
 from training.ablation.studies import batchnorm, compression, distillation, initialisation, regularisation, transfer
 from training.ablation.study import Claim
-from training.config import DistillConfig, OptimizeConfig, load_config
+from training.config import FINE_TUNE_RATES, DistillConfig, OptimizeConfig, TransferConfig, fine_tune_rate, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = sorted(p.stem for p in (ROOT / "configs").glob("*.yaml"))
@@ -59,24 +62,51 @@ def test_auto_initializer_is_not_beaten_in_the_initialisation_study():
     assert isinstance(initializer_for("tanh", "auto"), keras.initializers.Initializer)
 
 
-def test_fine_tune_rate_for_the_projects_own_backbone_is_measured_and_not_beaten():
-    """Presets that fine-tune a published version of this project use a rate the transfer study
-    trained, and no other rate it trained beats it at any k."""
+def best_on_validation(names: list, records: list) -> str:
+    """Of ``names``, the one whose validation accuracy, averaged over the (k, seed) runs they all
+    share, is highest: how the transfer study chooses. A variant not yet run at every k is no rival."""
+    runs = {(r["variant"], r["group"], r["seed"]): r["val_accuracy"] for r in records}
+    names = [n for n in names if all(any(key[:2] == (n, str(k)) for key in runs) for k in transfer.KS)]
+    shared = set.intersection(*({(g, s) for v, g, s in runs if v == n} for n in names))
+    assert shared, f"{names}: no seed run by all of them"
+    return max(names, key=lambda n: np.mean([runs[(n, g, s)] for g, s in shared]))
+
+
+def test_transfer_head_recipe_is_the_one_best_on_validation():
+    """The head stage's recipe (``transfer.head_augment``, ``transfer.head_schedule``) is the one of
+    the four the transfer study trained that is best on validation, and none beats it there at any k."""
     records = committed(transfer.STUDY)
-    measured = {transfer.FINE_TUNE_LR: "finetune", transfer.IMAGENET_FINE_TUNE_LR: "finetune-1e-5"}
+    tcfg = TransferConfig()
+    default = {"head_augment": tcfg.head_augment, "head_schedule": tcfg.head_schedule}
+    named = [name for name, head in transfer.HEADS.items() if head == default]
+    assert named, f"the default head recipe {default} was never measured (study: {transfer.HEADS})"
+    assert named[0] == best_on_validation(list(transfer.HEADS), records)
+    for k in transfer.KS:
+        found = beaten_by(named[0], [n for n in transfer.HEADS if n != named[0]], str(k), records, "val_accuracy",
+                          paired_on=transfer.STUDY.paired_on)
+        assert not found, f"head recipe {default}: " + "; ".join(found)
+
+
+def test_fine_tune_rate_for_the_projects_own_backbone_is_the_one_best_on_validation():
+    """``transfer.fine_tune_learning_rate: auto`` on a published version of this project, and every
+    preset fine-tuning one, use the rate the transfer study found best on validation, and no other
+    rate it trained beats it there at any k. (ImageNet backbones' 1e-5 is not measured: their
+    weights need a download.)"""
+    records = committed(transfer.STUDY)
+    measured = {rate: name for name, rate in transfer.RATES.items()}
+    own = FINE_TUNE_RATES["published"]
+    assert own in measured, f"own-backbone fine-tune rate {own} was never measured (study: {transfer.RATES})"
+    assert measured[own] == best_on_validation(list(transfer.RATES), records)
+    for k in transfer.KS:
+        found = beaten_by(measured[own], [n for n in transfer.RATES if n != measured[own]], str(k), records,
+                          "val_accuracy", paired_on=transfer.STUDY.paired_on)
+        assert not found, f"fine-tune rate {own}: " + "; ".join(found)
     checked = 0
     for preset in PRESETS:
         cfg = load_config(preset)
-        if cfg.model.name != "transfer" or not cfg.transfer.backbone.startswith("models/"):
-            continue                # ImageNet backbones (transfer.yaml): not what the study measured
-        rate = cfg.transfer.fine_tune_learning_rate
-        assert rate in measured, f"{preset}: fine-tune rate {rate} was never measured (study: {sorted(measured)})"
-        default = measured[rate]
-        for k in transfer.KS:
-            found = beaten_by(default, [v for v in measured.values() if v != default], str(k), records,
-                              paired_on=transfer.STUDY.paired_on)
-            assert not found, f"{preset} fine-tunes at {rate}: " + "; ".join(found)
-        checked += 1
+        if cfg.model.name == "transfer" and cfg.transfer.backbone.startswith("models/"):
+            assert fine_tune_rate(cfg.transfer, "published") == own, f"{preset} fine-tunes at another rate"
+            checked += 1
     assert checked, "no preset fine-tunes the project's own backbone: nothing checked"
 
 

@@ -118,6 +118,24 @@ def test_the_resolve_step_returns_a_record_and_leaves_the_config_as_it_is():
     assert resolved.to_dict()["budget"]["optimizer_steps"] == budget.optimizer_steps
 
 
+def test_the_fine_tune_rate_follows_the_backbones_kind_unless_given():
+    from training.config import FINE_TUNE_RATES, Resolved, fine_tune_rate, rate_or_auto
+    auto = load_config("transfer").transfer
+    assert auto.fine_tune_learning_rate == "auto" == load_config("folder_transfer").transfer.fine_tune_learning_rate
+    assert fine_tune_rate(auto, "application") == FINE_TUNE_RATES["application"] == 1e-5   # the Keras guide's
+    assert fine_tune_rate(auto, "published") == FINE_TUNE_RATES["published"]
+    given = load_config("transfer", ["transfer.fine_tune_learning_rate=0.0003"]).transfer
+    assert fine_tune_rate(given, "published") == fine_tune_rate(given, "application") == 3e-4
+    ran = Resolved(fine_tune_learning_rate=1e-4).apply(load_config("transfer"))
+    assert ran.transfer.fine_tune_learning_rate == 1e-4                           # the config as it ran
+    assert (rate_or_auto("auto"), rate_or_auto("1e-4")) == ("auto", 1e-4)        # the --fine-tune-lr flag
+    for bad in ("0", "fast"):
+        with pytest.raises(ConfigError, match="'auto' or a number above 0"):
+            rate_or_auto(bad)
+    with pytest.raises(ConfigError, match="'transfer.fine_tune_learning_rate' must be above 0"):
+        load_config(None, ["transfer.fine_tune_learning_rate=-1"])
+
+
 def test_the_folder_input_is_resolved_without_changing_the_data_config():
     import numpy as np
     from training.data.datasets import Dataset, resolve_auto_input, resolve_data

@@ -13,7 +13,7 @@ from training.keras2 import keras
 from PIL import Image
 
 from training.models.backbones import WeightsUnavailable
-from training.config import load_config
+from training.config import FINE_TUNE_RATES, load_config
 from training.data.pipeline import make_dataset
 from training.fit.trainer import fit
 from training.models.transfer import freeze_backbone, unfreeze_top
@@ -193,6 +193,10 @@ def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys,
     meta = json.loads((version / "metadata.json").read_text())
     assert meta["input"]["channels"] == 3 and meta["config"]["model"]["name"] == "transfer"
     assert [s["stage"] for s in meta["transfer"]["stages"]] == [1, 2]
+    head, fine_tune = meta["transfer"]["stages"]
+    assert (head["augmented"], head["schedule"]) == (False, "cosine")       # the head stage's recipe
+    assert fine_tune["learning_rate"] == FINE_TUNE_RATES["published"]      # auto: this project's backbone
+    assert meta["config"]["transfer"]["fine_tune_learning_rate"] == FINE_TUNE_RATES["published"]   # as it ran
     assert all(0 <= s["test_accuracy"] <= 1 for s in meta["transfer"]["stages"])
     assert meta["parent"]["path"] == str(published_backbone)
     for stage in (1, 2):

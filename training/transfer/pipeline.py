@@ -1,8 +1,11 @@
 """Transfer learning: a pretrained backbone, a new head, two-stage fine-tuning.
 
 Stage 1 trains only the new head on a frozen backbone (random head gradients
-would otherwise wreck the pretrained features). Stage 2 unfreezes the top N
-layers or blocks (or all) and trains on at a low learning rate. BatchNorm
+would otherwise wreck the pretrained features), by default on plain images with a
+cosine-decayed rate (``transfer.head_augment``, ``transfer.head_schedule``: what
+the transfer study found best). Stage 2 unfreezes the top N layers or blocks (or
+all) and trains on augmented images at a low learning rate, by default the one for
+the backbone's kind (``transfer.fine_tune_learning_rate: auto``). BatchNorm
 layers of the backbone stay frozen throughout: in Keras 2 a non-trainable
 BatchNormalization runs in inference mode, so its moving statistics, learned on
 the source data, are not overwritten by small target batches. Keras needs a
@@ -16,10 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
-from training.config import AUTO, ExperimentConfig, Resolved
+from training.config import AUTO, ExperimentConfig, Resolved, fine_tune_rate
 from training.data.sufficiency import check_enough
 from training.data.datasets import Dataset, dataset_record, load_data, resolve_data
-from training.data.pipeline import steps_per_epoch, training_batches, validation_batches
+from training.data.pipeline import make_dataset, steps_per_epoch, training_batches, validation_batches
 from training.fit.recipe import auto_batch_size, auto_steps
 from training.fit.train import accuracy
 from training.fit.trainer import fit, run_dir_for
@@ -57,10 +60,11 @@ def transfer_config(cfg: ExperimentConfig) -> ExperimentConfig:
     return replace(cfg, model=replace(cfg.model, name="transfer"))
 
 
-def resolve_transfer(cfg: ExperimentConfig, train_set: Dataset, backbone_spec: Optional[dict]) -> Resolved:
+def resolve_transfer(cfg: ExperimentConfig, train_set: Dataset, backbone_spec: Optional[dict],
+                     backbone_kind: str = "published") -> Resolved:
     """The resolve step of transfer learning: the batch size, the head stage's passes (from
-    ``transfer.head_steps``), the input format and the published backbone's spec, as a record;
-    ``cfg`` is left as it is."""
+    ``transfer.head_steps``), the fine-tune rate (for the backbone's kind), the input format and
+    the published backbone's spec, as a record; ``cfg`` is left as it is."""
     batch = auto_batch_size(len(train_set)) if cfg.train.batch_size == AUTO else cfg.train.batch_size
     steps = steps_per_epoch(train_set, batch)
     tcfg, head_epochs = cfg.transfer, None
@@ -71,7 +75,7 @@ def resolve_transfer(cfg: ExperimentConfig, train_set: Dataset, backbone_spec: O
         log.info("head stage: %d optimizer steps = %d passes x %d batches of %d", head_epochs * steps,
                  head_epochs, steps, batch)
     return Resolved(batch_size=batch, head_epochs=head_epochs, backbone_spec=backbone_spec,
-                    **resolve_data(cfg.data, train_set))
+                    fine_tune_learning_rate=fine_tune_rate(tcfg, backbone_kind), **resolve_data(cfg.data, train_set))
 
 
 def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
@@ -81,22 +85,27 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
     train_set, val_set, test_set = data if data is not None else load_data(cfg.data)
     check_enough(train_set, val_set, test_set, need_validation=cfg.data.validation_split > 0)
     tm = transfer_model(cfg, train_set.input_shape, len(train_set.class_names))
-    resolved = resolve_transfer(cfg, train_set, tm.backbone.spec)
+    resolved = resolve_transfer(cfg, train_set, tm.backbone.spec, tm.backbone.kind)
     cfg = resolved.apply(cfg)          # the config as it runs (the caller's is left as it is)
     run_dir = run_dir_for(cfg)
     train_ds, val_ds = training_batches(train_set, cfg), validation_batches(val_set, cfg)
     steps = steps_per_epoch(train_set, cfg.train.batch_size)
     tcfg = cfg.transfer
+    # the head stage's batches: shuffled like stage 2's, augmented only if asked
+    head_ds = train_ds if tcfg.head_augment else make_dataset(
+        train_set, cfg.train.batch_size, len(train_set.class_names), training=True, augment=None,
+        seed=cfg.train.seed, cache=cfg.data.cache)
 
-    def stage(number: int, name: str, epochs: int, lr: float, unfrozen: list) -> dict:
+    def stage(number: int, name: str, epochs: int, lr: float, unfrozen: list, batches, schedule: str) -> dict:
         # fit() compiles afresh: a new optimizer sees the changed trainable flags.
-        run = fit(tm.model, train_ds, replace(cfg.train, epochs=epochs, learning_rate=lr),
+        run = fit(tm.model, batches, replace(cfg.train, epochs=epochs, learning_rate=lr, schedule=schedule),
                   steps_per_epoch=steps, validation=val_ds, run_dir=run_dir / f"stage{number}",
                   record=cfg.to_dict())
         checkpoint = run_dir / "checkpoints" / f"stage{number}.h5"
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tm.model.save_weights(str(checkpoint))     # the state the next stage starts from
-        return {"stage": number, "name": name, "epochs": epochs, "learning_rate": lr,
+        return {"stage": number, "name": name, "epochs": epochs, "learning_rate": lr, "schedule": schedule,
+                "augmented": cfg.augment.enabled and batches is train_ds,
                 "unfrozen_layers": len(unfrozen), "unfrozen": unfrozen,
                 "trainable_params": int(sum(v.shape.num_elements() for v in tm.model.trainable_weights)),
                 "fit_seconds": round(run.seconds, 1), "checkpoint": str(checkpoint),
@@ -104,10 +113,11 @@ def run_transfer(cfg: ExperimentConfig, data: tuple = None) -> TransferResult:
                 "test_accuracy": accuracy(tm.model, test_set, cfg.train.batch_size), "history": run.history}
 
     freeze_backbone(tm)
-    stages = [stage(1, "head", tcfg.head_epochs, tcfg.head_learning_rate, [])]
+    stages = [stage(1, "head", tcfg.head_epochs, tcfg.head_learning_rate, [], head_ds, tcfg.head_schedule)]
     if tcfg.unfreeze not in (0, "0") and tcfg.fine_tune_epochs > 0:
         unfrozen = unfreeze_top(tm, tcfg.unfreeze, tcfg.unfreeze_unit)
-        stages.append(stage(2, "fine_tune", tcfg.fine_tune_epochs, tcfg.fine_tune_learning_rate, unfrozen))
+        stages.append(stage(2, "fine_tune", tcfg.fine_tune_epochs, tcfg.fine_tune_learning_rate, unfrozen,
+                            train_ds, cfg.train.schedule))
     return TransferResult(cfg, tm.model, {**tm.backbone.info, "adapter": tm.adapter}, train_set,
                           val_set, test_set, run_dir, stages, resolved)
 
