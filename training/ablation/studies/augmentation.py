@@ -10,7 +10,8 @@ float32 at batch 50 ran 147 ms a step (339 images/s), and 98 ms (510 images/s) a
 mixed_bfloat16 at batch 50 ran 1,450 ms a step (34 images/s), ten times slower, as this CPU has
 no AVX-512, let alone bfloat16 instructions; float32 at batch 128 ran 302 ms a step (424 images/s)
 next to that 510 at batch 50, no faster. So float32 at the other studies' batch of 50: 10,800
-steps, 540,000 images a run, about 18 to 27 minutes a run on that shared machine.
+steps, 540,000 images a run: the first run (baseline, seed 1) took 32 minutes there, beside
+four to six other training jobs; on a quiet machine of two cores expect several times less.
 """
 from training.ablation.fashion import fashion_run
 from training.ablation.study import Budget, Claim, Study, Variant
