@@ -13,8 +13,8 @@ def ablate(*args, cwd=ROOT):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--study", "nope"], "error: unknown study 'nope' (studies: batchnorm, compression, distillation, initialisation, "
-                          "precision, regularisation, "),
+    (["--study", "nope"], "error: unknown study 'nope' (studies: augmentation, batchnorm, compression, distillation, "
+                          "initialisation, precision, regularisation, "),
     (["--study", "scarcity", "--set", "ablate.seeds=a,b"], "error: 'ablate.seeds' must be distinct integers"),
     (["--study", "scarcity", "--set", "ablate.steps=0"], "error: 'ablate.steps' must be an integer of at least 1"),
     (["--study", "scarcity", "--set", "ablate.nope=1"], "error: unknown config key 'ablate.nope'"),

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from training.config import ConfigError
-from training.ablation.studies import (batchnorm, compression, distillation, initialisation, precision, regularisation,
-                                       scarcity, switches, transfer)
+from training.ablation.studies import (augmentation, batchnorm, compression, distillation, initialisation, precision,
+                                       regularisation, scarcity, switches, transfer)
 from training.ablation.records import append_record, drop_torn_tail, machine, read_records
 from training.ablation.study import Budget, Study, Variant
 
@@ -27,8 +27,8 @@ log = logging.getLogger(__name__)
 RUNS = "runs.jsonl"
 # in the order ``ablate all`` runs them and docs/evidence.md lists them
 STUDIES = {module.STUDY.name: module.STUDY
-           for module in (compression, distillation, initialisation, regularisation, batchnorm, scarcity, transfer,
-                          precision, switches)}
+           for module in (compression, distillation, initialisation, regularisation, batchnorm, scarcity,
+                          augmentation, transfer, precision, switches)}
 
 
 def available() -> list:

@@ -17,7 +17,8 @@ STUDY = Study(
         "study's baseline CNN (flatten and a 128-unit dense head), its augmentation and its three-together "
         "variant (dropout, batch norm, augmentation), each trained on 1,000, 5,400 and all 54,000 Fashion-MNIST training images with "
         "the same number of optimizer steps (54, 10 and 1 passes). Each group is one data size; the "
-        "baseline of each group is the plain CNN at that size."),
+        "baseline of each group is the plain CNN at that size. One pass over 54,000 images repeats none of "
+        "them: whether augmentation helps once they repeat, over 10 passes, is the augmentation study's question."),
     variants=tuple(Variant(name, {**settings, "train_images": size}, group=str(size))
                    for size in SIZES for name, settings in SWITCHES.items()),
     claims=tuple(
