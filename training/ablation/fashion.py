@@ -109,7 +109,7 @@ def tta_view_sets(cfg, side: int) -> dict:
             "tta_flip": tta.views(dataclasses.replace(on, tta_shift=0), cfg.augment, side)}
 
 
-def served_probabilities(model, x: np.ndarray, views: tuple, batch_size: int = 256) -> np.ndarray:
+def served_probabilities(model, x: np.ndarray, views: tuple, batch_size: int = 128) -> np.ndarray:
     """``model``'s weights answering uint8 images ``x`` through the export's serving function
     (``ServingModule.serve`` with ``views``, as ``save_saved_model`` writes it; no temperature):
     the function a published version runs, not a re-implementation."""

@@ -15,6 +15,7 @@ from artifact.saved_model import MC_DROPOUT_SIGNATURE
 from training.data.pipeline import to_float
 from training.fit.precision import float32_copy
 from training.keras2 import keras, tf
+from training.publish import tta
 from training.publish.calibration import EPSILON
 
 # "qat": a quantization-aware-trained model, converted from its own fake-quant
