@@ -10,9 +10,10 @@ from training.ablation.studies import tta as study
 from training.ablation.studies.precision import FASHION2
 
 
-def test_one_variant_of_the_precision_networks_read_three_ways():
+def test_one_variant_of_the_precision_studys_network_read_three_ways():
     (variant,) = study.STUDY.variants
-    assert variant.settings == {**FASHION2, "train.precision": "mixed_bfloat16", "tta": True}
+    assert variant.settings == {**FASHION2, "model.widths": [32, 64, 128], "train.precision": "mixed_bfloat16",
+                                "tta": True}
     readings = {"served_test_accuracy", "tta_test_accuracy", "tta_flip_test_accuracy"}
     for claim in study.STUDY.claims:
         assert claim.variant == claim.baseline == variant.name
