@@ -1,9 +1,9 @@
 """Is test-time augmentation, as ``publish.tta`` bakes it into the exported graphs, more accurate?
 
 One training run per seed of the studies' small CNN (widths 16/32, two convs per stage) with batch
-norm and the default augmentation (flips, shifts up to 10%), trained under mixed_bfloat16: small
-enough that five seeds fit beside other work on two shared CPU cores (models/fashion/2's network
-did not). Its last weights are read three ways through the export's own serving function
+norm and the default augmentation (flips, shifts up to 10%), in float32: small enough that five
+seeds fit beside other work on two shared CPU cores (models/fashion/2's network under mixed_bfloat16
+did not: this machine's CPU has neither AMX nor AVX512-BF16, where bfloat16 is slower than float32). Its last weights are read three ways through the export's own serving function
 (``training.ablation.fashion.served_accuracies``): plain, with the views ``publish.tta`` averages
 (the image, its mirror and four 1-pixel shifts) and with the image and its mirror alone. The
 claims compare readings of the same runs, paired by seed.
@@ -13,8 +13,7 @@ from training.ablation.study import Budget, Claim, Study, Variant
 
 NETWORK = "cnn16-32"
 # over the studies' plain CNN: batch norm, and the default augmentation the test-time views follow
-BASE = {"model.batch_norm": True, "augment.enabled": True, "augment.flip": True, "augment.translate": 0.1,
-        "train.precision": "mixed_bfloat16"}
+BASE = {"model.batch_norm": True, "augment.enabled": True, "augment.flip": True, "augment.translate": 0.1}
 
 STUDY = Study(
     name="tta",
@@ -23,16 +22,16 @@ STUDY = Study(
         "`training/publish/tta.py`) more accurate than the plain graph, and is the mirror alone enough? "
         "The studies' small CNN (widths 16/32, two convs per stage, global average pooling) with batch norm "
         "and the default augmentation (random flips and shifts up to 10%), Adam at peak 0.003 with warm-up "
-        "and cosine decay, trains once per seed under mixed_bfloat16 on 25,600 Fashion-MNIST images for "
+        "and cosine decay, trains once per seed in float32 on 25,600 Fashion-MNIST images for "
         "300 optimizer steps of 128, rounded up to two whole passes (400 steps; models/fashion/2's network "
-        "was planned, but its runs did not fit the "
-        "shared machine's time). Its last weights are read three ways by the export's own serving "
+        "under mixed_bfloat16 was planned, but its runs did not fit the "
+        "shared machine's time: its CPU has no AMX, where bfloat16 runs slower than float32). Its last weights are read three ways by the export's own serving "
         "function (`ServingModule.serve`: uint8 pixels in, the float32 graph every runner serves, no "
         "temperature): `served_test_accuracy` plain; `tta_test_accuracy` the mean of the softmax "
         "probabilities of six views, the image, its mirror and the image moved 1 pixel up, down, left and "
         "right (zero fill, as training's translation); `tta_flip_test_accuracy` the image and its mirror. "
         "5,000 test images; the same readings on the 1,000-image validation sample are in runs.jsonl "
-        "(`*_val_accuracy`). `test_accuracy` is the mixed_bfloat16 model itself, for reference. What TTA "
+        "(`*_val_accuracy`). `test_accuracy` is the Keras model itself, for reference. What TTA "
         "costs per request: `benchmarks/tta_cost.py` (reports/tta_cost.jsonl, docs/service.md)."),
     variants=(Variant(NETWORK, {**BASE, "tta": True}),),
     claims=(
