@@ -315,6 +315,13 @@ class PublishConfig:
     overfit_gap: float = 0.15          # train - validation accuracy above this is reported as overfitting
     calibrate: bool = True             # fit a temperature on the validation split and bake it into the exported
                                        # graphs, so every runner serves calibrated probabilities (publish.calibration)
+    tta: bool = False                  # test-time augmentation inside the exported graphs: they answer the mean of
+                                       # the softmax probabilities of the image, its mirror (only where augment.flip
+                                       # trains on mirrors) and shifts by tta_shift px (training.publish.tta).
+                                       # Off: the tta study showed no gain yet (+0.2 points [-0.1, +0.5], p 0.13,
+                                       # 4 seeds) at about 6x the cost per request (reports/tta_cost.jsonl)
+    tta_shift: int = 1                 # pixels each of the four shifted views moves the image (up, down, left,
+                                       # right); at most what augment.translate moves it; 0: no shifted views
 
 
 @dataclass(frozen=True)
@@ -533,6 +540,7 @@ RANGES = {
     "retrain.tolerance": _fraction(False), "retrain.learning_rate_scale": POSITIVE, "retrain.epochs": COUNT,
     "retrain.ece_tolerance": _fraction(False),
     "publish.min_margin": _fraction(False), "publish.overfit_gap": _fraction(False),
+    "publish.tta_shift": NON_NEGATIVE,
     "ablate.steps": COUNT, "ablate.batch_size": COUNT, "ablate.train_images": COUNT, "ablate.test_images": COUNT,
 }
 UNBOUNDED = {"train.seed", "ablate.seeds"}    # any integer is a valid seed
@@ -551,6 +559,11 @@ def _check_ranges(config: ExperimentConfig) -> None:
     if data.source == "folder" and data.validation_split + data.test_split >= 1:
         raise ConfigError(f"'data.validation_split' + 'data.test_split' must leave images to train on "
                           f"(below 1), got {data.validation_split} + {data.test_split}")
+    augment, publish = config.augment, config.publish
+    if publish.tta and not (augment.enabled and (augment.flip or (augment.translate > 0 and publish.tta_shift > 0))):
+        # the views follow the training augmentation (training.publish.tta.views): none would be averaged
+        raise ConfigError("'publish.tta' needs a view the training augmentation makes: augment.flip, or "
+                          "augment.translate and publish.tta_shift above 0 (with augment.enabled)")
     if config.optimize.initial_sparsity > config.optimize.sparsity:
         raise ConfigError(f"'optimize.initial_sparsity' ({config.optimize.initial_sparsity}) must not exceed "
                           f"'optimize.sparsity' ({config.optimize.sparsity})")

@@ -17,6 +17,13 @@ optimizer steps, and is measured the same way:
   passes (dropout on, batch norm in inference mode; ``training.publish.ood.mc_passes``),
   their random draws seeded by the run's seed: dropout's ensemble view, next to the one
   deterministic pass of ``test_accuracy``.
+- ``served_test_accuracy`` and ``tta_test_accuracy``, ``tta_flip_test_accuracy`` (a variant
+  whose settings hold ``tta``): the same last weights answered by the export's own serving
+  function (``training.publish.export.ServingModule``: uint8 pixels in, the float32 graph every
+  runner serves, a mixed_bfloat16 model's float32 copy), plain, with the test-time views
+  ``publish.tta`` bakes in (``training.publish.tta.views``: the image, its mirror, four shifts of
+  ``publish.tta_shift`` px), and with the image and its mirror only; each also on the validation
+  sample (``served_val_accuracy``, ...), where a choice between them would be made.
 - curves, one point per pass: validation accuracy and loss from the trainer, and
   the inference-mode train accuracy.
 
@@ -31,9 +38,12 @@ uses them, so their records and fingerprints are unchanged):
   validation accuracy reaches it; the steps run plus ``val_every`` when none does.
 - ``batch_norm_momentum``: the momentum of every BatchNormalization layer's moving
   averages (Keras' default is 0.99).
+- ``tta``: true reads the weights through the serving graph, plain and with test-time views
+  (above).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -89,11 +99,42 @@ def mc_accuracy(model, data, passes: int, seed: int) -> float:
     return float(np.mean(mean.argmax(1) == data.y))
 
 
-def _probe(probe, test, per_pass: int, curves: bool, mc: int = 0, seed: int = 0):
+def tta_view_sets(cfg, side: int) -> dict:
+    """Reading name -> test-time views: "served" none, "tta" what ``publish.tta`` would bake
+    into a version of ``cfg`` (whatever its ``publish.tta`` says), "tta_flip" the image and its
+    mirror alone (``publish.tta_shift`` 0)."""
+    from training.publish import tta
+    on = dataclasses.replace(cfg.publish, tta=True)
+    return {"served": (), "tta": tta.views(on, cfg.augment, side),
+            "tta_flip": tta.views(dataclasses.replace(on, tta_shift=0), cfg.augment, side)}
+
+
+def served_probabilities(model, x: np.ndarray, views: tuple, batch_size: int = 128) -> np.ndarray:
+    """``model``'s weights answering uint8 images ``x`` through the export's serving function
+    (``ServingModule.serve`` with ``views``, as ``save_saved_model`` writes it; no temperature):
+    the function a published version runs, not a re-implementation."""
+    from artifact.metadata import OUTPUT_NAME
+
+    from training.fit.precision import float32_copy
+    from training.publish.export import ServingModule
+    model = float32_copy(model)
+    serve = ServingModule(model, tuple(int(d) for d in model.input_shape[1:]), views=views).serve
+    return np.concatenate([serve(x[i:i + batch_size])[OUTPUT_NAME].numpy() for i in range(0, len(x), batch_size)])
+
+
+def served_accuracies(model, splits: dict, view_sets: dict) -> dict:
+    """``<views>_<split>_accuracy`` -> the accuracy on each split ({"test": Dataset, ...}) of
+    ``served_probabilities`` with each named set of test-time views."""
+    return {f"{name}_{split}_accuracy": float(np.mean(served_probabilities(model, data.x, views).argmax(1) == data.y))
+            for name, views in view_sets.items() for split, data in splits.items()}
+
+
+def _probe(probe, test, per_pass: int, curves: bool, mc: int = 0, seed: int = 0, views=None, validation=None):
     """A callback recording, each pass, the optimizer steps so far and (``curves``) the
     inference-mode train accuracy; at the end of training (before the trainer restores its
-    best pass) the final train and test accuracy, and (``mc`` passes) the Monte Carlo
-    dropout test accuracy."""
+    best pass) the final train and test accuracy, (``mc`` passes) the Monte Carlo dropout
+    test accuracy, and (``views``, ``tta_view_sets``) the serving graph's test and
+    ``validation`` accuracy with each set of test-time views."""
     from training.keras2 import keras
 
     from training.fit.train import accuracy
@@ -112,6 +153,8 @@ def _probe(probe, test, per_pass: int, curves: bool, mc: int = 0, seed: int = 0)
             self.final = {"train_accuracy": accuracy(self.model, probe), "test_accuracy": accuracy(self.model, test)}
             if mc:
                 self.final["mc_test_accuracy"] = mc_accuracy(self.model, test, mc, seed)
+            if views:
+                self.final.update(served_accuracies(self.model, {"test": test, "val": validation}, views))
     return Probe()
 
 
@@ -156,12 +199,14 @@ def train_variant(settings: dict, seed: int, budget: Budget, workdir: Path, curv
     mc = settings.pop("mc_passes", 0)        # a measurement, not a config override
     val_every, target = settings.pop("val_every", 0), settings.pop("target_accuracy", None)
     bn_momentum = settings.pop("batch_norm_momentum", None)
+    tta = settings.pop("tta", False)
     pool, validation, test = fashion_splits()
     train_set = training_subset(pool, settings.pop("train_images", budget.train_images), seed)
     test = test.take(budget.test_images)
     cfg = run_config(settings, seed, budget, len(train_set), workdir)
     per_pass = math.ceil(len(train_set) / budget.batch_size)
-    probe = _probe(train_set.take(TRAIN_PROBE_IMAGES), test, per_pass, curves, mc, seed)
+    views = tta_view_sets(cfg, int(train_set.x.shape[1])) if tta else None
+    probe = _probe(train_set.take(TRAIN_PROBE_IMAGES), test, per_pass, curves, mc, seed, views, validation)
     callbacks = [probe]
     if val_every or bn_momentum is not None:
         stepwise = step_validation(validation, val_every, bn_momentum)
@@ -174,6 +219,8 @@ def train_variant(settings: dict, seed: int, budget: Budget, workdir: Path, curv
     final, val_curve = probe.final, result.history.get("val_accuracy", [])
     early = next(i for i, step in enumerate(probe.steps) if step >= budget.steps / 4)
     measured = {"mc_test_accuracy": final["mc_test_accuracy"]} if mc else {}
+    if tta:
+        measured |= {key: value for key, value in final.items() if key.startswith(("served_", "tta_"))}
     record = {"test_accuracy": final["test_accuracy"], **measured, "train_accuracy": final["train_accuracy"],
               "gap": final["train_accuracy"] - final["test_accuracy"], "early_val_accuracy": val_curve[early],
               "kept_test_accuracy": result.test_accuracy, "steps": result.budget["optimizer_steps"],

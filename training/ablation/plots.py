@@ -7,7 +7,8 @@ a study names the kinds it wants in ``Study.plots``:
 - ``train_val``: train (inference mode) and validation accuracy side by side, so overfitting shows;
 - ``bars``: mean test accuracy per variant with standard-error bars, a cluster per group;
 - ``data_size`` / ``k``: test accuracy against the group read as a number (images, or images per class);
-- ``size_accuracy``: test accuracy against each variant's mean ``gzip_bytes``.
+- ``size_accuracy``: test accuracy against each variant's mean ``gzip_bytes``;
+- ``readings``: the same runs read several ways (the metrics the claims compare), one line per seed.
 """
 from __future__ import annotations
 
@@ -125,8 +126,30 @@ def size_accuracy(study, records: list, out_dir: Path) -> list:
     return [("Test accuracy against gzip size", _save(fig, out_dir / "size_accuracy.png"))]
 
 
+def readings(study, records: list, out_dir: Path) -> list:
+    """Each seed's run as a line through the metrics the claims name (baseline side first), and
+    their mean with one standard error: the per-seed pairing the claims test."""
+    names = list(dict.fromkeys(m for c in study.claims for m in (c.against, c.metric)))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(names) + 2), 4))
+    xs = range(len(names))
+    for r in sorted(records, key=lambda r: r["seed"]):
+        if all(n in r for n in names):
+            ax.plot(xs, [r[n] for n in names], color="0.6", lw=1, marker=".")
+            ax.annotate(f"seed {r['seed']}", (len(names) - 1, r[names[-1]]), fontsize=7, xytext=(4, 0),
+                        textcoords="offset points")
+    means = [summarize([r[n] for r in records if n in r]) for n in names]
+    ax.errorbar(xs, [m.mean for m in means], yerr=[m.se or 0 for m in means], color="C0", lw=2, marker="o",
+                capsize=4, label="mean, one standard error")
+    ax.set_xticks(xs, [n.replace("_", " ") for n in names], fontsize=8)
+    ax.set(ylabel="accuracy", title="the same runs read each way, one line per seed")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return [("Each seed's run read each way (grey lines), with the mean and one standard error",
+             _save(fig, out_dir / "readings.png"))]
+
+
 PLOTS = {"curves": curves, "train_val": train_val, "bars": bars, "data_size": data_size, "k": k,
-         "size_accuracy": size_accuracy}
+         "size_accuracy": size_accuracy, "readings": readings}
 
 
 def render(study, records: list, out_dir: Path) -> list:

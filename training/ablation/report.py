@@ -127,7 +127,8 @@ def write_report(study: Study, budget: Budget, records: list, reports_dir: Path)
 MARKER = "<!-- Sections below are written by benchmarks, not by ablate: keep them when rewriting this page. -->"
 # which plot shows a claim's metric (by file stem, first found); the rest: the group plot, then the bars
 PLOT_FOR = {"gap": ("train_val",), "early_val_accuracy": ("train_val", "curves"), "gzip_bytes": ("size_accuracy",),
-            "test_accuracy": ("k", "data_size", "bars"), "mc_test_accuracy": ()}
+            "test_accuracy": ("k", "data_size", "bars"), "mc_test_accuracy": (),
+            "tta_test_accuracy": ("readings",), "tta_flip_test_accuracy": ("readings",)}
 
 
 def _plot_for(metric: str, plots: list):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from training.config import ConfigError
 from training.ablation.studies import (augmentation, batchnorm, compression, distillation, initialisation, precision,
-                                       regularisation, scarcity, switches, transfer)
+                                       regularisation, scarcity, switches, transfer, tta)
 from training.ablation.records import append_record, drop_torn_tail, machine, read_records
 from training.ablation.study import Budget, Study, Variant
 
@@ -28,7 +28,7 @@ RUNS = "runs.jsonl"
 # in the order ``ablate all`` runs them and docs/evidence.md lists them
 STUDIES = {module.STUDY.name: module.STUDY
            for module in (compression, distillation, initialisation, regularisation, batchnorm, scarcity,
-                          augmentation, transfer, precision, switches)}
+                          augmentation, transfer, precision, switches, tta)}
 
 
 def available() -> list:

@@ -15,6 +15,7 @@ from artifact.saved_model import MC_DROPOUT_SIGNATURE
 from training.data.pipeline import to_float
 from training.fit.precision import float32_copy
 from training.keras2 import keras, tf
+from training.publish import tta
 from training.publish.calibration import EPSILON
 
 # "qat": a quantization-aware-trained model, converted from its own fake-quant
@@ -85,15 +86,20 @@ class ServingModule(tf.Module):
     the logits in the same pass (the probabilities cannot give it back: log p loses the
     per-row constant). The probabilities output keeps its name, shape and values.
 
+    ``views`` (``training.publish.tta``, ``publish.tta``): the model runs once on every view of
+    each image and the serving signature answers the mean of the views' probabilities (then the
+    temperature, fitted on those means) and the mean of their energies; () leaves one pass.
+
     ``mc_dropout`` (a model with dropout): a second signature, ``MC_DROPOUT_SIGNATURE``,
     answers one stochastic pass per input row - dropout on, batch norm in inference mode,
     no temperature (averaging passes is the calibration Monte Carlo dropout offers; see
-    docs/evidence.md). A runner repeats the rows N times for N passes in one call. Only
-    the SavedModel has it: the TFLite file is converted from the serving signature alone.
+    docs/evidence.md), and no test-time views (each pass is already one sample of an ensemble).
+    A runner repeats the rows N times for N passes in one call. Only the SavedModel has it:
+    the TFLite file is converted from the serving signature alone.
     """
 
     def __init__(self, model, input_shape: tuple, temperature: float = 1.0, mc_dropout: bool = False,
-                 energy: bool = False):
+                 energy: bool = False, views: tuple = ()):
         super().__init__()
         self.model_variables = list(model.variables)
         spec = tf.TensorSpec([None, *input_shape], tf.uint8, name=INPUT_NAME)
@@ -101,14 +107,18 @@ class ServingModule(tf.Module):
         # one pass, two outputs: the model's probabilities and the logits they come from
         both = keras.Model(model.input, [model.output, model.get_layer("logits").output]) if energy else None
 
+        def forward(images):
+            """(probabilities, energies or None) of one float batch."""
+            if both is None:
+                return model(images, training=False), None
+            probabilities, logits = both(images, training=False)
+            logits = tf.cast(logits, tf.float32)
+            return probabilities, -temperature * tf.reduce_logsumexp(logits / temperature, axis=-1)
+
         @tf.function(input_signature=[spec])
         def serve(pixels):
-            if both is None:
-                probabilities, energies = model(to_float(pixels), training=False), None
-            else:
-                probabilities, logits = both(to_float(pixels), training=False)
-                logits = tf.cast(logits, tf.float32)
-                energies = -temperature * tf.reduce_logsumexp(logits / temperature, axis=-1)
+            images = to_float(pixels)
+            probabilities, energies = tta.average(forward, images, views) if views else forward(images)
             if temperature != 1.0:
                 # the floor keeps log finite where a float32 softmax rounded a class to 0
                 logits = tf.math.log(tf.maximum(tf.cast(probabilities, tf.float32), EPSILON))
@@ -130,20 +140,21 @@ class ServingModule(tf.Module):
 
 
 def save_saved_model(model, input_shape: tuple, path: Path, temperature: float = 1.0,
-                     mc_dropout: bool = False, energy: bool = False) -> None:
-    module = ServingModule(model, input_shape, temperature, mc_dropout, energy)
+                     mc_dropout: bool = False, energy: bool = False, views: tuple = ()) -> None:
+    module = ServingModule(model, input_shape, temperature, mc_dropout, energy, views)
     tf.saved_model.save(module, str(path), signatures=module.exported)
 
 
 def convert_tflite(saved_model_dir: Path, quantization: str = "none",
                    representative: Optional[Callable[[], Iterable]] = None, calibrated: bool = False,
-                   energy: bool = False) -> bytes:
+                   energy: bool = False, views: bool = False) -> bytes:
     """TFLite bytes from the exported SavedModel (so both share one graph).
 
     ``representative`` yields uint8 pixel batches preprocessed exactly like the
     serving input; int8 needs it for activation ranges. "qat" takes the ranges
     the model learned and ignores ``representative``. ``calibrated``: the SavedModel
-    holds a baked-in temperature (``ServingModule``); ``energy``: it has the energy output.
+    holds a baked-in temperature (``ServingModule``); ``energy``: it has the energy output;
+    ``views``: it averages test-time views (``training.publish.tta``).
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization '{quantization}' ({', '.join(QUANTIZATIONS)})")
@@ -157,9 +168,10 @@ def convert_tflite(saved_model_dir: Path, quantization: str = "none",
             raise ValueError("int8 quantization needs a representative data set")
         converter.representative_dataset = lambda: ([batch] for batch in representative())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if calibrated or energy:
+        if calibrated or energy or views:
             # the baked-in temperature's log and softmax over K outputs, and the energy's logsumexp, have
-            # no int8 kernel: they stay float, after the int8 network, instead of failing the conversion
+            # no int8 kernel (nor, in some TF versions, the views' mirror): they stay float, around the
+            # int8 network, instead of failing the conversion
             converter.target_spec.supported_ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)
         converter.inference_input_type = tf.uint8
     return converter.convert()
@@ -183,7 +195,7 @@ def dir_size(path: Path) -> int:
 
 def export_files(directory: Path, model, *, name: str, class_names: list, color_mode: str,
                  quantization: str = "none", representative=None, invert: bool = False,
-                 weights_model=None, temperature: float = 1.0) -> Metadata:
+                 weights_model=None, temperature: float = 1.0, views: tuple = ()) -> Metadata:
     """Write saved_model/, model.tflite and the Keras weights into ``directory``; return the
     version's metadata (files, input, sizes), which the caller completes and has written
     once (``artifact.versions.publish``).
@@ -192,6 +204,8 @@ def export_files(directory: Path, model, *, name: str, class_names: list, color_
     ``model`` itself is not a plain builder model (a QAT model's float twin).
     ``temperature``: baked into the SavedModel and TFLite graphs (``ServingModule``); the
     Keras weights stay the model's own, so a retrain starts from the un-tempered model.
+    ``views``: test-time views averaged inside both graphs (``training.publish.tta``), recorded
+    as the metadata's ``tta`` block; the Keras weights are the one model either way.
     """
     # a model trained under mixed_bfloat16 (train.precision) is exported as its float32 twin, so
     # every runner and converter sees the float32 graph it always did
@@ -200,10 +214,11 @@ def export_files(directory: Path, model, *, name: str, class_names: list, color_
     formats = Formats.all(quantization)
     saved_dir = directory / formats.saved_model.path
     energy = energy_ready(model)
-    save_saved_model(model, input_shape, saved_dir, temperature, mc_dropout=mc_dropout_ready(model), energy=energy)
+    save_saved_model(model, input_shape, saved_dir, temperature, mc_dropout=mc_dropout_ready(model), energy=energy,
+                     views=views)
     tflite_path = directory / formats.tflite.path
     tflite_path.write_bytes(convert_tflite(saved_dir, quantization, representative,
-                                          calibrated=float(temperature) != 1.0, energy=energy))
+                                          calibrated=float(temperature) != 1.0, energy=energy, views=bool(views)))
     # Keras weights let training rebuild the model (builder config + weights) for
     # fine-tuning, distillation or compression; the service never reads them.
     (weights_model or model).save_weights(str(directory / formats.keras.path))
@@ -212,5 +227,6 @@ def export_files(directory: Path, model, *, name: str, class_names: list, color_
         input=InputSpec(*input_shape, color_mode, invert=invert),   # a channels/mode mismatch is an error
         sizes={"saved_model": {"bytes": dir_size(saved_dir), "gzip_bytes": gzip_size(saved_dir)},
                "tflite": {"bytes": dir_size(tflite_path), "gzip_bytes": gzip_size(tflite_path)}},
+        extra={tta.BLOCK: tta.block(views)} if views else {},
     )
     return metadata

@@ -5,9 +5,10 @@
 
 1. ``artifact.versions.publish`` opens a hidden staging directory;
 2. with a validation split (and ``publish.calibrate``), a temperature is fitted on the
-   model's validation probabilities (``training.publish.calibration``); the model's files
-   are exported into the directory (SavedModel, TFLite, Keras weights), the temperature
-   baked into both graphs;
+   model's validation probabilities (``training.publish.calibration``; with ``publish.tta``,
+   the mean over the test-time views the graphs will average, ``training.publish.tta``); the
+   model's files are exported into the directory (SavedModel, TFLite, Keras weights), the
+   temperature and the views baked into both graphs;
 3. the staged version is scored once, through the runners the service uses, on the
    held-out test split (``training.publish.scoring``), ECE and NLL included;
 4. each policy judges those scores (``training.publish.policies``); any refusal raises
@@ -37,7 +38,7 @@ from training.config import ExperimentConfig
 from training.data.datasets import Dataset, dataset_record
 from training.fit.train import TrainResult, predict_probabilities
 from training.models.cnn import initializer_for
-from training.publish import calibration, ood
+from training.publish import calibration, ood, tta
 from training.publish.export import export_files
 from training.publish.policies import Policy, PublishCheck, PublishRefused
 from training.publish.scoring import SERVED_FORMAT, metrics_block, score_version, version_runner
@@ -109,13 +110,16 @@ def default_policies(cfg: ExperimentConfig) -> list:
     return [PublishCheck.from_config(cfg.publish)]
 
 
-def fit_calibration(cfg: ExperimentConfig, model, validation: Optional[Dataset]) -> Optional[dict]:
+def fit_calibration(cfg: ExperimentConfig, model, validation: Optional[Dataset], views: tuple = ()) -> Optional[dict]:
     """The temperature fitted on ``model``'s validation probabilities, as the start of the
     ``calibration`` block; None without a validation split or with ``publish.calibrate`` off.
+    With test-time ``views`` the probabilities are their mean, as the graphs answer before the
+    temperature (the mean of several views is softer than one view's answer).
     Only the validation split is read: the test split is for reporting, never for choosing."""
     if validation is None or len(validation) == 0 or not cfg.publish.calibrate:
         return None
-    temperature = calibration.fit_temperature(predict_probabilities(model, validation), validation.y)
+    probabilities = tta.predict(model, validation.x, views) if views else predict_probabilities(model, validation)
+    temperature = calibration.fit_temperature(probabilities, validation.y)
     log.info("calibration: temperature %.4f fitted on %d validation images", temperature, len(validation))
     return {"temperature": round(temperature, 6), "bins": calibration.BINS,
             "validation_examples": len(validation), "fitted_on": "validation"}
@@ -194,14 +198,16 @@ def publish_version(cfg: ExperimentConfig, model, test: Dataset, *, extra: dict,
     graphs serve the model's own probabilities and no ``calibration`` block is written.
     """
     policies = list(policies if policies is not None else default_policies(cfg))
-    fitted = fit_calibration(cfg, model, validation)      # before staging: a failure leaves nothing behind
+    # publish.tta's views, baked into the graphs: everything scored below is their mean
+    views = tta.views(cfg.publish, cfg.augment, side=int(model.input_shape[1]))
+    fitted = fit_calibration(cfg, model, validation, views)   # before staging: a failure leaves nothing behind
 
     def write(staging: Path):
         metadata = export_files(staging, model, name=cfg.name, class_names=test.class_names,
                                 color_mode=cfg.data.color_mode if cfg.data.source == "folder" else "L",
                                 quantization=quantization, representative=representative,
                                 weights_model=weights_model,
-                                temperature=fitted["temperature"] if fitted else 1.0)
+                                temperature=fitted["temperature"] if fitted else 1.0, views=views)
         scores = score_version(staging, test, metadata)
         verdicts = [policy.judge(scores, test, history) for policy in policies]
         for verdict in verdicts:
