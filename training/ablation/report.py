@@ -157,7 +157,8 @@ def evidence_row(v, records: list, plot_link: str) -> str:
     else:
         seeds = f"{v.ours.n}" if v.ours.n == v.theirs.n else f"{v.ours.n} / {v.theirs.n}"
         head = f"{claim.metric}: {sides(v)}" if claim.against == claim.metric else sides(v)
-        measured = f"{head}{where}; {seeds} seeds; {_steps(v, records)}"
+        plural = "" if seeds == "1" else "s"
+        measured = f"{head}{where}; {seeds} seed{plural}; {_steps(v, records)}"
         effect = show_effect(v.comparison, claim.metric) if v.comparison else "-"
         p = f"{show_p(v.p)} ({test_name(v)})" if v.p is not None else test_name(v)
     word = v.word + (f"; needs {v.more_seeds} more seed{'s' if v.more_seeds > 1 else ''}" if v.more_seeds else "")
