@@ -12,28 +12,10 @@ from artifact import metadata as md
 from artifact.versions import publish
 from support.builders import tiny_config
 from support.service import LABELS, Server, fashion_data, png_bytes
+from support.views import NUMPY_VIEWS
 
 X = fashion_data()["x_test"][:3]
 VIEWS = ["identity", "flip", "up1", "down1", "left1", "right1"]
-
-
-def _shifted(x, dy, dx):
-    """Content moved dy rows down and dx columns right, zeros shifted in."""
-    out = np.roll(x, (dy, dx), axis=(1, 2))
-    if dy > 0:
-        out[:, :dy] = 0
-    elif dy < 0:
-        out[:, dy:] = 0
-    if dx > 0:
-        out[:, :, :dx] = 0
-    elif dx < 0:
-        out[:, :, dx:] = 0
-    return out
-
-
-NUMPY_VIEWS = {"identity": lambda x: x, "flip": lambda x: x[:, :, ::-1], "up1": lambda x: _shifted(x, -1, 0),
-               "down1": lambda x: _shifted(x, 1, 0), "left1": lambda x: _shifted(x, 0, -1),
-               "right1": lambda x: _shifted(x, 0, 1)}
 
 
 @pytest.fixture(scope="module")

@@ -10,32 +10,13 @@ import pytest
 from artifact.litert import LiteRTRunner
 from artifact.saved_model import SavedModelRunner
 from support.builders import fixture_data, tiny_config
+from support.views import NUMPY_VIEWS, shifted
 
 from training.config import ConfigError, PublishConfig, load_config
 from training.keras2 import keras
 from training.models.registry import build_for_experiment
 from training.publish import calibration, tta
 from training.publish.export import export_files
-
-
-def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``x`` [N,H,W,C] with its content moved dy rows down and dx columns right, zeros shifted in."""
-    out = np.roll(x, (dy, dx), axis=(1, 2))
-    if dy > 0:
-        out[:, :dy] = 0
-    elif dy < 0:
-        out[:, dy:] = 0
-    if dx > 0:
-        out[:, :, :dx] = 0
-    elif dx < 0:
-        out[:, :, dx:] = 0
-    return out
-
-
-# each view name as numpy makes it, written without the graph's pad-and-slice
-NUMPY_VIEWS = {"identity": lambda x: x, "flip": lambda x: x[:, :, ::-1],
-               "up1": lambda x: shifted(x, -1, 0), "down1": lambda x: shifted(x, 1, 0),
-               "left1": lambda x: shifted(x, 0, -1), "right1": lambda x: shifted(x, 0, 1)}
 
 
 def test_shifted_moves_content_and_fills_zeros():
