@@ -318,8 +318,8 @@ class PublishConfig:
     tta: bool = False                  # test-time augmentation inside the exported graphs: they answer the mean of
                                        # the softmax probabilities of the image, its mirror (only where augment.flip
                                        # trains on mirrors) and shifts by tta_shift px (training.publish.tta).
-                                       # Off: the tta study showed no gain yet (+0.2 points [-0.1, +0.5], p 0.13,
-                                       # 4 seeds) at about 6x the cost per request (reports/tta_cost.jsonl)
+                                       # Off: the tta study showed no gain (+0.3 points [-0.0, +0.7], p 0.072,
+                                       # 5 seeds) at about 6x the cost per request (reports/tta_cost.jsonl)
     tta_shift: int = 1                 # pixels each of the four shifted views moves the image (up, down, left,
                                        # right); at most what augment.translate moves it; 0: no shifted views
 
