@@ -68,6 +68,7 @@ from artifact.versions import publish as publish_version  # noqa: E402
 from service.config import ServiceConfig  # noqa: E402
 from service.repository import read_version, scan  # noqa: E402
 from training.ablation.records import machine  # noqa: E402
+from timing import images_per_s, p50_ms  # noqa: E402  (benchmarks/timing.py)
 
 WRK_SCRIPT = r"""
 local f = assert(io.open(os.getenv("WRK_BODY"), "rb")); wrk.body = f:read("*a"); f:close()
@@ -248,26 +249,11 @@ class Ceiling:
 
     def single_latency_ms(self, calls: int = 400) -> float:
         """Median wall time of one single-image call (the request path's baseline)."""
-        x = np.zeros((1, *self.shape), np.uint8)
-        for _ in range(20):
-            self.model.predict(x)
-        times = []
-        for _ in range(calls):
-            started = time.perf_counter()
-            self.model.predict(x)
-            times.append(time.perf_counter() - started)
-        return float(np.median(times)) * 1000
+        return p50_ms(self.model, np.zeros((1, *self.shape), np.uint8), calls)
 
     def rate(self, batch: int) -> float:
         if batch not in self.rates:
-            x = np.zeros((batch, *self.shape), np.uint8)
-            for _ in range(20):
-                self.model.predict(x)
-            calls, started = 0, time.perf_counter()
-            while time.perf_counter() - started < self.seconds and calls < 1_000_000:
-                self.model.predict(x)
-                calls += 1
-            self.rates[batch] = calls * batch / (time.perf_counter() - started)
+            self.rates[batch] = images_per_s(self.model, np.zeros((batch, *self.shape), np.uint8), self.seconds)
         return self.rates[batch]
 
 

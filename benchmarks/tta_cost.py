@@ -25,7 +25,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +42,7 @@ from training.data.datasets import load_fashion_mnist  # noqa: E402
 from training.models.published import load_keras_model  # noqa: E402
 from training.publish import tta  # noqa: E402
 from training.publish.export import export_files  # noqa: E402
+from timing import images_per_s, p50_ms  # noqa: E402  (benchmarks/timing.py)
 
 
 def emit(record: dict) -> None:
@@ -51,27 +51,6 @@ def emit(record: dict) -> None:
 
 def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def p50_ms(model, x: np.ndarray, calls: int) -> float:
-    for _ in range(20):
-        model.predict(x)
-    times = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        model.predict(x)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times)) * 1000
-
-
-def images_per_s(model, x: np.ndarray, seconds: float) -> float:
-    for _ in range(5):
-        model.predict(x)
-    calls, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds and calls < 100_000:
-        model.predict(x)
-        calls += 1
-    return calls * len(x) / (time.perf_counter() - started)
 
 
 def export_pair(version: Path, root: Path) -> tuple:
@@ -116,7 +95,7 @@ def main(argv=None) -> int:
             for repeat in range(args.repeats):
                 for graph, model in models.items():
                     rounds[graph]["p50_ms_batch1"].append(p50_ms(model, one, args.calls))
-                    rounds[graph]["images_per_s_batch32"].append(images_per_s(model, batch, args.seconds))
+                    rounds[graph]["images_per_s_batch32"].append(images_per_s(model, batch, args.seconds, warmup=5, max_calls=100_000))
                 log(f"tta_cost: {backend} round {repeat + 1} of {args.repeats} done")
             medians = {graph: {key: statistics.median(values) for key, values in measured.items()}
                        for graph, measured in rounds.items()}

@@ -118,7 +118,7 @@ def fit_calibration(cfg: ExperimentConfig, model, validation: Optional[Dataset],
     Only the validation split is read: the test split is for reporting, never for choosing."""
     if validation is None or len(validation) == 0 or not cfg.publish.calibrate:
         return None
-    probabilities = tta.predict(model, validation.x, views) if views else predict_probabilities(model, validation)
+    probabilities = predict_probabilities(tta.averaged(model, views) if views else model, validation)
     temperature = calibration.fit_temperature(probabilities, validation.y)
     log.info("calibration: temperature %.4f fitted on %d validation images", temperature, len(validation))
     return {"temperature": round(temperature, 6), "bins": calibration.BINS,

@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import numpy as np
-
 from training.config import ConfigError
 
 
@@ -112,16 +110,7 @@ def average(forward: Callable, images, chosen: Sequence[View]):
     return mean_over_views(outputs, len(chosen))
 
 
-def predict(model, x: np.ndarray, chosen: Sequence[View], batch_size: int = 256) -> np.ndarray:
-    """The mean probabilities over ``chosen`` of a Keras model on uint8 images ``x`` [N,H,W,C],
-    in batches; the model's own probabilities when ``chosen`` is empty."""
-    from training.data.pipeline import to_float
-
-    def forward(images):
-        return model(images, training=False)
-
-    parts = []
-    for i in range(0, len(x), batch_size):
-        images = to_float(x[i:i + batch_size])
-        parts.append((average(forward, images, chosen) if chosen else forward(images)).numpy())
-    return np.concatenate(parts)
+def averaged(model, chosen: Sequence[View]) -> Callable:
+    """``model`` as a callable answering the mean of its probabilities over ``chosen``, called
+    like the model itself (``training.fit.train.predict_probabilities`` batches it)."""
+    return lambda images, training=False: average(lambda x: model(x, training=training), images, chosen)

@@ -14,12 +14,12 @@ uses, and keeps the candidate whose last weights score best on the 1,000-image v
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from training.ablation.fashion import fashion_run, train_variant
+from training.ablation.records import append_record, drop_torn_tail, read_records
 from training.ablation.study import Budget, Claim, Study, Variant
 from training.ablation.studies.regularisation import HEAD
 
@@ -54,7 +54,8 @@ def pilot(budget: Budget, reports_dir: Path, workdir: Path) -> list:
     it; records keep validation accuracy only, so nothing the pilot chooses can read the test set."""
     path = Path(reports_dir) / "switches" / PILOT
     path.parent.mkdir(parents=True, exist_ok=True)
-    records = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    drop_torn_tail(path)
+    records = read_records(path)
     done = {r["candidate"] for r in records}
     for variant in pilot_variants():
         if variant.name in done:
@@ -64,8 +65,7 @@ def pilot(budget: Budget, reports_dir: Path, workdir: Path) -> list:
                                Path(workdir) / variant.name, curves=False)
         record = {"candidate": variant.name, "settings": variant.settings, "seed": PILOT_SEED,
                   "val_accuracy": result["curves"]["val_accuracy"][-1], "steps": result["steps"]}
-        with open(path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_record(path, record)
         records.append(record)
         print(f"pilot: {variant.name}: validation accuracy {record['val_accuracy']:.4f}", flush=True)
     return records
