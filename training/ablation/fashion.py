@@ -109,24 +109,36 @@ def tta_view_sets(cfg, side: int) -> dict:
             "tta_flip": tta.views(dataclasses.replace(on, tta_shift=0), cfg.augment, side)}
 
 
-def served_probabilities(model, x: np.ndarray, views: tuple, batch_size: int = 128) -> np.ndarray:
-    """``model``'s weights answering uint8 images ``x`` through the export's serving function
-    (``ServingModule.serve`` with ``views``, as ``save_saved_model`` writes it; no temperature):
-    the function a published version runs, not a re-implementation."""
-    from artifact.metadata import OUTPUT_NAME
-
+def serving_function(model, views: tuple):
+    """``model``'s weights as the export's serving function (``ServingModule.serve`` with
+    ``views``, as ``save_saved_model`` writes it; no temperature): the function a published
+    version runs, not a re-implementation. Built (and traced) once per set of views."""
     from training.fit.precision import float32_copy
     from training.publish.export import ServingModule
     model = float32_copy(model)
-    serve = ServingModule(model, tuple(int(d) for d in model.input_shape[1:]), views=views).serve
+    return ServingModule(model, tuple(int(d) for d in model.input_shape[1:]), views=views).serve
+
+
+def _answer(serve, x: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    """The serving function's probabilities for uint8 images ``x``, in batches."""
+    from artifact.metadata import OUTPUT_NAME
     return np.concatenate([serve(x[i:i + batch_size])[OUTPUT_NAME].numpy() for i in range(0, len(x), batch_size)])
+
+
+def served_probabilities(model, x: np.ndarray, views: tuple, batch_size: int = 128) -> np.ndarray:
+    """``model``'s weights answering uint8 images ``x`` through ``serving_function``."""
+    return _answer(serving_function(model, views), x, batch_size)
 
 
 def served_accuracies(model, splits: dict, view_sets: dict) -> dict:
     """``<views>_<split>_accuracy`` -> the accuracy on each split ({"test": Dataset, ...}) of
-    ``served_probabilities`` with each named set of test-time views."""
-    return {f"{name}_{split}_accuracy": float(np.mean(served_probabilities(model, data.x, views).argmax(1) == data.y))
-            for name, views in view_sets.items() for split, data in splits.items()}
+    the serving function with each named set of test-time views."""
+    accuracies = {}
+    for name, views in view_sets.items():
+        serve = serving_function(model, views)
+        for split, data in splits.items():
+            accuracies[f"{name}_{split}_accuracy"] = float(np.mean(_answer(serve, data.x).argmax(1) == data.y))
+    return accuracies
 
 
 def _probe(probe, test, per_pass: int, curves: bool, mc: int = 0, seed: int = 0, views=None, validation=None):
