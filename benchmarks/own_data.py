@@ -127,13 +127,8 @@ def main() -> None:
                              "(the last line of each folder and seed wins), for --folders")
     args = parser.parse_args()
     if args.summarise:
-        recorded = {}
-        for raw in Path(args.summarise).read_text().splitlines():
-            line = json.loads(raw)
-            if line.get("benchmark") == "own_data" and "seed" in line and line["folder"] in args.folders:
-                recorded[(line["folder"], line["seed"])] = line
         for name in args.folders:
-            lines = [line for (folder, _), line in recorded.items() if folder == name]
+            lines = recorded_runs(Path(args.summarise), "own_data", name, ("seed",))
             if len(lines) > 1:
                 print(json.dumps(summary(name, lines)), flush=True)
         return
@@ -147,6 +142,17 @@ def main() -> None:
         lines = [_compare(name, folder, holdout, work, seed, args.skip_reference) for seed in args.seeds]
         if len(lines) > 1:
             print(json.dumps(summary(name, lines)), flush=True)
+
+
+def recorded_runs(path: Path, benchmark: str, folder: str, key: tuple) -> list:
+    """The per-run lines of ``benchmark`` on ``folder`` recorded in the JSONL file ``path`` (summary
+    lines left out); of lines that agree on the ``key`` fields, the last one wins (a rerun)."""
+    runs = {}
+    for raw in path.read_text().splitlines():
+        line = json.loads(raw)
+        if line.get("benchmark") == benchmark and line.get("folder") == folder and not line.get("summary"):
+            runs[tuple(line.get(k) for k in key)] = line
+    return list(runs.values())
 
 
 def _compare(name: str, folder: Path, holdout, work: Path, seed: int, skip_reference: bool) -> dict:
@@ -172,7 +178,9 @@ def _compare(name: str, folder: Path, holdout, work: Path, seed: int, skip_refer
 
 
 def _mean_sd(values: list) -> dict:
-    return {"mean": round(float(np.mean(values)), 4), "sd": round(float(np.std(values, ddof=1)), 4)}
+    """Mean and sample standard deviation; sd None for a single value (JSON has no NaN)."""
+    sd = round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None
+    return {"mean": round(float(np.mean(values)), 4), "sd": sd}
 
 
 MARGIN_PP = 2.0   # the recipe may trail the tuned reference by less than this

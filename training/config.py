@@ -223,6 +223,10 @@ class TransferConfig:
     unfreeze_unit: Literal["layers", "blocks"] = field(default="layers", metadata=flag("--unfreeze-unit", show_default=False))  # layers (with weights,
                                        # BatchNorm not counted) | blocks
     fine_tune_epochs: int = field(default=5, metadata=flag("--fine-tune-epochs", help="stage 2 epochs", show_default=False))
+    fine_tune_steps: Union[int, Literal["auto"]] = 0   # stage 2 in optimizer steps instead (rounded up to whole
+                                       # passes); "auto": as many as an auto head stage (the transfer study's
+                                       # half-and-half split), so a small folder's stage 2 is not a few dozen
+                                       # steps; 0: fine_tune_epochs
     fine_tune_learning_rate: Union[float, Literal["auto"]] = field(default=AUTO, metadata=flag("--fine-tune-lr", parse=rate_or_auto, metavar="RATE|auto", help="stage 2 learning rate; auto: by the backbone's kind, 1e-5 for ImageNet backbones, the transfer study's rate for this project's own", show_default=False))  # low, so stage 2
                                        # nudges rather than overwrites pretrained features; auto: FINE_TUNE_RATES
                                        # by the backbone's kind
@@ -533,7 +537,8 @@ RANGES = {
     "train.early_stopping_patience": NON_NEGATIVE, "train.verbose": Range(0, 2),
     "transfer.alpha": POSITIVE, "transfer.scale": NON_NEGATIVE, "transfer.head_epochs": COUNT,
     "transfer.head_steps": NON_NEGATIVE, "transfer.head_learning_rate": POSITIVE, "transfer.unfreeze": NON_NEGATIVE,
-    "transfer.fine_tune_epochs": NON_NEGATIVE, "transfer.fine_tune_learning_rate": POSITIVE,
+    "transfer.fine_tune_epochs": NON_NEGATIVE, "transfer.fine_tune_steps": NON_NEGATIVE,
+    "transfer.fine_tune_learning_rate": POSITIVE,
     "distill.alpha": _fraction(False), "distill.temperature": POSITIVE, "distill.epochs": COUNT,
     "optimize.sparsity": _fraction(), "optimize.initial_sparsity": _fraction(), "optimize.dense_block": COUNT,
     "optimize.prune_epochs": COUNT, "optimize.ramp": Range(0, 1, low_open=True),
@@ -618,9 +623,10 @@ def validate(config: ExperimentConfig) -> ExperimentConfig:
     _check_budget(config.train)
     config = dataclasses.replace(config, ablate=_check_ablate(config.ablate))
     _check_ranges(config)
-    steps = config.transfer.head_steps
-    if not (steps == "auto" or (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0)):
-        raise ConfigError(f"'transfer.head_steps' must be an integer of at least 0 (off), or auto; got {steps!r}")
+    for key in ("head_steps", "fine_tune_steps"):
+        steps = getattr(config.transfer, key)
+        if not (steps == "auto" or (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0)):
+            raise ConfigError(f"'transfer.{key}' must be an integer of at least 0 (off), or auto; got {steps!r}")
     return config
 
 
@@ -653,6 +659,7 @@ class Resolved:
     batch_size: Optional[int] = None   # train.batch_size (per replica)
     budget: Optional[Budget] = None    # plain training: passes, steps and patience (training.fit.recipe)
     head_epochs: Optional[int] = None  # transfer stage 1 passes (from transfer.head_steps)
+    fine_tune_epochs: Optional[int] = None   # transfer stage 2 passes (from transfer.fine_tune_steps)
     fine_tune_learning_rate: Optional[float] = None   # transfer stage 2 rate (from "auto": the backbone's kind)
     backbone_spec: Optional[dict] = None   # a published backbone: enough to rebuild the model without its
                                        # files (path, name, version, config, classes, input, backbone_spec)
@@ -676,7 +683,7 @@ class Resolved:
         if self.budget is not None:
             train = {"batch_size": self.budget.batch_size, "epochs": self.budget.epochs,
                      "early_stopping_patience": self.budget.early_stopping_patience}
-        transfer = {k: v for k, v in (("head_epochs", self.head_epochs),
+        transfer = {k: v for k, v in (("head_epochs", self.head_epochs), ("fine_tune_epochs", self.fine_tune_epochs),
                                       ("fine_tune_learning_rate", self.fine_tune_learning_rate)) if v is not None}
         return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **data),
                                    train=dataclasses.replace(cfg.train, **train),

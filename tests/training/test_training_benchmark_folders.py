@@ -1,6 +1,7 @@
 """The own-data benchmark's folders and pass criterion (benchmarks/image_folders.py,
 benchmarks/own_data.py): the new folders are real image folders the project reads, and the
-criterion uses the confidence interval of the gap, not its mean alone."""
+criterion uses the confidence interval of the gap, not its mean alone; the folder-transfer
+benchmark's summary (benchmarks/folder_transfer.py) pairs its variants by seed."""
 import sys
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from support.builders import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import folder_transfer  # noqa: E402
 import image_folders  # noqa: E402
 import own_data  # noqa: E402
 
@@ -48,3 +50,25 @@ def _lines(gaps):
     return [{"seed": i, "majority_rate": 0.1, "recipe_accuracy": 0.9, "recipe_holdout_accuracy": None,
              "recipe_seconds": 1.0, "reference_accuracy": 0.9, "reference_seconds": 1.0,
              "recipe_minus_reference_pp": gap, "gap_measured_on": "test split"} for i, gap in enumerate(gaps)]
+
+
+def test_folder_transfer_pairs_each_variant_with_transfer_by_seed():
+    # scratch is 10 points ahead on every seed, give or take 0.5: paired, that is decided,
+    # though the seeds' spread (20 points) would hide it from an unpaired test
+    transfer = {1: 0.40, 2: 0.60, 3: 0.80}
+    scratch = {1: 0.505, 2: 0.70, 3: 0.895}
+    former = {1: 0.45, 2: 0.55, 3: 0.81}
+    lines = [_transfer_line(v, s, acc) for v, runs in
+             (("transfer", transfer), ("scratch", scratch), ("transfer-former-head", former)) for s, acc in runs.items()]
+    out = folder_transfer.summary("glyphs", lines)
+    assert out["seeds"] == [1, 2, 3] and out["transfer"]["holdout_accuracy"]["mean"] == 0.6
+    ahead = out["scratch"]["minus_transfer_holdout_pp"]
+    assert ahead["test"] == "paired t" and ahead["verdict"] == "higher" and ahead["p"] < 0.05
+    assert ahead["diff"] == 10.0 and ahead["ci95"][0] > 0
+    assert out["transfer-former-head"]["minus_transfer_holdout_pp"]["verdict"] == "not shown"
+    assert "minus_transfer_holdout_pp" not in out["transfer"]
+
+
+def _transfer_line(variant, seed, holdout):
+    return {"benchmark": "folder_transfer", "folder": "glyphs", "per_class": 30, "seed": seed, "variant": variant,
+            "seconds": 1.0, "val_accuracy": holdout, "test_accuracy": holdout, "holdout_accuracy": holdout}

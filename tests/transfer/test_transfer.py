@@ -5,6 +5,7 @@ keras.applications backbones are built with weights=None and MobileNetV2 alpha=0
 32x32 (the fixture's 28x28 padded), so nothing is downloaded and each build takes seconds.
 """
 import json
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -174,6 +175,30 @@ def write_folder(root, size=24, per_class=16):
 
 
 @pytest.mark.slow
+def test_both_stages_can_be_sized_in_optimizer_steps():
+    """A 300-image folder at batch 16 has 19 steps a pass: 5 fine-tune epochs are 95 steps, so
+    folder_transfer sizes stage 2 in steps like the head (the transfer study's half-and-half)."""
+    from training.config import Resolved
+    from training.data.datasets import Dataset
+    from training.fit.recipe import auto_steps
+    from training.transfer.pipeline import resolve_transfer
+    folder = Dataset(np.zeros((300, 8, 8, 1), np.uint8), np.arange(300) % 10, [str(c) for c in range(10)])
+    preset = load_config("folder_transfer", ["data.image_size=8", "data.color_mode=L"])
+    assert preset.transfer.head_steps == preset.transfer.fine_tune_steps == "auto"
+    resolved = resolve_transfer(preset, folder, None)
+    per_pass = math.ceil(300 / resolved.batch_size)
+    wanted = auto_steps(300, resolved.batch_size)
+    assert resolved.fine_tune_epochs == resolved.head_epochs == math.ceil(wanted / per_pass)
+    assert resolved.fine_tune_epochs * per_pass >= 3000 > preset.transfer.fine_tune_epochs * per_pass
+    ran = resolved.apply(preset).transfer                 # the config as it ran: passes, not "auto" alone
+    assert (ran.head_epochs, ran.fine_tune_epochs) == (resolved.head_epochs, resolved.fine_tune_epochs)
+    given = resolve_transfer(replace(preset, transfer=replace(preset.transfer, fine_tune_steps=40)), folder, None)
+    assert given.fine_tune_epochs == math.ceil(40 / per_pass)
+    epochs = resolve_transfer(load_config("transfer"), folder, None)     # 0: fine_tune_epochs as set
+    assert epochs.fine_tune_epochs is None and epochs.head_epochs is None
+    assert Resolved.from_dict(resolved.to_dict()) == resolved
+
+
 def test_published_backbone_on_an_image_folder_through_the_cli(tmp_path, capsys, published_backbone):
     from training.publish.scoring import version_runner
     from training.models.published import load_keras_model

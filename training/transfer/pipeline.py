@@ -63,18 +63,25 @@ def transfer_config(cfg: ExperimentConfig) -> ExperimentConfig:
 def resolve_transfer(cfg: ExperimentConfig, train_set: Dataset, backbone_spec: Optional[dict],
                      backbone_kind: str = "published") -> Resolved:
     """The resolve step of transfer learning: the batch size, the head stage's passes (from
-    ``transfer.head_steps``), the fine-tune rate (for the backbone's kind), the input format and
+    ``transfer.head_steps``), stage 2's (from ``transfer.fine_tune_steps``), the fine-tune rate (for the backbone's kind), the input format and
     the published backbone's spec, as a record; ``cfg`` is left as it is."""
     batch = auto_batch_size(len(train_set)) if cfg.train.batch_size == AUTO else cfg.train.batch_size
     steps = steps_per_epoch(train_set, batch)
-    tcfg, head_epochs = cfg.transfer, None
-    if tcfg.head_steps:
-        # a small folder gives a few steps per pass: epochs alone leave the new head untrained
-        head_steps = auto_steps(len(train_set), batch) if tcfg.head_steps == AUTO else tcfg.head_steps
-        head_epochs = max(1, math.ceil(head_steps / steps))
-        log.info("head stage: %d optimizer steps = %d passes x %d batches of %d", head_epochs * steps,
-                 head_epochs, steps, batch)
-    return Resolved(batch_size=batch, head_epochs=head_epochs, backbone_spec=backbone_spec,
+    tcfg = cfg.transfer
+
+    def passes(stage: str, wanted) -> Optional[int]:
+        """Whole passes for ``wanted`` optimizer steps ("auto": sized from the data); None: epochs as set."""
+        if not wanted:
+            return None
+        # a small folder gives a few steps per pass: epochs alone leave a stage with a few dozen steps
+        wanted = auto_steps(len(train_set), batch) if wanted == AUTO else wanted
+        epochs = max(1, math.ceil(wanted / steps))
+        log.info("%s stage: %d optimizer steps = %d passes x %d batches of %d", stage, epochs * steps, epochs,
+                 steps, batch)
+        return epochs
+
+    return Resolved(batch_size=batch, head_epochs=passes("head", tcfg.head_steps),
+                    fine_tune_epochs=passes("fine-tune", tcfg.fine_tune_steps), backbone_spec=backbone_spec,
                     fine_tune_learning_rate=fine_tune_rate(tcfg, backbone_kind), **resolve_data(cfg.data, train_set))
 
 
