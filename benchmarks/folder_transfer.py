@@ -18,8 +18,9 @@ evaluate``) on the run's own validation split and on a larger held-out folder of
 kind drawn with another seed (image_folders.HOLDOUTS); a few dozen images per class leave
 only a handful of validation images, so the verdicts are read on the held-out folder, which
 no run trains on or selects with. Per folder a summary line compares each variant with
-``transfer`` paired by seed (mean difference in points, 95% interval, two-sided p of the
-paired t-test; "higher"/"lower" only at p < 0.05, else "not shown").
+``transfer`` paired by seed, on validation and on the held-out folder (mean difference in
+points, 95% interval, two-sided p of the paired t-test; "higher"/"lower" only at p < 0.05,
+else "not shown").
 
     python benchmarks/folder_transfer.py                        # glyphs and textures, 30 per class, seeds 42 7 1
     python benchmarks/folder_transfer.py --folders shapes --per-class 20 --seeds 42 7 1 3 4
@@ -83,8 +84,9 @@ def _run(variant: str, name: str, folder: Path, holdout: Path, work: Path, seed:
 
 
 def summary(name: str, lines: list) -> dict:
-    """Per variant: mean and sd of each accuracy; against ``transfer``, the paired difference
-    on the held-out folder (points) with its interval, p and the word it earns."""
+    """Per variant: mean and sd of each accuracy; against ``transfer``, the paired difference on
+    the runs' validation splits (what a choice may read) and on the held-out folder (what the
+    verdict reads), in points, with its interval, p and the word it earns."""
     out = {"benchmark": "folder_transfer", "folder": name, "summary": True,
            "seeds": sorted({line["seed"] for line in lines}), "per_class": lines[0]["per_class"]}
     by_variant = {v: {line["seed"]: line for line in lines if line["variant"] == v} for v in VARIANTS}
@@ -96,13 +98,13 @@ def summary(name: str, lines: list) -> dict:
         out[variant]["seconds"] = round(sum(r["seconds"] for r in runs.values()) / len(runs), 1)
         if variant == BASELINE:
             continue
-        c = compare({s: r["holdout_accuracy"] for s, r in runs.items()},
-                    {s: r["holdout_accuracy"] for s, r in by_variant[BASELINE].items()})
-        if c is not None:
-            word = ("not shown" if c.p >= ALPHA else "higher" if c.diff > 0 else "lower")
-            out[variant]["minus_transfer_holdout_pp"] = {
-                "diff": round(100 * c.diff, 2), "ci95": [round(100 * c.low, 2), round(100 * c.high, 2)],
-                "p": round(c.p, 4), "test": c.test, "verdict": word}
+        for metric, key in (("val_accuracy", "minus_transfer_val_pp"), ("holdout_accuracy", "minus_transfer_holdout_pp")):
+            c = compare({s: r[metric] for s, r in runs.items()},
+                        {s: r[metric] for s, r in by_variant[BASELINE].items()})
+            if c is not None:
+                word = ("not shown" if c.p >= ALPHA else "higher" if c.diff > 0 else "lower")
+                out[variant][key] = {"diff": round(100 * c.diff, 2), "ci95": [round(100 * c.low, 2), round(100 * c.high, 2)],
+                                     "p": round(c.p, 4), "test": c.test, "verdict": word}
     return out
 
 

@@ -2,6 +2,7 @@
 benchmarks/own_data.py): the new folders are real image folders the project reads, and the
 criterion uses the confidence interval of the gap, not its mean alone; the folder-transfer
 benchmark's summary (benchmarks/folder_transfer.py) pairs its variants by seed."""
+import json
 import sys
 
 import numpy as np
@@ -66,9 +67,29 @@ def test_folder_transfer_pairs_each_variant_with_transfer_by_seed():
     assert ahead["test"] == "paired t" and ahead["verdict"] == "higher" and ahead["p"] < 0.05
     assert ahead["diff"] == 10.0 and ahead["ci95"][0] > 0
     assert out["transfer-former-head"]["minus_transfer_holdout_pp"]["verdict"] == "not shown"
+    assert out["scratch"]["minus_transfer_val_pp"] == ahead          # the lines read the same on both here
     assert "minus_transfer_holdout_pp" not in out["transfer"]
 
 
 def _transfer_line(variant, seed, holdout):
     return {"benchmark": "folder_transfer", "folder": "glyphs", "per_class": 30, "seed": seed, "variant": variant,
             "seconds": 1.0, "val_accuracy": holdout, "test_accuracy": holdout, "holdout_accuracy": holdout}
+
+
+def test_folder_transfer_sizes_stage_2_as_its_benchmark_chose_on_validation():
+    """The committed benchmark lines (reports/folder_transfer.jsonl) against the preset: its stage 2
+    in optimizer steps must not read lower on validation than the former 5 passes on any folder."""
+    from training.config import load_config
+    report = ROOT / "reports" / "folder_transfer.jsonl"
+    assert load_config("folder_transfer").transfer.fine_tune_steps == "auto"
+    folders = sorted({line["folder"] for line in map(json.loads, report.read_text().splitlines())})
+    assert len(folders) >= 2, folders
+    for folder in folders:
+        lines = own_data.recorded_runs(report, "folder_transfer", folder, ("variant", "seed"))
+        summary = folder_transfer.summary(folder, lines)
+        if "transfer-5-epochs" not in summary:
+            continue
+        former = summary["transfer-5-epochs"]
+        assert len(summary["seeds"]) >= 2, folder
+        assert former["val_accuracy"]["mean"] <= summary["transfer"]["val_accuracy"]["mean"], (folder, former)
+        assert former["minus_transfer_val_pp"]["verdict"] != "higher", (folder, former)

@@ -86,9 +86,12 @@ def seeds_needed(study: Study, budget: Budget, records: list) -> str:
     per_seed = sum(sum(r["seconds"] for r in runs) / len(runs) for runs in
                    ([r for r in records if (r["group"], r["variant"]) == (v.group, v.name)] for v in study.variants)
                    if runs)
-    seeds = list(budget.seeds)
-    extra = [max(seeds) + i for i in range(1, more + 1)]
-    wanted = replace(budget, seeds=tuple(seeds + extra))
+    # the first seeds not recorded yet: the budget's own, then new ones past every seed in sight
+    recorded = {r["seed"] for r in records}
+    extra = [s for s in budget.seeds if s not in recorded][:more]
+    while len(extra) < more:
+        extra.append(max([*budget.seeds, *recorded, *extra]) + 1)
+    wanted = replace(budget, seeds=tuple(sorted(recorded | set(extra))))
     return (f"Needs {more} more seed{'s' if more > 1 else ''} ({', '.join(map(str, extra))}) of every variant "
             f"before its close verdicts can be read: about {more * per_seed / 60:.0f} CPU minutes at the recorded "
             f"seconds (`{command(study, wanted)}`).")
