@@ -63,8 +63,9 @@ def transfer_config(cfg: ExperimentConfig) -> ExperimentConfig:
 def resolve_transfer(cfg: ExperimentConfig, train_set: Dataset, backbone_spec: Optional[dict],
                      backbone_kind: str = "published") -> Resolved:
     """The resolve step of transfer learning: the batch size, the head stage's passes (from
-    ``transfer.head_steps``), stage 2's (from ``transfer.fine_tune_steps``), the fine-tune rate (for the backbone's kind), the input format and
-    the published backbone's spec, as a record; ``cfg`` is left as it is."""
+    ``transfer.head_steps``), stage 2's (from ``transfer.fine_tune_steps``), the fine-tune rate
+    (for the backbone's kind), the input format and the published backbone's spec, as a record;
+    ``cfg`` is left as it is."""
     batch = auto_batch_size(len(train_set)) if cfg.train.batch_size == AUTO else cfg.train.batch_size
     steps = steps_per_epoch(train_set, batch)
     tcfg = cfg.transfer
