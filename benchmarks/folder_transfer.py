@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import image_folders  # noqa: E402
-from own_data import REPO, _cli, _mean_sd, majority, recorded_runs  # noqa: E402
+from own_data import REPO, _cli, _mean_sd, majority, print_summaries  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from training.ablation.aggregate import ALPHA, compare  # noqa: E402  (scipy only, no TensorFlow)
@@ -123,10 +123,7 @@ def main() -> None:
                              "line of each folder, variant and seed wins), for --folders")
     args = parser.parse_args()
     if args.summarise:
-        for name in args.folders:
-            lines = recorded_runs(Path(args.summarise), "folder_transfer", name, ("variant", "seed"))
-            if lines:
-                print(json.dumps(summary(name, lines)), flush=True)
+        print_summaries(Path(args.summarise), "folder_transfer", args.folders, ("variant", "seed"), summary, least=1)
         return
     if BASELINE not in args.variants:
         parser.error(f"--variants must include {BASELINE}: every comparison is against it")

@@ -127,10 +127,7 @@ def main() -> None:
                              "(the last line of each folder and seed wins), for --folders")
     args = parser.parse_args()
     if args.summarise:
-        for name in args.folders:
-            lines = recorded_runs(Path(args.summarise), "own_data", name, ("seed",))
-            if len(lines) > 1:
-                print(json.dumps(summary(name, lines)), flush=True)
+        print_summaries(Path(args.summarise), "own_data", args.folders, ("seed",), summary, least=2)
         return
     print(json.dumps({"benchmark": "own_data", "tuned_on": TUNED_ON}), flush=True)
     work = Path(args.work)
@@ -153,6 +150,15 @@ def recorded_runs(path: Path, benchmark: str, folder: str, key: tuple) -> list:
         if line.get("benchmark") == benchmark and line.get("folder") == folder and not line.get("summary"):
             runs[tuple(line.get(k) for k in key)] = line
     return list(runs.values())
+
+
+def print_summaries(path: Path, benchmark: str, folders: list, key: tuple, summary, least: int) -> None:
+    """For each of ``folders`` with at least ``least`` recorded runs (``recorded_runs``), print the
+    JSON line ``summary(folder, runs)`` makes of them."""
+    for name in folders:
+        lines = recorded_runs(path, benchmark, name, key)
+        if len(lines) >= least:
+            print(json.dumps(summary(name, lines)), flush=True)
 
 
 def _compare(name: str, folder: Path, holdout, work: Path, seed: int, skip_reference: bool) -> dict:

@@ -244,6 +244,13 @@ FINE_TUNE_RATES = {
 }
 
 
+def tta_has_view(publish, augment) -> bool:
+    """Whether the training augmentation gives ``publish.tta`` a view besides the image itself: a
+    mirror (``augment.flip``) or a shift (``augment.translate`` and ``publish.tta_shift``); the views
+    themselves are ``training.publish.tta.views``."""
+    return bool(augment.enabled and (augment.flip or (augment.translate > 0 and publish.tta_shift > 0)))
+
+
 def fine_tune_rate(transfer: TransferConfig, kind: str) -> float:
     """Stage 2's learning rate: the configured one, or for "auto" the rate for a backbone of ``kind``."""
     rate = transfer.fine_tune_learning_rate
@@ -566,8 +573,7 @@ def _check_ranges(config: ExperimentConfig) -> None:
     if data.source == "folder" and data.validation_split + data.test_split >= 1:
         raise ConfigError(f"'data.validation_split' + 'data.test_split' must leave images to train on "
                           f"(below 1), got {data.validation_split} + {data.test_split}")
-    augment, publish = config.augment, config.publish
-    if publish.tta and not (augment.enabled and (augment.flip or (augment.translate > 0 and publish.tta_shift > 0))):
+    if config.publish.tta and not tta_has_view(config.publish, config.augment):
         # the views follow the training augmentation (training.publish.tta.views): none would be averaged
         raise ConfigError("'publish.tta' needs a view the training augmentation makes: augment.flip, or "
                           "augment.translate and publish.tta_shift above 0 (with augment.enabled)")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from training.config import ConfigError
+from training.config import ConfigError, tta_has_view
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,9 @@ def views(publish, augment, side: int) -> tuple:
     moves images at least ``publish.tta_shift`` pixels (the default 10% of 28 px: up to 2.8 px)."""
     if not publish.tta:
         return ()
+    if not tta_has_view(publish, augment):
+        raise ConfigError("'publish.tta' is on but the training augmentation gives no view to average "
+                          "(augment.flip off and no shift: augment.translate or publish.tta_shift is 0)")
     found = [IDENTITY]
     if augment.enabled and augment.flip:
         found.append(View(flip=True))
@@ -63,9 +66,6 @@ def views(publish, augment, side: int) -> tuple:
                               f"{side}-pixel image (augment.translate {augment.translate:g}: "
                               f"{augment.translate * side:.1f} px); lower it or set it to 0")
         found += [View(dy=-shift), View(dy=shift), View(dx=-shift), View(dx=shift)]
-    if len(found) == 1:
-        raise ConfigError("'publish.tta' is on but the training augmentation gives no view to average "
-                          "(augment.flip off and no shift: augment.translate or publish.tta_shift is 0)")
     return tuple(found)
 
 
