@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 MODELS ?= models
+# pytest-xdist processes for `make test`: two halve the quick run on 2 cores (most of a test's
+# time is a subprocess importing TensorFlow or a server starting, which leaves a core idle).
+# --dist loadfile keeps a file's tests in one process, so its module and session fixtures
+# (trained models, servers) are built once per process, not once per test. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 
 .PHONY: install system-deps serve test test-all train-default retrain clean
 
@@ -30,7 +35,7 @@ serve: $(STAMP)
 	SERVICE_MODEL_ROOT=$(CURDIR)/models PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py "service:create_app()"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q

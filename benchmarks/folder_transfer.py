@@ -34,17 +34,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import folder_variants  # noqa: E402
 import image_folders  # noqa: E402
-from own_data import REPO, _cli, _mean_sd, majority, print_summaries  # noqa: E402
-
-sys.path.insert(0, str(REPO))
-from training.ablation.aggregate import ALPHA, compare  # noqa: E402  (scipy only, no TensorFlow)
+from own_data import majority, print_summaries  # noqa: E402
 
 VARIANTS = {
     "transfer": ["transfer", "--preset", "folder_transfer"],
@@ -61,54 +57,11 @@ SIZED = {"glyphs": image_folders.glyphs, "textures": image_folders.textures, "sh
          "fashion32": lambda root, per_class: image_folders.fashion_folder(root, per_class, 32, "L", "png")}
 
 
-def _run(variant: str, name: str, folder: Path, holdout: Path, work: Path, seed: int) -> dict:
-    tag = f"{name}_{variant}_{seed}"
-    where = ["--set", f"name={name}", "--set", "data.source=folder", "--set", f"data.path={folder}",
-             "--set", f"models_dir={work / 'models' / tag}", "--set", f"output_dir={work / 'runs' / tag}",
-             "--set", f"train.seed={seed}"]
-    log = work / f"{tag}.log"
-    # every run starts afresh: an interrupted earlier one would be resumed or refused (exit 2)
-    shutil.rmtree(work / "runs" / tag, ignore_errors=True)
-    start = time.perf_counter()
-    trained = _cli([*VARIANTS[variant], *where, "--publish", "--force"], log)
-    seconds = time.perf_counter() - start
-    published = trained["published"]
-
-    def evaluate(extra: list, out: str) -> float:
-        return _cli(["evaluate", "--model-dir", published, *extra, "--out", str(work / "eval" / f"{tag}_{out}")],
-                    log)["tflite"]
-
-    return {"variant": variant, "seconds": round(seconds, 1),
-            "test_accuracy": evaluate([], "test"),
-            "val_accuracy": evaluate(["--split", "validation"], "val"),
-            # all but a sliver of the held-out folder is its test split (the loader wants a train part)
-            "holdout_accuracy": evaluate(["--set", f"data.path={holdout}", "--set", "data.test_split=0.9",
-                                          "--set", "data.validation_split=0.05"], "holdout")}
-
-
 def summary(name: str, lines: list) -> dict:
     """Per variant: mean and sd of each accuracy; against ``transfer``, the paired difference on
-    the runs' validation splits (what a choice may read) and on the held-out folder (what the
-    verdict reads), in points, with its interval, p and the word it earns."""
-    out = {"benchmark": "folder_transfer", "folder": name, "summary": True,
-           "seeds": sorted({line["seed"] for line in lines}), "per_class": lines[0]["per_class"]}
-    by_variant = {v: {line["seed"]: line for line in lines if line["variant"] == v} for v in VARIANTS}
-    for variant, runs in by_variant.items():
-        if not runs:
-            continue
-        out[variant] = {metric: _mean_sd([r[metric] for r in runs.values()])
-                        for metric in ("val_accuracy", "holdout_accuracy", "test_accuracy")}
-        out[variant]["seconds"] = round(sum(r["seconds"] for r in runs.values()) / len(runs), 1)
-        if variant == BASELINE:
-            continue
-        for metric, key in (("val_accuracy", "minus_transfer_val_pp"), ("holdout_accuracy", "minus_transfer_holdout_pp")):
-            c = compare({s: r[metric] for s, r in runs.items()},
-                        {s: r[metric] for s, r in by_variant[BASELINE].items()})
-            if c is not None:
-                word = ("not shown" if c.p >= ALPHA else "higher" if c.diff > 0 else "lower")
-                out[variant][key] = {"diff": round(100 * c.diff, 2), "ci95": [round(100 * c.low, 2), round(100 * c.high, 2)],
-                                     "p": round(c.p, 4), "test": c.test, "verdict": word}
-    return out
+    the runs' validation splits and on the held-out folder (folder_variants.summary)."""
+    return folder_variants.summary("folder_transfer", name, lines, VARIANTS, BASELINE,
+                                   per_class=lines[0]["per_class"])
 
 
 def main() -> None:
@@ -128,7 +81,6 @@ def main() -> None:
     if BASELINE not in args.variants:
         parser.error(f"--variants must include {BASELINE}: every comparison is against it")
     work = Path(args.work)
-    (work / "eval").mkdir(parents=True, exist_ok=True)
     for name in args.folders:
         folder = work / "data" / f"{name}_{args.per_class}"
         if not (folder.is_dir() and any(folder.iterdir())):
@@ -138,7 +90,9 @@ def main() -> None:
         for seed in args.seeds:
             for variant in args.variants:
                 line = {"benchmark": "folder_transfer", "folder": name, "per_class": args.per_class, "seed": seed,
-                        "majority_rate": majority(folder), **_run(variant, name, folder, holdout, work, seed)}
+                        "majority_rate": majority(folder), "variant": variant,
+                        **folder_variants.run_variant(VARIANTS[variant], f"{name}_{variant}_{seed}", name,
+                                                      folder, holdout, work, seed)}
                 print(json.dumps(line), flush=True)
                 lines.append(line)
         print(json.dumps(summary(name, lines)), flush=True)

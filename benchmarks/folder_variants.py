@@ -1,0 +1,80 @@
+"""Variants of a training command on an image folder, paired by seed against a baseline.
+
+What ``folder_transfer.py`` and ``folder_switches.py`` share: one run publishes a model
+and is read through its exported TFLite file (``python -m training evaluate``) on the
+run's own test and validation splits and, where the folder has one, on a larger held-out
+folder of the same kind that no run trains on or selects with; the summary compares each
+variant with the baseline paired by seed, on validation (what a choice may read) and on
+the held-out folder (what confirms it).
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from own_data import REPO, _cli, _mean_sd  # noqa: E402
+
+sys.path.insert(0, str(REPO))
+from training.ablation.aggregate import ALPHA, compare  # noqa: E402  (scipy only, no TensorFlow)
+
+METRICS = ("val_accuracy", "holdout_accuracy", "test_accuracy")
+
+
+def run_variant(command: list, tag: str, name: str, folder: Path, holdout: Path | None, work: Path,
+                seed: int) -> dict:
+    """``python -m training <command>`` on ``folder`` with ``seed``, published under ``work``;
+    its seconds and its TFLite accuracies (``holdout_accuracy`` None without a held-out folder)."""
+    where = ["--set", f"name={name}", "--set", "data.source=folder", "--set", f"data.path={folder}",
+             "--set", f"models_dir={work / 'models' / tag}", "--set", f"output_dir={work / 'runs' / tag}",
+             "--set", f"train.seed={seed}"]
+    log = work / f"{tag}.log"
+    # every run starts afresh: an interrupted earlier one would be resumed or refused (exit 2)
+    shutil.rmtree(work / "runs" / tag, ignore_errors=True)
+    start = time.perf_counter()
+    trained = _cli([*command, *where, "--publish", "--force"], log)
+    seconds = time.perf_counter() - start
+    published = trained["published"]
+    (work / "eval").mkdir(parents=True, exist_ok=True)
+
+    def evaluate(extra: list, out: str) -> float:
+        return _cli(["evaluate", "--model-dir", published, *extra, "--out", str(work / "eval" / f"{tag}_{out}")],
+                    log)["tflite"]
+
+    return {"seconds": round(seconds, 1),
+            "test_accuracy": evaluate([], "test"),
+            "val_accuracy": evaluate(["--split", "validation"], "val"),
+            # all but a sliver of the held-out folder is its test split (the loader wants a train part)
+            "holdout_accuracy": None if holdout is None else evaluate(
+                ["--set", f"data.path={holdout}", "--set", "data.test_split=0.9",
+                 "--set", "data.validation_split=0.05"], "holdout")}
+
+
+def summary(benchmark: str, name: str, lines: list, variants, baseline: str, **fields) -> dict:
+    """Per variant: mean and sd of each accuracy and mean seconds; against ``baseline``, the
+    paired difference on validation and on the held-out folder, in points, with its 95%
+    interval, two-sided p and the word it earns ("higher"/"lower" only at p < 0.05)."""
+    out = {"benchmark": benchmark, "folder": name, "summary": True,
+           "seeds": sorted({line["seed"] for line in lines}), **fields}
+    by_variant = {v: {line["seed"]: line for line in lines if line["variant"] == v} for v in variants}
+    for variant, runs in by_variant.items():
+        if not runs:
+            continue
+        out[variant] = {metric: _mean_sd([r[metric] for r in runs.values()])
+                        for metric in METRICS if all(r.get(metric) is not None for r in runs.values())}
+        out[variant]["seconds"] = round(sum(r["seconds"] for r in runs.values()) / len(runs), 1)
+        if variant == baseline:
+            continue
+        for metric, where in (("val_accuracy", "val"), ("holdout_accuracy", "holdout")):
+            if metric not in out[variant]:
+                continue
+            c = compare({s: r[metric] for s, r in runs.items()},
+                        {s: r[metric] for s, r in by_variant[baseline].items()})
+            if c is not None:
+                word = ("not shown" if c.p >= ALPHA else "higher" if c.diff > 0 else "lower")
+                out[variant][f"minus_{baseline}_{where}_pp"] = {
+                    "diff": round(100 * c.diff, 2), "ci95": [round(100 * c.low, 2), round(100 * c.high, 2)],
+                    "p": round(c.p, 4), "test": c.test, "verdict": word}
+    return out
