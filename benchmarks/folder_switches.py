@@ -21,7 +21,7 @@ folders measured; the held-out folder confirms. Summary lines per folder
 recorded line, so a variant run later is compared with the recipe runs recorded before
 (same seeds, same folders: the folders are drawn with fixed seeds).
 
-    python benchmarks/folder_switches.py                       # digits, glyphs, textures; seeds 42 7 1; all variants
+    python benchmarks/folder_switches.py                       # textures, shapes, glyphs; seeds 42 7 1; all variants
     python benchmarks/folder_switches.py --variants recipe dirac --folders shapes
     python benchmarks/folder_switches.py --variants ema >> reports/folder_switches.jsonl   # recipe recorded before
     python benchmarks/folder_switches.py --summarise reports/folder_switches.jsonl
@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import folder_variants  # noqa: E402
 import image_folders  # noqa: E402
-from own_data import majority, print_summaries  # noqa: E402
+from own_data import print_summaries  # noqa: E402
 
 RECIPE = ["train", "--preset", "folder"]
 VARIANTS = {
@@ -56,7 +56,8 @@ def summary(name: str, lines: list) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--folders", nargs="+", default=["digits", "glyphs", "textures"],
+    # digits reads 100% on validation with the recipe alone (seed 42, both variants): nothing to tell
+    parser.add_argument("--folders", nargs="+", default=["textures", "shapes", "glyphs"],
                         choices=list(image_folders.NOT_FASHION))
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -73,15 +74,8 @@ def main() -> None:
         folder = image_folders.build(name, work / "data" / name)
         holdout = (image_folders.build(name, work / "holdout" / name, image_folders.HOLDOUTS)
                    if name in image_folders.HOLDOUTS else None)
-        lines = []
-        for seed in args.seeds:
-            for variant in args.variants:
-                line = {"benchmark": "folder_switches", "folder": name, "seed": seed,
-                        "majority_rate": majority(folder), "variant": variant,
-                        **folder_variants.run_variant(VARIANTS[variant], f"{name}_{variant}_{seed}", name,
-                                                      folder, holdout, work, seed)}
-                print(json.dumps(line), flush=True)
-                lines.append(line)
+        lines = folder_variants.run_folder("folder_switches", name, folder, holdout, work, args.seeds, VARIANTS,
+                                           args.variants)
         print(json.dumps(summary(name, lines)), flush=True)
 
 

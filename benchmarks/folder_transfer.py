@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import folder_variants  # noqa: E402
 import image_folders  # noqa: E402
-from own_data import majority, print_summaries  # noqa: E402
+from own_data import print_summaries  # noqa: E402
 
 VARIANTS = {
     "transfer": ["transfer", "--preset", "folder_transfer"],
@@ -86,15 +86,8 @@ def main() -> None:
         if not (folder.is_dir() and any(folder.iterdir())):
             SIZED[name](folder, per_class=args.per_class)
         holdout = image_folders.build(name, work / "holdout" / name, image_folders.HOLDOUTS)
-        lines = []
-        for seed in args.seeds:
-            for variant in args.variants:
-                line = {"benchmark": "folder_transfer", "folder": name, "per_class": args.per_class, "seed": seed,
-                        "majority_rate": majority(folder), "variant": variant,
-                        **folder_variants.run_variant(VARIANTS[variant], f"{name}_{variant}_{seed}", name,
-                                                      folder, holdout, work, seed)}
-                print(json.dumps(line), flush=True)
-                lines.append(line)
+        lines = folder_variants.run_folder("folder_transfer", name, folder, holdout, work, args.seeds, VARIANTS,
+                                           args.variants, per_class=args.per_class)
         print(json.dumps(summary(name, lines)), flush=True)
 
 

@@ -9,13 +9,14 @@ the held-out folder (what confirms it).
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from own_data import REPO, _cli, _mean_sd  # noqa: E402
+from own_data import REPO, _cli, _mean_sd, majority  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from training.ablation.aggregate import ALPHA, compare  # noqa: E402  (scipy only, no TensorFlow)
@@ -50,6 +51,21 @@ def run_variant(command: list, tag: str, name: str, folder: Path, holdout: Path 
             "holdout_accuracy": None if holdout is None else evaluate(
                 ["--set", f"data.path={holdout}", "--set", "data.test_split=0.9",
                  "--set", "data.validation_split=0.05"], "holdout")}
+
+
+def run_folder(benchmark: str, name: str, folder: Path, holdout: Path | None, work: Path, seeds: list,
+               commands: dict, variants: list, **fields) -> list:
+    """Every variant of ``variants`` (each ``commands[variant]``) for every seed, seed by seed;
+    each run's line printed as it ends (a long run loses nothing done before it) and returned."""
+    lines = []
+    for seed in seeds:
+        for variant in variants:
+            line = {"benchmark": benchmark, "folder": name, **fields, "seed": seed,
+                    "majority_rate": majority(folder), "variant": variant,
+                    **run_variant(commands[variant], f"{name}_{variant}_{seed}", name, folder, holdout, work, seed)}
+            print(json.dumps(line), flush=True)
+            lines.append(line)
+    return lines
 
 
 def summary(benchmark: str, name: str, lines: list, variants, baseline: str, **fields) -> dict:
