@@ -71,10 +71,13 @@ def run_folder(benchmark: str, name: str, folder: Path, holdout: Path | None, wo
 def summary(benchmark: str, name: str, lines: list, variants, baseline: str, **fields) -> dict:
     """Per variant: mean and sd of each accuracy and mean seconds; against ``baseline``, the
     paired difference on validation and on the held-out folder, in points, with its 95%
-    interval, two-sided p and the word it earns ("higher"/"lower" only at p < 0.05)."""
+    interval, two-sided p and the word it earns ("higher"/"lower" only at p < 0.05). ``lines``
+    of several folders pool them: each folder and seed is one pair."""
     out = {"benchmark": benchmark, "folder": name, "summary": True,
            "seeds": sorted({line["seed"] for line in lines}), **fields}
-    by_variant = {v: {line["seed"]: line for line in lines if line["variant"] == v} for v in variants}
+    # paired on (folder, seed): within a folder the seed, across folders (name "all") each folder's seeds
+    by_variant = {v: {(line["folder"], line["seed"]): line for line in lines if line["variant"] == v}
+                  for v in variants}
     for variant, runs in by_variant.items():
         if not runs:
             continue

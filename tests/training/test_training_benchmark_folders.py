@@ -1,7 +1,8 @@
 """The own-data benchmark's folders and pass criterion (benchmarks/image_folders.py,
 benchmarks/own_data.py): the new folders are real image folders the project reads, and the
 criterion uses the confidence interval of the gap, not its mean alone; the folder-transfer
-benchmark's summary (benchmarks/folder_transfer.py) pairs its variants by seed."""
+benchmark's summary (benchmarks/folder_transfer.py) pairs its variants by seed, and the
+folder recipe's switches follow benchmarks/folder_switches.py's rule."""
 import json
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 from support.builders import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import folder_switches  # noqa: E402
 import folder_transfer  # noqa: E402
 import image_folders  # noqa: E402
 import own_data  # noqa: E402
@@ -93,3 +95,46 @@ def test_folder_transfer_sizes_stage_2_as_its_benchmark_chose_on_validation():
         assert len(summary["seeds"]) >= 2, folder
         assert former["val_accuracy"]["mean"] <= summary["transfer"]["val_accuracy"]["mean"], (folder, former)
         assert former["minus_transfer_val_pp"]["verdict"] != "higher", (folder, former)
+
+
+def test_folder_switches_pools_folders_pairing_each_folder_and_seed():
+    lines = [_switch_line(folder, seed, variant, 0.70 + 0.01 * seed + (0.03 if variant == "dirac" else 0.0))
+             for folder in ("textures", "shapes") for seed in (1, 2) for variant in ("recipe", "dirac")]
+    out = folder_switches.pooled(lines)
+    assert out["folder"] == "all" and out["folders"] == ["shapes", "textures"]
+    # four (folder, seed) pairs, each +3 points: an exact shift, not two seeds averaged over folders
+    assert out["dirac"]["minus_recipe_val_pp"]["diff"] == pytest.approx(3.0)
+    assert out["dirac"]["minus_recipe_val_pp"]["test"] == "exact"
+    assert folder_switches.chosen(out, [], "dirac")
+    lower = {"dirac": {"minus_recipe_val_pp": {"verdict": "lower"}}}
+    assert not folder_switches.chosen(out, [lower], "dirac")
+
+
+def _switch_line(folder, seed, variant, accuracy):
+    return {"benchmark": "folder_switches", "folder": folder, "seed": seed, "variant": variant, "seconds": 1.0,
+            "val_accuracy": accuracy, "holdout_accuracy": accuracy, "test_accuracy": accuracy}
+
+
+def test_the_folder_recipe_takes_the_switches_its_benchmark_chose_on_validation():
+    """The committed lines (reports/folder_switches.jsonl) against ``--preset folder``: a switch is on
+    exactly where the benchmark's rule chose it (pooled over its folders, higher on validation at
+    p < 0.05, lower on no folder); a switch not measured yet is not judged."""
+    from training.config import load_config
+    report = ROOT / "reports" / "folder_switches.jsonl"
+    folders = folder_switches.DEFAULT_FOLDERS
+    per_folder = {f: own_data.recorded_runs(report, "folder_switches", f, ("variant", "seed")) for f in folders}
+    assert all(len({line["seed"] for line in lines}) >= 2 for lines in per_folder.values()), per_folder.keys()
+    pooled = folder_switches.pooled([line for lines in per_folder.values() for line in lines])
+    summaries = [folder_switches.summary(f, lines) for f, lines in per_folder.items()]
+    recipe = load_config("folder")
+    judged = [v for v in folder_switches.VARIANTS if v != folder_switches.BASELINE and v in pooled]
+    assert "dirac" in judged
+    for variant in judged:
+        on = all(str(_value(recipe, key)).lower() == value for key, value in folder_switches.settings(variant).items())
+        assert on == folder_switches.chosen(pooled, summaries, variant), (variant, pooled[variant])
+
+
+def _value(config, dotted: str):
+    for part in dotted.split("."):
+        config = getattr(config, part)
+    return config
