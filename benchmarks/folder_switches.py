@@ -41,6 +41,8 @@ import folder_variants  # noqa: E402
 import image_folders  # noqa: E402
 from own_data import print_summaries, recorded_runs  # noqa: E402
 
+# When a switch becomes the recipe's default, pin its former value here (e.g. `--set
+# model.initializer=auto`), or `recipe` would carry the switch and compare it with itself.
 RECIPE = ["train", "--preset", "folder"]
 VARIANTS = {
     "recipe": RECIPE,
