@@ -39,31 +39,28 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import folder_variants  # noqa: E402
 import image_folders  # noqa: E402
-from own_data import print_summaries, recorded_runs  # noqa: E402
+from own_data import recorded_runs  # noqa: E402
 
-# When a switch becomes the recipe's default, pin its former value here (e.g. `--set
-# model.initializer=auto`), or `recipe` would carry the switch and compare it with itself.
-RECIPE = ["train", "--preset", "folder"]
-VARIANTS = {
-    "recipe": RECIPE,
-    "dirac": [*RECIPE, "--set", "model.initializer=dirac"],
-    "ema": [*RECIPE, "--set", "train.ema_decay=0.99"],
-    "nesterov-triangular": [*RECIPE, "--set", "train.optimizer=sgd", "--set", "train.momentum=0.9",
-                            "--set", "train.nesterov=true", "--set", "train.schedule=triangular",
-                            "--set", "train.learning_rate=0.1"],
+def overrides(settings: dict) -> list:
+    """``--set key=value`` arguments for ``settings``."""
+    return [word for key, value in settings.items() for word in ("--set", f"{key}={value}")]
+
+
+# Each variant's settings on top of the recipe: its --set lines, and what the test holds
+# configs/folder.yaml to. When a switch becomes the recipe's default, pin its former value in
+# "recipe" (e.g. model.initializer: auto), or the baseline would carry the switch.
+SETTINGS = {
+    "recipe": {},
+    "dirac": {"model.initializer": "dirac"},
+    "ema": {"train.ema_decay": 0.99},
+    "nesterov-triangular": {"train.optimizer": "sgd", "train.momentum": 0.9, "train.nesterov": "true",
+                            "train.schedule": "triangular", "train.learning_rate": 0.1},
 }
+VARIANTS = {name: ["train", "--preset", "folder", *overrides(settings)] for name, settings in SETTINGS.items()}
 BASELINE = "recipe"
 # The folders of image_folders.NOT_FASHION the recipe does not already read perfectly: with it
 # alone (seed 42) digits and glyphs read 100% on validation, so a switch has nothing to raise there.
 DEFAULT_FOLDERS = ["textures", "shapes"]
-
-
-def settings(variant: str) -> dict:
-    """The ``--set`` lines ``variant`` adds to the baseline's, as key -> value text."""
-    def pairs(command: list) -> dict:
-        return dict(command[i + 1].split("=", 1) for i, word in enumerate(command) if word == "--set")
-    base = pairs(VARIANTS[BASELINE])
-    return {k: v for k, v in pairs(VARIANTS[variant]).items() if base.get(k) != v}
 
 
 def chosen(pooled_line: dict, folder_lines: list, variant: str) -> bool:
@@ -82,6 +79,13 @@ def pooled(lines: list) -> dict:
     return {**summary("all", lines), "folders": sorted({line["folder"] for line in lines})}
 
 
+def recorded(path: Path, folders: list) -> dict:
+    """Folder -> its per-run lines recorded in ``path`` (the last of each variant and seed), for
+    the ``folders`` that have any."""
+    per_folder = {name: recorded_runs(path, "folder_switches", name, ("variant", "seed")) for name in folders}
+    return {name: lines for name, lines in per_folder.items() if lines}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folders", nargs="+", default=DEFAULT_FOLDERS,
@@ -89,16 +93,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--work", default="/tmp/folder_switches_bench", help="folders, runs and models go here")
-    parser.add_argument("--summarise", metavar="JSONL",
-                        help="print only the summary lines of the per-run lines recorded in JSONL (the last "
-                             "line of each folder, variant and seed wins), for --folders")
+    folder_variants.add_summarise_argument(parser)
     args = parser.parse_args()
     if args.summarise:
-        path = Path(args.summarise)
-        print_summaries(path, "folder_switches", args.folders, ("variant", "seed"), summary, least=1)
-        every = [line for name in args.folders for line in recorded_runs(path, "folder_switches", name, ("variant", "seed"))]
-        if len({line["folder"] for line in every}) > 1:
-            print(json.dumps(pooled(every)), flush=True)
+        per_folder = recorded(Path(args.summarise), args.folders)
+        for name, lines in per_folder.items():
+            print(json.dumps(summary(name, lines)), flush=True)
+        if len(per_folder) > 1:
+            print(json.dumps(pooled([line for lines in per_folder.values() for line in lines])), flush=True)
         return
     work = Path(args.work)
     every = []

@@ -71,9 +71,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 7, 1])
     parser.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     parser.add_argument("--work", default="/tmp/folder_transfer_bench", help="folders, runs and models go here")
-    parser.add_argument("--summarise", metavar="JSONL",
-                        help="print only the summary lines of the per-run lines recorded in JSONL (the last "
-                             "line of each folder, variant and seed wins), for --folders")
+    folder_variants.add_summarise_argument(parser)
     args = parser.parse_args()
     if args.summarise:
         print_summaries(Path(args.summarise), "folder_transfer", args.folders, ("variant", "seed"), summary, least=1)

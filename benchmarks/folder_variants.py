@@ -24,6 +24,12 @@ from training.ablation.aggregate import ALPHA, compare  # noqa: E402  (scipy onl
 METRICS = ("val_accuracy", "holdout_accuracy", "test_accuracy")
 
 
+def add_summarise_argument(parser) -> None:
+    parser.add_argument("--summarise", metavar="JSONL",
+                        help="print only the summary lines of the per-run lines recorded in JSONL (the last "
+                             "line of each folder, variant and seed wins), for --folders")
+
+
 def run_variant(command: list, tag: str, name: str, folder: Path, holdout: Path | None, work: Path,
                 seed: int) -> dict:
     """``python -m training <command>`` on ``folder`` with ``seed``, published under ``work``;
@@ -58,10 +64,11 @@ def run_folder(benchmark: str, name: str, folder: Path, holdout: Path | None, wo
     """Every variant of ``variants`` (each ``commands[variant]``) for every seed, seed by seed;
     each run's line printed as it ends (a long run loses nothing done before it) and returned."""
     lines = []
+    majority_rate = majority(folder)   # the folder's test split: the same for every run
     for seed in seeds:
         for variant in variants:
             line = {"benchmark": benchmark, "folder": name, **fields, "seed": seed,
-                    "majority_rate": majority(folder), "variant": variant,
+                    "majority_rate": majority_rate, "variant": variant,
                     **run_variant(commands[variant], f"{name}_{variant}_{seed}", name, folder, holdout, work, seed)}
             print(json.dumps(line), flush=True)
             lines.append(line)
