@@ -188,3 +188,31 @@ def test_raw_units_for_metrics_that_are_not_accuracies():
     line = sentence(verdict(Claim("int8 is smaller", "int8", "float", metric="gzip_bytes", higher_is_better=False),
                             sizes))
     assert line.startswith("int8 is smaller: supported (-699.3 [-702.2, -696.5], p < 0.001; paired t") and "int8 300.7 vs float 1,000" in line
+
+
+def on(machine, rs):
+    return [{**r, "machine": machine} for r in rs]
+
+
+def test_a_wall_time_claim_reads_one_machine_and_an_accuracy_claim_reads_all():
+    # seeds 1-3 on a fast machine, seeds 4-5 later on one three times slower: pairing the
+    # slow machine's seconds with the fast one's would read the machine, not the variant
+    fast = on("fast CPU", records("float32", [0.90, 0.91, 0.92], seconds=100.0)
+              + records("bf16", [0.90, 0.91, 0.92], seconds=40.0))
+    slow = on("slow CPU", records("float32", [0.90, 0.91], seconds=300.0, first_seed=4)
+              + records("bf16", [0.90, 0.91], seconds=330.0, first_seed=4))
+    faster = Claim("bf16 trains faster", "bf16", "float32", metric="seconds", higher_is_better=False)
+    v = verdict(faster, fast + slow)
+    assert (v.machine, v.left_out, v.ours.n, v.theirs.n) == ("fast CPU", 4, 3, 3)
+    assert v.word == "supported" and v.comparison.diff == pytest.approx(-60.0)
+    assert sentence(v).endswith("; runs on fast CPU only, 4 runs on other machines left out.")
+    # the machine with the most runs of the scarcer side, not the one recorded last
+    assert verdict(faster, slow + fast).machine == "fast CPU"
+    keeps = verdict(Claim("bf16 keeps accuracy", "bf16", "float32", kind="equivalent"), fast + slow)
+    assert (keeps.machine, keeps.left_out, keeps.ours.n) == (None, 0, 5)
+    # one machine, or records from before runs named theirs: nothing left out, nothing said
+    alone = verdict(faster, records("float32", [0.9, 0.91], seconds=100.0) + records("bf16", [0.9, 0.91], seconds=40.0))
+    assert alone.left_out == 0 and "machines" not in sentence(alone)
+    # each side only on a different machine: not measured, and the sentence says why
+    apart = verdict(faster, fast[:3] + slow[2:])
+    assert apart.word == "not measured" and sentence(apart).endswith("3 runs on other machines left out.")

@@ -22,9 +22,18 @@ reported), contradicted when the whole 95% interval lies outside the margin.
 Everything else is "not shown". A verdict that is not shown, or an effect within
 ``CLOSE_SE`` standard errors of the line that decides it, needs at least
 ``ENOUGH_SEEDS`` seeds before it is read.
+
+A claim on wall time (``WALL_TIME``) reads the runs of one machine only: seconds measured
+on two CPUs are not samples of one quantity, and a seed run later on another machine
+would pair its time with the first machine's. Of the machines in the records (each run's
+``machine`` field), the one with the most runs of the scarcer side is read, and the
+sentence says which and how many runs of other machines it left out. Accuracy claims
+read every machine's runs: the same seed trains the same model on any CPU, to float
+rounding.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -36,6 +45,8 @@ from training.ablation.study import Claim
 ALPHA = 0.05           # two-sided level of every test; the intervals are 1 - ALPHA
 CLOSE_SE = 3.0         # an effect this near its decision line ...
 ENOUGH_SEEDS = 5       # ... needs at least this many seeds per variant
+WALL_TIME = ("seconds",)   # metrics that depend on the machine a run ran on
+UNRECORDED = "not recorded"   # the machine of a run recorded before runs named theirs
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,8 @@ class Verdict:
     theirs: Optional[Summary]
     more_seeds: int                    # seeds to add (to each variant) before this verdict can be read
     seconds_per_seed: float            # the two variants' mean wall seconds, for one more seed of each
+    machine: Optional[str] = None      # a wall-time claim: the one machine whose runs it read ...
+    left_out: int = 0                  # ... and the runs of other machines it did not
 
 
 def summarize(values: list) -> Summary:
@@ -212,7 +225,35 @@ def _distance(claim: Claim, c: Comparison) -> float:
     return abs(c.diff) / c.se
 
 
+def one_machine(claim: Claim, records: list) -> tuple:
+    """(machine, its records) for a wall-time claim: the machine with the most runs on the
+    claim's scarcer side (a tie: the machine recorded last). (None, records) for any other claim."""
+    if claim.metric not in WALL_TIME and claim.against not in WALL_TIME:
+        return None, records
+
+    def runs(machine: str, variant: str, metric: str) -> int:
+        return sum(1 for r in records if r.get("machine", UNRECORDED) == machine and r["variant"] == variant
+                   and r["group"] == claim.group and metric in r)
+
+    machines = list(dict.fromkeys(reversed([r.get("machine", UNRECORDED) for r in records])))   # last first
+    if not machines:
+        return None, records
+    best = max(machines, key=lambda m: min(runs(m, claim.variant, claim.metric),
+                                           runs(m, claim.baseline, claim.against)))   # max keeps the first of a tie
+    return best, [r for r in records if r.get("machine", UNRECORDED) == best]
+
+
 def verdict(claim: Claim, records: list, paired_on: tuple = ()) -> Verdict:
+    machine, kept = one_machine(claim, records)
+    v = _verdict(claim, kept, paired_on)
+    if machine is None:
+        return v
+    left_out = sum(1 for r in records if r.get("machine", UNRECORDED) != machine and r["group"] == claim.group
+                   and r["variant"] in (claim.variant, claim.baseline))
+    return dataclasses.replace(v, machine=machine, left_out=left_out)
+
+
+def _verdict(claim: Claim, records: list, paired_on: tuple) -> Verdict:
     ours_by_seed = by_seed(records, claim.variant, claim.group, claim.metric, paired_on)
     theirs_by_seed = by_seed(records, claim.baseline, claim.group, claim.against, paired_on)
     if claim.baseline_metric:      # two readings of the same runs: only the runs read both ways
@@ -270,7 +311,7 @@ def sentence(v: Verdict) -> str:
     claim = v.claim
     if v.word == "not measured":
         missing = [name for name, s in ((claim.variant, v.ours), (claim.baseline, v.theirs)) if s is None]
-        return f"{claim.text}: not measured yet (no runs of {' and '.join(missing)})."
+        return f"{claim.text}: not measured yet (no runs of {' and '.join(missing)}){machine_clause(v)}."
     means = f"{sides(v)}, {claim.metric}" if claim.against == claim.metric else sides(v)
     if v.comparison is None:
         return f"{claim.text}: not shown (no spread to judge it by: {means}; {test_name(v)})."
@@ -278,4 +319,12 @@ def sentence(v: Verdict) -> str:
             f"{test_name(v)}; {means})")
     if v.more_seeds:
         line += f"; needs {v.more_seeds} more seed{'s' if v.more_seeds > 1 else ''}"
-    return line + "."
+    return line + machine_clause(v) + "."
+
+
+def machine_clause(v: Verdict) -> str:
+    """"; runs on <machine> only, 2 runs on other machines left out" where a wall-time claim
+    had to leave runs out; nothing otherwise."""
+    if not v.left_out:
+        return ""
+    return f"; runs on {v.machine} only, {v.left_out} run{'s' if v.left_out > 1 else ''} on other machines left out"

@@ -11,8 +11,8 @@ from dataclasses import replace
 import os
 from pathlib import Path
 
-from training.ablation.aggregate import (ALPHA, CLOSE_SE, ENOUGH_SEEDS, sentence, show, show_effect, show_p,
-                                        sides, table, test_name, verdict)
+from training.ablation.aggregate import (ALPHA, CLOSE_SE, ENOUGH_SEEDS, machine_clause, sentence, show, show_effect,
+                                        show_p, sides, table, test_name, verdict)
 from training.ablation.plots import render
 from training.ablation.study import Budget, Study
 
@@ -74,7 +74,9 @@ TESTS = (f"Each claim is a t-test of the variant against the baseline: paired on
          f"against the stated margin): supported when both one-sided p < {ALPHA:g} (the larger is shown), "
          f"contradicted when the whole 95% interval lies outside the margin. Anything else is not shown. A "
          f"verdict not shown, or an effect within {CLOSE_SE:g} standard errors of its decision line, needs at "
-         f"least {ENOUGH_SEEDS} seeds before it is read.")
+         f"least {ENOUGH_SEEDS} seeds before it is read. A claim on wall time reads the runs of one machine "
+         f"only (the one with the most runs of both variants) and says how many runs of other machines it "
+         f"left out; accuracy claims read every machine's runs.")
 
 
 def seeds_needed(study: Study, budget: Budget, records: list) -> str:
@@ -165,6 +167,7 @@ def evidence_row(v, records: list, plot_link: str) -> str:
         effect = show_effect(v.comparison, claim.metric) if v.comparison else "-"
         p = f"{show_p(v.p)} ({test_name(v)})" if v.p is not None else test_name(v)
     word = v.word + (f"; needs {v.more_seeds} more seed{'s' if v.more_seeds > 1 else ''}" if v.more_seeds else "")
+    word += machine_clause(v)
     return f"| {claim.text} | {measured} | {effect} | {p} | {word} | {plot_link} |"
 
 
