@@ -28,8 +28,8 @@ on two CPUs are not samples of one quantity, and a seed run later on another mac
 would pair its time with the first machine's. Of the machines in the records (each run's
 ``machine`` field), the one with the most runs of the scarcer side is read, and the
 sentence says which and how many runs of other machines it left out. Accuracy claims
-read every machine's runs: the same seed trains the same model on any CPU, to float
-rounding.
+read every machine's runs: a CPU sets how fast a seed trains, and changes what it learns
+only by float rounding.
 """
 from __future__ import annotations
 
@@ -314,7 +314,7 @@ def sentence(v: Verdict) -> str:
         return f"{claim.text}: not measured yet (no runs of {' and '.join(missing)}){machine_clause(v)}."
     means = f"{sides(v)}, {claim.metric}" if claim.against == claim.metric else sides(v)
     if v.comparison is None:
-        return f"{claim.text}: not shown (no spread to judge it by: {means}; {test_name(v)})."
+        return f"{claim.text}: not shown (no spread to judge it by: {means}; {test_name(v)}){machine_clause(v)}."
     line = (f"{claim.text}: {v.word} ({show_effect(v.comparison, claim.metric)}, p {show_p(v.p)}; "
             f"{test_name(v)}; {means})")
     if v.more_seeds:
