@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
+from scipy import ndimage
 
 from support.builders import ROOT
 
@@ -18,16 +20,29 @@ import image_folders  # noqa: E402
 import own_data  # noqa: E402
 
 
-@pytest.mark.parametrize("name, classes, mode", [("glyphs", 10, "L"), ("textures", 6, "RGB")])
+@pytest.mark.parametrize("name, classes, mode", [("glyphs", 10, "L"), ("textures", 6, "RGB"), ("counts", 6, "RGB")])
 def test_the_new_folders_are_read_by_the_folder_loader(tmp_path, name, classes, mode):
     from training.data.folders import scan_folder
-    builder = {"glyphs": image_folders.glyphs, "textures": image_folders.textures}[name]
-    root = builder(tmp_path / name, per_class=12, seed=3)
+    root = image_folders.BUILDERS[name](tmp_path / name, per_class=12, seed=3)
     scanned = scan_folder(root)
     assert len(scanned.class_names) == classes
     assert len(scanned.files) == 12 * classes
     assert {f.label for f in scanned.files} == set(range(classes))
-    assert name in image_folders.NOT_FASHION and name in image_folders.HOLDOUTS and name in own_data.REFERENCES
+    assert {Image.open(f.path).mode for f in scanned.files} == {mode}
+    assert name in image_folders.NOT_FASHION and name in image_folders.HOLDOUTS
+    # own_data runs the folders it has a hand-tuned reference for; counts has none
+    assert (name in own_data.REFERENCES) == (name != "counts")
+
+
+def test_a_count_image_holds_as_many_shapes_as_its_class_says():
+    rng = np.random.default_rng(5)
+    for count in range(1, 7):
+        pixels = np.asarray(image_folders.draw_count(count, rng), np.float32)
+        background = np.median(pixels.reshape(-1, 3), axis=0)
+        # shapes differ from the background by at least 150 (summed over channels); noise by far less
+        ink = np.abs(pixels - background).sum(axis=-1) > 90
+        _, blobs = ndimage.label(ndimage.binary_opening(ink))
+        assert blobs == count, f"{count} shapes drawn, {blobs} seen"
 
 
 def test_every_glyph_font_draws_every_letter():
