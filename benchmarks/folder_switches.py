@@ -12,7 +12,11 @@ images unlike Fashion-MNIST is a separate question. Per folder and seed:
 - ``ema``: with ``train.ema_decay=0.99`` (the switches study's choice; validation, the
   published epoch and the exported model all read the average);
 - ``nesterov-triangular``: SGD, Nesterov momentum 0.9, triangular schedule peaking at 0.1
-  (the switches study's choice).
+  (the switches study's choice);
+- ``tta``: test-time augmentation inside the exported graphs (``publish.tta=true``: the mean
+  over the image and its four one-pixel shifts; the recipe trains without flips, so no mirror).
+  It changes what is exported, not training, so it publishes the same seed's ``recipe`` run
+  again (run the recipe first with the same ``--work``): the pair differs by nothing else.
 
 Each published run is read through its TFLite file on its validation split and on the
 folder's held-out folder (image_folders.HOLDOUTS; digits has none). Summary lines per
@@ -60,10 +64,14 @@ SETTINGS = {
     "ema": {"train.ema_decay": 0.99},
     "nesterov-triangular": {"train.optimizer": "sgd", "train.momentum": 0.9, "train.nesterov": "true",
                             "train.schedule": "triangular", "train.learning_rate": 0.1},
+    "tta": {"publish.tta": "true"},
 }
-VARIANTS = {name: ["train", "--preset", "folder", *overrides({**SETTINGS["recipe"], **settings})]
-            for name, settings in SETTINGS.items()}
 BASELINE = "recipe"
+# Switches of what is published: the variant -> the variant whose run it publishes again.
+REPUBLISH = {"tta": BASELINE}
+VARIANTS = {name: ["publish" if name in REPUBLISH else "train", "--preset", "folder",
+                   *overrides({**SETTINGS["recipe"], **settings})]
+            for name, settings in SETTINGS.items()}
 # The folders of image_folders.NOT_FASHION the recipe does not already read perfectly: with it
 # alone (seed 42) digits and glyphs read 100% on validation, so a switch has nothing to raise there;
 # counts (how many shapes an image holds) was made for this benchmark as a third such folder.
@@ -110,13 +118,14 @@ def main() -> None:
             print(json.dumps(pooled([line for lines in per_folder.values() for line in lines])), flush=True)
         return
     work = Path(args.work)
+    variants = [v for v in VARIANTS if v in args.variants]   # a republished variant after the run it reuses
     every = []
     for name in args.folders:
         folder = image_folders.build(name, work / "data" / name)
         holdout = (image_folders.build(name, work / "holdout" / name, image_folders.HOLDOUTS)
                    if name in image_folders.HOLDOUTS else None)
         lines = folder_variants.run_folder("folder_switches", name, folder, holdout, work, args.seeds, VARIANTS,
-                                           args.variants)
+                                           variants, republish=REPUBLISH)
         print(json.dumps(summary(name, lines)), flush=True)
         every += lines
     if len(args.folders) > 1:

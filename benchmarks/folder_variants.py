@@ -31,17 +31,23 @@ def add_summarise_argument(parser) -> None:
 
 
 def run_variant(command: list, tag: str, name: str, folder: Path, holdout: Path | None, work: Path,
-                seed: int) -> dict:
+                seed: int, run_of: str | None = None) -> dict:
     """``python -m training <command>`` on ``folder`` with ``seed``, published under ``work``;
-    its seconds and its TFLite accuracies (``holdout_accuracy`` None without a held-out folder)."""
+    its seconds and its TFLite accuracies (``holdout_accuracy`` None without a held-out folder).
+    With ``run_of`` (the tag of a finished run under ``work``), ``command`` is a ``publish`` of
+    that run's best weights: seconds are the publish's, not a training's."""
+    runs = work / "runs" / (run_of or tag)
     where = ["--set", f"name={name}", "--set", "data.source=folder", "--set", f"data.path={folder}",
-             "--set", f"models_dir={work / 'models' / tag}", "--set", f"output_dir={work / 'runs' / tag}",
+             "--set", f"models_dir={work / 'models' / tag}", "--set", f"output_dir={runs}",
              "--set", f"train.seed={seed}"]
     log = work / f"{tag}.log"
-    # every run starts afresh: an interrupted earlier one would be resumed or refused (exit 2)
-    shutil.rmtree(work / "runs" / tag, ignore_errors=True)
+    if run_of is None:
+        # every run starts afresh: an interrupted earlier one would be resumed or refused (exit 2)
+        shutil.rmtree(runs, ignore_errors=True)
+    elif not (runs / name / "finished.json").exists():
+        raise SystemExit(f"no finished run {runs / name} to publish again: run its variant first with this --work")
     start = time.perf_counter()
-    trained = _cli([*command, *where, "--publish", "--force"], log)
+    trained = _cli([*command, *where, *([] if run_of else ["--publish"]), "--force"], log)
     seconds = time.perf_counter() - start
     published = trained["published"]
     (work / "eval").mkdir(parents=True, exist_ok=True)
@@ -60,16 +66,19 @@ def run_variant(command: list, tag: str, name: str, folder: Path, holdout: Path 
 
 
 def run_folder(benchmark: str, name: str, folder: Path, holdout: Path | None, work: Path, seeds: list,
-               commands: dict, variants: list, **fields) -> list:
+               commands: dict, variants: list, republish: dict = None, **fields) -> list:
     """Every variant of ``variants`` (each ``commands[variant]``) for every seed, seed by seed;
-    each run's line printed as it ends (a long run loses nothing done before it) and returned."""
+    each run's line printed as it ends (a long run loses nothing done before it) and returned.
+    A variant in ``republish`` publishes the same seed's run of the variant it names again."""
+    republish = republish or {}
     lines = []
     majority_rate = majority(folder)   # the folder's test split: the same for every run
     for seed in seeds:
         for variant in variants:
             line = {"benchmark": benchmark, "folder": name, **fields, "seed": seed,
                     "majority_rate": majority_rate, "variant": variant,
-                    **run_variant(commands[variant], f"{name}_{variant}_{seed}", name, folder, holdout, work, seed)}
+                    **run_variant(commands[variant], f"{name}_{variant}_{seed}", name, folder, holdout, work, seed,
+                                  run_of=f"{name}_{republish[variant]}_{seed}" if variant in republish else None)}
             print(json.dumps(line), flush=True)
             lines.append(line)
     return lines

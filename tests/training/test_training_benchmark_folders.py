@@ -16,6 +16,7 @@ from support.builders import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import folder_switches  # noqa: E402
 import folder_transfer  # noqa: E402
+import folder_variants  # noqa: E402
 import image_folders  # noqa: E402
 import own_data  # noqa: E402
 
@@ -128,6 +129,18 @@ def test_folder_switches_pools_folders_pairing_each_folder_and_seed():
 def _switch_line(folder, seed, variant, accuracy):
     return {"benchmark": "folder_switches", "folder": folder, "seed": seed, "variant": variant, "seconds": 1.0,
             "val_accuracy": accuracy, "holdout_accuracy": accuracy, "test_accuracy": accuracy}
+
+
+def test_a_switch_of_what_is_published_publishes_the_recipe_run_again(tmp_path):
+    """Test-time augmentation changes the exported graphs, not training: its variant is a
+    ``publish`` of the recipe's run with the same seed, and without that run it says so."""
+    assert folder_switches.VARIANTS["tta"][0] == "publish"
+    assert folder_switches.REPUBLISH == {"tta": folder_switches.BASELINE}
+    assert all(command[0] == "train" for v, command in folder_switches.VARIANTS.items() if v != "tta")
+    with pytest.raises(SystemExit, match="no finished run .*counts_recipe_42/counts.*run its variant first"):
+        folder_variants.run_variant(folder_switches.VARIANTS["tta"], "counts_tta_42", "counts", tmp_path, None,
+                                    tmp_path, 42, run_of="counts_recipe_42")
+    assert not (tmp_path / "models").exists()
 
 
 def test_the_folder_recipe_takes_the_switches_its_benchmark_chose_on_validation():
