@@ -44,7 +44,7 @@ def run_variant(command: list, tag: str, name: str, folder: Path, holdout: Path 
     if run_of is None:
         # every run starts afresh: an interrupted earlier one would be resumed or refused (exit 2)
         shutil.rmtree(runs, ignore_errors=True)
-    elif not (runs / name / "finished.json").exists():
+    elif not _finished(runs / name):
         raise SystemExit(f"no finished run {runs / name} to publish again: run its variant first with this --work")
     start = time.perf_counter()
     trained = _cli([*command, *where, *([] if run_of else ["--publish"]), "--force"], log)
@@ -63,6 +63,13 @@ def run_variant(command: list, tag: str, name: str, folder: Path, holdout: Path 
             "holdout_accuracy": None if holdout is None else evaluate(
                 ["--set", f"data.path={holdout}", "--set", "data.test_split=0.9",
                  "--set", "data.validation_split=0.05"], "holdout")}
+
+
+def _finished(run_dir: Path) -> bool:
+    """Whether the fit in ``run_dir`` ran to its end, as ``publish`` judges it (imported here:
+    it brings TensorFlow, which only a republishing benchmark needs)."""
+    from training.fit.trainer import run_progress
+    return bool((run_progress(run_dir) or {}).get("finished"))
 
 
 def run_folder(benchmark: str, name: str, folder: Path, holdout: Path | None, work: Path, seeds: list,
