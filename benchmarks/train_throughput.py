@@ -23,7 +23,9 @@ One run prints JSON lines:
 ``ONEDNN_MAX_CPU_ISA=AVX512_CORE python benchmarks/train_throughput.py`` runs the same on this CPU with
 oneDNN held to AVX-512 without its bfloat16 instructions and AMX (a Skylake-class Xeon), and
 ``AVX512_CORE_BF16`` to AVX512-BF16 without AMX (Cooper Lake): what an older CPU gets, as far as
-oneDNN's kernels decide it (clock and memory stay this machine's).
+oneDNN's kernels decide it (clock and memory stay this machine's). An emulation, not the CPU: held to
+AVX512_CORE_BF16 a Xeon ran the bfloat16 step at 0.5x float32, where a real AVX512-BF16 CPU without
+AMX (an AMD EPYC, Zen 4) ran it at 2.2x (reports/train_throughput.jsonl has both).
 
 Measurements alternate between float32 and bfloat16 within each round, so load from other
 processes on the machine hits both alike: compare ratios, not absolute speeds, across runs.

@@ -20,10 +20,12 @@ from typing import Optional
 from training.keras2 import keras, tf
 
 PRECISIONS = ("float32", "mixed_bfloat16")
-# Where a bfloat16 training step beats float32 on a CPU: AMX (Sapphire Rapids and later Xeons).
-# benchmarks/train_throughput.py, models/fashion/2's network: 4.0x float32 with AMX; with oneDNN held
-# to AVX512-BF16 on the same Xeon 0.5x; on an AMD EPYC (Zen 3, AVX2 only) about 0.13x.
-FAST_BFLOAT16_FLAGS = ("amx_bf16",)
+# Where a bfloat16 training step beats float32 on a CPU: AMX (Sapphire Rapids and later Xeons) or
+# AVX512-BF16. benchmarks/train_throughput.py, models/fashion/2's network at batch 256: 4.0x float32 on
+# a Xeon with AMX; 2.2x on an AMD EPYC with AVX512-BF16 and no AMX (Zen 4); about 0.13x on an AMD EPYC
+# with AVX2 only (Zen 3). (An emulation, a Xeon with oneDNN held to AVX512_CORE_BF16, gave 0.5x: the
+# real CPU with the flag did not bear it out.)
+FAST_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
 def cpu_flags() -> set:
@@ -38,15 +40,15 @@ def cpu_flags() -> set:
 
 def slow_bfloat16(precision: str, flags: Optional[set] = None, gpus: Optional[int] = None) -> Optional[str]:
     """Why ``precision`` would train slower than float32 here, or None (float32; a GPU, which runs
-    bfloat16 natively; a CPU with AMX)."""
+    bfloat16 natively; a CPU with AMX or AVX512-BF16)."""
     if precision != "mixed_bfloat16":
         return None
     flags = cpu_flags() if flags is None else flags
     gpus = len(tf.config.list_physical_devices("GPU")) if gpus is None else gpus
     if gpus or any(flag in flags for flag in FAST_BFLOAT16_FLAGS):
         return None
-    return ("train.precision=mixed_bfloat16 on a CPU without AMX (no amx_bf16 flag) and no GPU: a bfloat16 "
-            "training step measured 0.5x float32 with AVX512-BF16 and about 0.13x with AVX2 only "
+    return ("train.precision=mixed_bfloat16 on a CPU without bfloat16 instructions (no amx_bf16 or avx512_bf16 "
+            "flag) and no GPU: a bfloat16 training step measured about 0.13x float32 with AVX2 only "
             "(benchmarks/train_throughput.py); --set train.precision=float32 trains faster here")
 
 

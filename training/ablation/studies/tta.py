@@ -3,7 +3,7 @@
 One training run per seed of the studies' small CNN (widths 16/32, two convs per stage) with batch
 norm and the default augmentation (flips, shifts up to 10%), in float32: small enough that five
 seeds fit beside other work on two shared CPU cores (models/fashion/2's network under mixed_bfloat16
-did not: this machine's CPU has neither AMX nor AVX512-BF16, where bfloat16 is slower than float32).
+did not: the machine it ran on had neither AMX nor AVX512-BF16, where bfloat16 is slower than float32).
 Its last weights are read three ways through the export's own serving function
 (``training.ablation.fashion.served_accuracies``): plain, with the views ``publish.tta`` averages
 (the image, its mirror and four 1-pixel shifts) and with the image and its mirror alone. The
