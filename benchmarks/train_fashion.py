@@ -2,8 +2,8 @@
 
     python benchmarks/train_fashion.py --preset default [--publish] [--set k=v ...]
 
-Fields: preset, params, epochs, wall seconds (fit only and end to end),
-images/s, validation and test accuracy. With --publish the trained model is
+Fields: preset, its overrides, seed, machine, params, epochs, wall seconds (fit only and end to
+end), images/s, validation and test accuracy. With --publish the trained model is
 also published to the model repository (this is how models/fashion/1 was made).
 """
 import argparse
@@ -24,6 +24,7 @@ def main() -> None:
     parser.add_argument("--publish", action="store_true", help="publish the trained model")
     args = parser.parse_args()
 
+    from training.ablation.records import machine
     from training.publish.release import publish_result
     from training.fit.train import train
 
@@ -31,7 +32,8 @@ def main() -> None:
     cfg = load_config(args.preset, args.overrides)
     result = train(cfg)
     line = {
-        "benchmark": "train_fashion", "preset": args.preset, "model": cfg.model.name,
+        "benchmark": "train_fashion", "preset": args.preset, "overrides": args.overrides, "seed": cfg.train.seed,
+        "machine": machine(), "model": cfg.model.name,
         "params": int(result.model.count_params()), "epochs": len(result.history["loss"]),
         "train_examples": len(result.train), "fit_seconds": round(result.wall_seconds, 1),
         "images_per_second": round(len(result.train) * len(result.history["loss"]) / result.wall_seconds, 1),
