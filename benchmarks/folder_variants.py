@@ -72,6 +72,11 @@ def _finished(run_dir: Path) -> bool:
     return bool((run_progress(run_dir) or {}).get("finished"))
 
 
+def run_tag(name: str, variant: str, seed: int) -> str:
+    """A run's name under ``work`` (its runs/, models/ and log): a republished variant finds its run by it."""
+    return f"{name}_{variant}_{seed}"
+
+
 def run_folder(benchmark: str, name: str, folder: Path, holdout: Path | None, work: Path, seeds: list,
                commands: dict, variants: list, republish: dict = None, **fields) -> list:
     """Every variant of ``variants`` (each ``commands[variant]``) for every seed, seed by seed;
@@ -84,8 +89,8 @@ def run_folder(benchmark: str, name: str, folder: Path, holdout: Path | None, wo
         for variant in variants:
             line = {"benchmark": benchmark, "folder": name, **fields, "seed": seed,
                     "majority_rate": majority_rate, "variant": variant,
-                    **run_variant(commands[variant], f"{name}_{variant}_{seed}", name, folder, holdout, work, seed,
-                                  run_of=f"{name}_{republish[variant]}_{seed}" if variant in republish else None)}
+                    **run_variant(commands[variant], run_tag(name, variant, seed), name, folder, holdout, work, seed,
+                                  run_of=run_tag(name, republish[variant], seed) if variant in republish else None)}
             print(json.dumps(line), flush=True)
             lines.append(line)
     return lines
